@@ -1,0 +1,1 @@
+"""Adapters: storage, clocks and everything else that touches the outside world."""

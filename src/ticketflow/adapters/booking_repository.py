@@ -1,0 +1,137 @@
+"""Bookings and their lines; bulk release of holds for the sweeper and event cancellation."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ticketflow.adapters.tables import booking_lines, bookings
+from ticketflow.domain.errors import Conflict
+from ticketflow.domain.model import Booking, BookingLine, BookingStatus
+
+PENDING = BookingStatus.PENDING.value
+
+# A booking that just left `pending`: its id, its new stream version and its lines.
+Released = tuple[UUID, int, list[BookingLine]]
+
+
+class BookingRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, booking: Booking) -> None:
+        await self._connection.execute(
+            insert(bookings).values(
+                id=booking.id,
+                user_id=booking.user_id,
+                event_id=booking.event_id,
+                status=booking.status.value,
+                currency=booking.currency,
+                total_minor=booking.total_minor,
+                hold_expires_at=booking.hold_expires_at,
+                version=booking.version,
+                created_at=booking.created_at,
+                updated_at=booking.created_at,
+            )
+        )
+        await self._connection.execute(
+            insert(booking_lines),
+            [
+                {
+                    "booking_id": booking.id,
+                    "ticket_type_id": line.ticket_type_id,
+                    "quantity": line.quantity,
+                    "unit_price_minor": line.unit_price_minor,
+                }
+                for line in booking.lines
+            ],
+        )
+
+    async def get(self, booking_id: UUID) -> Booking | None:
+        row = (
+            await self._connection.execute(select(bookings).where(bookings.c.id == booking_id))
+        ).one_or_none()
+        if row is None:
+            return None
+        lines = await self._lines_of([booking_id])
+        return Booking(
+            id=row.id,
+            user_id=row.user_id,
+            event_id=row.event_id,
+            currency=row.currency,
+            hold_expires_at=row.hold_expires_at,
+            created_at=row.created_at,
+            lines=lines[booking_id],
+            status=BookingStatus(row.status),
+            version=row.version,
+        )
+
+    async def save_status(self, booking: Booking, now: datetime) -> None:
+        """Optimistic: the status moves only from the version that was read."""
+        result = await self._connection.execute(
+            update(bookings)
+            .where(bookings.c.id == booking.id, bookings.c.version == booking.version - 1)
+            .values(status=booking.status.value, version=booking.version, updated_at=now)
+        )
+        if result.rowcount != 1:
+            raise Conflict("The booking changed at the same time; reload and try again.")
+
+    async def expire_due(self, now: datetime, limit: int) -> list[Released]:
+        """Expire up to `limit` pending holds whose time is up."""
+        return await self._release_pending(
+            bookings.c.hold_expires_at <= now, BookingStatus.EXPIRED, now, limit
+        )
+
+    async def cancel_pending_of_event(self, event_id: UUID, now: datetime) -> list[Released]:
+        return await self._release_pending(
+            bookings.c.event_id == event_id, BookingStatus.CANCELLED, now, None
+        )
+
+    async def _release_pending(
+        self,
+        condition: ColumnElement[bool],
+        to: BookingStatus,
+        now: datetime,
+        limit: int | None,
+    ) -> list[Released]:
+        """Move pending bookings matching `condition` to `to`: (id, new version, lines) of each.
+
+        The status test in the UPDATE itself makes a hold leave `pending` once, however many
+        sweepers race; SKIP LOCKED (PostgreSQL) lets them split the work instead of queueing.
+        """
+        due = (
+            select(bookings.c.id)
+            .where(bookings.c.status == PENDING, condition)
+            .order_by(bookings.c.hold_expires_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        released = (
+            await self._connection.execute(
+                update(bookings)
+                .where(bookings.c.id.in_(due.scalar_subquery()), bookings.c.status == PENDING)
+                .values(status=to.value, version=bookings.c.version + 1, updated_at=now)
+                .returning(bookings.c.id, bookings.c.version)
+            )
+        ).all()
+        if not released:
+            return []
+        lines = await self._lines_of([row.id for row in released])
+        return [(row.id, row.version, lines[row.id]) for row in released]
+
+    async def _lines_of(self, booking_ids: list[UUID]) -> dict[UUID, list[BookingLine]]:
+        rows = await self._connection.execute(
+            select(booking_lines)
+            .where(booking_lines.c.booking_id.in_(booking_ids))
+            .order_by(booking_lines.c.ticket_type_id)
+        )
+        found: dict[UUID, list[BookingLine]] = defaultdict(list)
+        for row in rows:
+            found[row.booking_id].append(
+                BookingLine(row.ticket_type_id, row.quantity, row.unit_price_minor)
+            )
+        return found

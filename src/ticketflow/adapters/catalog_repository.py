@@ -1,0 +1,160 @@
+"""Events and their ticket types, including the one statement that takes tickets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ticketflow.adapters.tables import events, ticket_types
+from ticketflow.domain.errors import Conflict
+from ticketflow.domain.model import Event, EventStatus, TicketType
+
+_EVENT_FIELDS = (
+    "title",
+    "description",
+    "venue",
+    "starts_at",
+    "ends_at",
+    "sales_start",
+    "sales_end",
+)
+_TICKET_TYPE_FIELDS = ("name", "price_minor", "currency", "max_per_booking")
+
+
+def _event(row: Row[Any]) -> Event:
+    return Event(
+        id=row.id,
+        organizer_id=row.organizer_id,
+        status=EventStatus(row.status),
+        version=row.version,
+        **{name: getattr(row, name) for name in _EVENT_FIELDS},
+    )
+
+
+def _ticket_type(row: Row[Any]) -> TicketType:
+    return TicketType(
+        id=row.id,
+        event_id=row.event_id,
+        total=row.total,
+        available=row.available,
+        version=row.version,
+        **{name: getattr(row, name) for name in _TICKET_TYPE_FIELDS},
+    )
+
+
+class CatalogRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add_event(self, event: Event, now: datetime) -> None:
+        await self._connection.execute(
+            insert(events).values(
+                id=event.id,
+                organizer_id=event.organizer_id,
+                status=event.status.value,
+                version=event.version,
+                created_at=now,
+                **{name: getattr(event, name) for name in _EVENT_FIELDS},
+            )
+        )
+
+    async def get_event(self, event_id: UUID) -> Event | None:
+        row = (
+            await self._connection.execute(select(events).where(events.c.id == event_id))
+        ).one_or_none()
+        return _event(row) if row else None
+
+    async def save_event(self, event: Event) -> None:
+        """Optimistic: fails if someone else changed the event since it was read."""
+        result = await self._connection.execute(
+            update(events)
+            .where(events.c.id == event.id, events.c.version == event.version - 1)
+            .values(
+                status=event.status.value,
+                version=event.version,
+                **{name: getattr(event, name) for name in _EVENT_FIELDS},
+            )
+        )
+        if result.rowcount != 1:
+            raise Conflict("The event was changed at the same time; reload and try again.")
+
+    async def add_ticket_type(self, ticket_type: TicketType, now: datetime) -> None:
+        await self._connection.execute(
+            insert(ticket_types).values(
+                id=ticket_type.id,
+                event_id=ticket_type.event_id,
+                total=ticket_type.total,
+                available=ticket_type.available,
+                version=ticket_type.version,
+                created_at=now,
+                **{name: getattr(ticket_type, name) for name in _TICKET_TYPE_FIELDS},
+            )
+        )
+
+    async def get_ticket_type(self, ticket_type_id: UUID) -> TicketType | None:
+        row = (
+            await self._connection.execute(
+                select(ticket_types).where(ticket_types.c.id == ticket_type_id)
+            )
+        ).one_or_none()
+        return _ticket_type(row) if row else None
+
+    async def ticket_types_of(self, event_id: UUID) -> dict[UUID, TicketType]:
+        rows = await self._connection.execute(
+            select(ticket_types).where(ticket_types.c.event_id == event_id)
+        )
+        return {row.id: _ticket_type(row) for row in rows}
+
+    async def save_ticket_type(self, ticket_type: TicketType, total_delta: int) -> None:
+        """Apply a new total as a delta on the live `available`, which bookings move meanwhile."""
+        result = await self._connection.execute(
+            update(ticket_types)
+            .where(
+                ticket_types.c.id == ticket_type.id,
+                ticket_types.c.version == ticket_type.version - 1,
+                ticket_types.c.available + total_delta >= 0,
+            )
+            .values(
+                total=ticket_types.c.total + total_delta,
+                available=ticket_types.c.available + total_delta,
+                version=ticket_type.version,
+                **{name: getattr(ticket_type, name) for name in _TICKET_TYPE_FIELDS},
+            )
+        )
+        if result.rowcount != 1:
+            raise Conflict(
+                "The ticket type changed meanwhile (or its tickets were taken); reload and retry."
+            )
+
+    async def take_tickets(self, ticket_type_id: UUID, quantity: int) -> bool:
+        """The conditional decrement: True if `quantity` tickets were taken, False if too few."""
+        result = await self._connection.execute(
+            update(ticket_types)
+            .where(ticket_types.c.id == ticket_type_id, ticket_types.c.available >= quantity)
+            .values(available=ticket_types.c.available - quantity)
+        )
+        return result.rowcount == 1
+
+    async def return_tickets(self, quantities: Mapping[UUID, int]) -> None:
+        """Put released tickets back on sale, in id order so concurrent releases can't deadlock."""
+        if not quantities:
+            return
+        await self._connection.execute(
+            update(ticket_types)
+            .where(ticket_types.c.id == bindparam("tt_id"))
+            .values(available=ticket_types.c.available + bindparam("quantity")),
+            [{"tt_id": tt_id, "quantity": quantities[tt_id]} for tt_id in sorted(quantities)],
+        )
+
+
+def sum_quantities(lines: Iterable[tuple[UUID, int]]) -> dict[UUID, int]:
+    totals: dict[UUID, int] = {}
+    for ticket_type_id, quantity in lines:
+        totals[ticket_type_id] = totals.get(ticket_type_id, 0) + quantity
+    return totals

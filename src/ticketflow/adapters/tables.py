@@ -1,0 +1,184 @@
+"""The schema as SQLAlchemy Core tables: the one place that names columns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    Uuid,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, on PostgreSQL (timestamptz) and SQLite (naive text)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Seq = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+
+def _created_at() -> Column[datetime]:
+    return Column("created_at", UTCDateTime(), nullable=False)
+
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    _created_at(),
+    CheckConstraint("role IN ('admin', 'manager', 'user')", name="role"),
+)
+
+auth_sessions = Table(
+    "auth_sessions",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False, index=True),
+    Column("current_token_id", Uuid, nullable=False),
+    Column("generation", Integer, nullable=False),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime()),
+    Column("end_reason", String(32)),
+    _created_at(),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("organizer_id", Uuid, ForeignKey("users.id"), nullable=False, index=True),
+    Column("title", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("venue", String(200), nullable=False),
+    Column("starts_at", UTCDateTime(), nullable=False),
+    Column("ends_at", UTCDateTime(), nullable=False),
+    Column("sales_start", UTCDateTime()),
+    Column("sales_end", UTCDateTime()),
+    Column("status", String(16), nullable=False),
+    Column("version", Integer, nullable=False),
+    _created_at(),
+    CheckConstraint("status IN ('draft', 'published', 'cancelled', 'completed')", name="status"),
+    CheckConstraint("ends_at > starts_at", name="schedule"),
+    Index("ix_events_status_starts_at_id", "status", "starts_at", "id"),
+)
+
+ticket_types = Table(
+    "ticket_types",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("event_id", Uuid, ForeignKey("events.id"), nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("available", Integer, nullable=False),
+    Column("max_per_booking", Integer, nullable=False),
+    Column("version", Integer, nullable=False),
+    _created_at(),
+    # Invariant 1's floor and ceiling, enforced by the database itself.
+    CheckConstraint("available >= 0 AND available <= total", name="available_in_range"),
+    CheckConstraint("price_minor >= 0", name="price"),
+    CheckConstraint("max_per_booking >= 1", name="max_per_booking"),
+)
+
+bookings = Table(
+    "bookings",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("event_id", Uuid, ForeignKey("events.id"), nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("hold_expires_at", UTCDateTime(), nullable=False),
+    Column("version", Integer, nullable=False),
+    _created_at(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint(
+        "status IN ('pending', 'confirmed', 'cancelled', 'expired', 'refunded')", name="status"
+    ),
+    Index("ix_bookings_user_id_id", "user_id", "id"),
+    # Only pending holds are ever swept; keep that index small.
+    Index(
+        "ix_bookings_pending_hold_expires_at",
+        "hold_expires_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
+)
+
+booking_lines = Table(
+    "booking_lines",
+    metadata,
+    Column("booking_id", Uuid, ForeignKey("bookings.id"), primary_key=True),
+    Column("ticket_type_id", Uuid, ForeignKey("ticket_types.id"), primary_key=True, index=True),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price_minor", BigInteger, nullable=False),
+    CheckConstraint("quantity > 0", name="quantity"),
+)
+
+domain_events = Table(
+    "domain_events",
+    metadata,
+    Column("seq", Seq, primary_key=True, autoincrement=True),
+    Column("stream_type", String(32), nullable=False),
+    Column("stream_id", Uuid, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("data", Json, nullable=False),
+    Column("actor_id", Uuid),
+    Column("request_id", String(64)),
+    Column("occurred_at", UTCDateTime(), nullable=False),
+    # Two writers of one stream version: one wins, the other rolls back (optimistic concurrency).
+    UniqueConstraint("stream_type", "stream_id", "version", name="uq_domain_events_stream_version"),
+    Index("ix_domain_events_type", "type"),
+)

@@ -1,0 +1,51 @@
+"""Request dependencies as `Annotated` aliases: the bus, a read connection, the caller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ticketflow.domain.errors import AuthenticationFailed
+from ticketflow.domain.model import Actor
+from ticketflow.services.messagebus import MessageBus
+from ticketflow.services.pagination import MAX_LIMIT
+
+
+def _bus(request: Request) -> MessageBus:
+    bus: MessageBus = request.app.state.bus
+    return bus
+
+
+Bus = Annotated[MessageBus, Depends(_bus)]
+
+
+async def _read_connection(bus: Bus) -> AsyncIterator[AsyncConnection]:
+    async with bus.engine.connect() as connection:
+        yield connection
+
+
+ReadConnection = Annotated[AsyncConnection, Depends(_read_connection)]
+
+_bearer = HTTPBearer(auto_error=False, description="An access token from /auth/login")
+
+
+def _optional_actor(
+    bus: Bus, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Actor | None:
+    return bus.deps.tokens.actor(credentials.credentials) if credentials else None
+
+
+def _actor(actor: Annotated[Actor | None, Depends(_optional_actor)]) -> Actor:
+    if actor is None:
+        raise AuthenticationFailed("Send 'Authorization: Bearer <access token>'.")
+    return actor
+
+
+OptionalActor = Annotated[Actor | None, Depends(_optional_actor)]
+CurrentActor = Annotated[Actor, Depends(_actor)]
+Cursor = Annotated[str | None, Query(max_length=512, description="From `next_cursor`")]
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]

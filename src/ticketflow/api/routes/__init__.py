@@ -1,0 +1,1 @@
+"""One router per domain noun, all under /api/v1."""

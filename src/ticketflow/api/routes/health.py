@@ -1,0 +1,43 @@
+"""Liveness and readiness probes for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from ticketflow.adapters.migrations import current_revision, head_revision
+from ticketflow.services.messagebus import MessageBus
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", summary="The process is alive")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/health/ready",
+    summary="Database reachable and schema current",
+    responses={503: {"description": "Not ready"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    bus: MessageBus = request.app.state.bus
+    checks: dict[str, Any] = {}
+    try:
+        async with bus.engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+            revision = await current_revision(connection)
+        checks["database"] = "ok"
+        head = head_revision(bus.deps.settings)
+        checks["migrations"] = "ok" if revision == head else f"at {revision}, head is {head}"
+    except Exception as error:  # any failure to reach the database means "not ready"
+        checks["database"] = f"unreachable: {type(error).__name__}"
+    healthy = all(value == "ok" for value in checks.values()) and len(checks) == 2
+    return JSONResponse(
+        {"status": "ok" if healthy else "unavailable", "checks": checks},
+        status_code=200 if healthy else 503,
+    )

@@ -1,0 +1,235 @@
+"""Request and response bodies of the REST API; writes reject unknown fields."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal, Self
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+
+from ticketflow.domain.model import Booking, BookingStatus, EventStatus, Role, TicketType
+
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Description = Annotated[str, StringConstraints(max_length=5000)]
+Currency = Annotated[
+    str,
+    StringConstraints(pattern=r"^[A-Za-z]{3}$"),
+    AfterValidator(str.upper),
+    Field(description="ISO 4217 code, e.g. EUR"),
+]
+PriceMinor = Annotated[int, Field(ge=0, le=10**12, description="Price in minor units (cents)")]
+Total = Annotated[int, Field(ge=0, le=10_000_000)]
+MaxPerBooking = Annotated[int, Field(ge=1, le=100)]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+
+
+class Write(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Patch(Write):
+    nullable_fields: ClassVar[frozenset[str]] = frozenset()
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Self:
+        for name in self.model_fields_set:
+            if getattr(self, name) is None and name not in self.nullable_fields:
+                raise ValueError(f"'{name}' cannot be null")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class Credentials(Write):
+    email: EmailStr
+    password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class Registration(Write):
+    email: EmailStr
+    password: Password
+
+
+class RefreshTokenIn(Write):
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+
+
+class TokenPairOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+
+
+class UserOut(BaseModel):
+    id: UUID
+    email: str
+    role: Role
+    created_at: datetime
+
+
+class RoleChange(Write):
+    role: Role
+
+
+class EventIn(Write):
+    title: Title
+    description: Description = ""
+    venue: Title
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
+    sales_start: AwareDatetime | None = None
+    sales_end: AwareDatetime | None = None
+
+
+class EventPatch(Patch):
+    nullable_fields: ClassVar[frozenset[str]] = frozenset({"sales_start", "sales_end"})
+
+    title: Title | None = None
+    description: Description | None = None
+    venue: Title | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
+    sales_start: AwareDatetime | None = None
+    sales_end: AwareDatetime | None = None
+
+
+class TicketTypeIn(Write):
+    name: Title
+    price_minor: PriceMinor
+    currency: Currency
+    total: Total
+    max_per_booking: MaxPerBooking = 10
+
+
+class TicketTypePatch(Patch):
+    name: Title | None = None
+    price_minor: PriceMinor | None = None
+    currency: Currency | None = None
+    total: Total | None = None
+    max_per_booking: MaxPerBooking | None = None
+
+
+class TicketTypeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    event_id: UUID
+    name: str
+    price_minor: int
+    currency: str
+    total: int
+    available: int
+    max_per_booking: int
+
+    @classmethod
+    def of(cls, ticket_type: TicketType) -> TicketTypeOut:
+        return cls.model_validate(ticket_type)
+
+
+class EventOut(BaseModel):
+    id: UUID
+    organizer_id: UUID
+    title: str
+    description: str
+    venue: str
+    starts_at: datetime
+    ends_at: datetime
+    sales_start: datetime | None
+    sales_end: datetime | None
+    status: EventStatus
+    created_at: datetime
+    ticket_types: list[TicketTypeOut]
+
+
+class BookingLineIn(Write):
+    ticket_type_id: UUID
+    quantity: Annotated[int, Field(ge=1, le=100)]
+
+
+class BookingIn(Write):
+    event_id: UUID
+    lines: Annotated[list[BookingLineIn], Field(min_length=1, max_length=20)]
+
+
+class BookingLineOut(BaseModel):
+    ticket_type_id: UUID
+    quantity: int
+    unit_price_minor: int
+
+
+class BookingOut(BaseModel):
+    id: UUID
+    user_id: UUID
+    event_id: UUID
+    status: BookingStatus
+    currency: str
+    total_minor: int
+    hold_expires_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    lines: list[BookingLineOut]
+
+    @classmethod
+    def of(cls, booking: Booking, updated_at: datetime) -> BookingOut:
+        return cls(
+            id=booking.id,
+            user_id=booking.user_id,
+            event_id=booking.event_id,
+            status=booking.status,
+            currency=booking.currency,
+            total_minor=booking.total_minor,
+            hold_expires_at=booking.hold_expires_at,
+            created_at=booking.created_at,
+            updated_at=updated_at,
+            lines=[
+                BookingLineOut(
+                    ticket_type_id=line.ticket_type_id,
+                    quantity=line.quantity,
+                    unit_price_minor=line.unit_price_minor,
+                )
+                for line in booking.lines
+            ],
+        )
+
+
+class EventPage(BaseModel):
+    items: list[EventOut]
+    next_cursor: str | None
+
+
+class BookingPage(BaseModel):
+    items: list[BookingOut]
+    next_cursor: str | None
+
+
+class UserPage(BaseModel):
+    items: list[UserOut]
+    next_cursor: str | None
+
+
+class ProblemFieldError(BaseModel):
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[ProblemFieldError] | None = None

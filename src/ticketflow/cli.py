@@ -1,0 +1,117 @@
+"""The `ticketflow` command: serve, migrate, seed-demo, create-admin, sweep."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from ticketflow.adapters import migrations
+from ticketflow.bootstrap import build_bus
+from ticketflow.config import Settings
+from ticketflow.domain import commands as cmd
+from ticketflow.domain.errors import DomainError
+from ticketflow.domain.model import Role
+from ticketflow.services.demo import seed_demo
+from ticketflow.services.messagebus import MessageBus
+from ticketflow.services.sweeper import sweep_once
+
+app = typer.Typer(
+    help="TicketFlow: event ticket booking that never oversells.", no_args_is_help=True
+)
+console = Console()
+T = TypeVar("T")
+
+
+def _with_bus(work: Callable[[MessageBus], Awaitable[T]]) -> T:
+    async def run() -> T:
+        bus = build_bus(Settings())
+        try:
+            return await work(bus)
+        finally:
+            await bus.engine.dispose()
+
+    try:
+        return asyncio.run(run())
+    except DomainError as error:
+        console.print(f"[red]error:[/red] {error.detail}")
+        raise typer.Exit(1) from error
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the database schema (Alembic) to the newest revision."""
+    settings = Settings()
+    migrations.upgrade(settings)
+    console.print(f"schema is at revision {migrations.head_revision(settings)}")
+
+
+@app.command("seed-demo")
+def seed_demo_command() -> None:
+    """Seed demo accounts and a published event, if the database has no users yet."""
+    accounts = _with_bus(seed_demo)
+    if accounts is None:
+        console.print("database already has users: demo data not seeded")
+        return
+    console.print("demo accounts (password [bold]" + accounts.password + "[/bold]):")
+    for role, email in (
+        ("admin", accounts.admin),
+        ("organizer", accounts.organizer),
+        ("buyer", accounts.buyer),
+    ):
+        console.print(f"  {role:<10} {email}")
+
+
+@app.command("create-admin")
+def create_admin(
+    email: str,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from stdin")] = False,
+) -> None:
+    """Create an admin account (password from a prompt, or --password-stdin)."""
+    password = (
+        sys.stdin.readline().rstrip("\n")
+        if password_stdin
+        else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    )
+    if len(password) < 8:
+        console.print("[red]error:[/red] the password needs at least 8 characters")
+        raise typer.Exit(1)
+    user = _with_bus(lambda bus: bus.handle(cmd.RegisterUser(email, password, Role.ADMIN)))
+    console.print(f"admin {user.email} created ({user.id})")
+
+
+@app.command()
+def sweep() -> None:
+    """Release every expired hold now (the app also does this continuously)."""
+    released = _with_bus(sweep_once)
+    console.print(f"released {released} expired holds")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes (default: one per core)")] = 0,
+) -> None:
+    """Serve the API with granian (uvloop)."""
+    from granian.constants import Interfaces, Loops
+    from granian.server import Server
+
+    settings = Settings()
+    console.print(f"TicketFlow on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
+    console.print(f"database: {settings.database_url}")
+    Server(
+        "ticketflow.api.app:create_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=workers or os.cpu_count() or 1,
+        loop=Loops.uvloop,
+        factory=True,
+        log_access=False,
+    ).serve()

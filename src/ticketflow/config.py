@@ -1,0 +1,50 @@
+"""Settings read from `TICKETFLOW_*` environment variables; the CLI and the app share them."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_JWT_SECRET = "ticketflow-demo-secret-change-me-in-production"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TICKETFLOW_", extra="ignore")
+
+    environment: Literal["development", "production"] = "development"
+    database_url: str = "sqlite:///./ticketflow.db"
+    redis_url: str | None = None
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+
+    jwt_secret: str = DEMO_JWT_SECRET
+    access_token_ttl_seconds: int = Field(default=15 * 60, gt=0)
+    refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+
+    hold_ttl_seconds: int = Field(default=600, gt=0)
+    sweep_interval_seconds: float = Field(default=1.0, gt=0)
+    sweep_batch_size: int = Field(default=500, gt=0)
+    run_sweeper: bool = True
+
+    rate_limits: str = "on"
+    payment_provider_url: str = "http://127.0.0.1:8001"
+
+    @cached_property
+    def async_database_url(self) -> str:
+        """The configured URL with the async driver SQLAlchemy needs for it."""
+        url = self.database_url
+        for plain, driver in (
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+        ):
+            if url.startswith(plain):
+                return driver + url[len(plain) :]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.async_database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""The booking domain in plain Python: no I/O, no framework, no SQL."""

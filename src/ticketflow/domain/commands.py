@@ -1,0 +1,114 @@
+"""Commands: what a caller asks the system to do, one dataclass per use case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from ticketflow.domain.model import Actor, Role
+
+
+@dataclass(frozen=True)
+class Command:
+    pass
+
+
+@dataclass(frozen=True)
+class RegisterUser(Command):
+    email: str
+    password: str
+    role: Role = Role.USER
+
+
+@dataclass(frozen=True)
+class ChangeUserRole(Command):
+    actor: Actor
+    user_id: UUID
+    role: Role
+
+
+@dataclass(frozen=True)
+class LogIn(Command):
+    email: str
+    password: str
+
+
+@dataclass(frozen=True)
+class RefreshSession(Command):
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class LogOut(Command):
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class CreateEvent(Command):
+    actor: Actor
+    title: str
+    description: str
+    venue: str
+    starts_at: datetime
+    ends_at: datetime
+    sales_start: datetime | None = None
+    sales_end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class UpdateEvent(Command):
+    actor: Actor
+    event_id: UUID
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PublishEvent(Command):
+    actor: Actor
+    event_id: UUID
+
+
+@dataclass(frozen=True)
+class CancelEvent(Command):
+    actor: Actor
+    event_id: UUID
+
+
+@dataclass(frozen=True)
+class AddTicketType(Command):
+    actor: Actor
+    event_id: UUID
+    name: str
+    price_minor: int
+    currency: str
+    total: int
+    max_per_booking: int
+
+
+@dataclass(frozen=True)
+class UpdateTicketType(Command):
+    actor: Actor
+    ticket_type_id: UUID
+    changes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HoldTickets(Command):
+    """Create a booking: hold `lines` of (ticket type id, quantity) on one event."""
+
+    actor: Actor
+    event_id: UUID
+    lines: tuple[tuple[UUID, int], ...]
+
+
+@dataclass(frozen=True)
+class CancelBooking(Command):
+    actor: Actor
+    booking_id: UUID
+
+
+@dataclass(frozen=True)
+class ReleaseExpiredHolds(Command):
+    batch_size: int = 500

@@ -1,0 +1,56 @@
+"""The one error hierarchy: every failure a user can cause, each with its HTTP status."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """A request the domain refuses; `code` names the problem type, `status` its HTTP status."""
+
+    status = 400
+    code = "bad-request"
+    title = "Bad request"
+
+    def __init__(self, detail: str, *, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+
+
+class NotFound(DomainError):
+    status, code, title = 404, "not-found", "Not found"
+
+
+class AuthenticationFailed(DomainError):
+    status, code, title = 401, "unauthenticated", "Authentication required"
+
+
+class PermissionDenied(DomainError):
+    status, code, title = 403, "forbidden", "Not allowed"
+
+
+class Conflict(DomainError):
+    """The request is valid but the current state of a resource does not allow it."""
+
+    status, code, title = 409, "conflict", "Conflict with the current state"
+
+
+class NotEnoughTickets(Conflict):
+    code, title = "not-enough-tickets", "Not enough tickets left"
+
+
+class SalesClosed(Conflict):
+    code, title = "sales-closed", "Ticket sales are closed"
+
+
+class InvalidTransition(Conflict):
+    code, title = "invalid-state", "Not possible in the current state"
+
+
+class AlreadyExists(Conflict):
+    code, title = "already-exists", "Already exists"
+
+
+class InvalidInput(DomainError):
+    """Well-formed input that breaks a business rule (a 422 naming the field)."""
+
+    status, code, title = 422, "invalid-input", "Invalid input"

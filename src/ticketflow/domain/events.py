@@ -1,0 +1,177 @@
+"""Domain events: past-tense facts, appended to the event store with the change they record."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID
+
+if TYPE_CHECKING:
+    from ticketflow.domain.model import Booking, BookingLine
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(item) for item in value]
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainEvent:
+    """One fact about one stream (an aggregate); `version` orders the stream's facts."""
+
+    type: ClassVar[str]
+    stream_type: ClassVar[str]
+    stream_id: UUID
+    version: int
+
+    def data(self) -> dict[str, Any]:
+        return {
+            f.name: _jsonable(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in ("stream_id", "version")
+        }
+
+
+def lines_data(lines: Iterable[BookingLine]) -> list[dict[str, Any]]:
+    return [
+        {
+            "ticket_type_id": str(line.ticket_type_id),
+            "quantity": line.quantity,
+            "unit_price_minor": line.unit_price_minor,
+        }
+        for line in lines
+    ]
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRegistered(DomainEvent):
+    type, stream_type = "user.registered", "user"
+    email: str
+    role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRoleChanged(DomainEvent):
+    type, stream_type = "user.role_changed", "user"
+    role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionStarted(DomainEvent):
+    type, stream_type = "auth.session_started", "session"
+    user_id: UUID
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionRefreshed(DomainEvent):
+    type, stream_type = "auth.session_refreshed", "session"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SessionEnded(DomainEvent):
+    """Logout, or a spent refresh token presented again (reason `refresh_token_reuse`)."""
+
+    type, stream_type = "auth.session_ended", "session"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventCreated(DomainEvent):
+    type, stream_type = "event.created", "event"
+    organizer_id: UUID
+    title: str
+    venue: str
+    starts_at: datetime
+    ends_at: datetime
+    sales_start: datetime | None
+    sales_end: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventUpdated(DomainEvent):
+    type, stream_type = "event.updated", "event"
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventPublished(DomainEvent):
+    type, stream_type = "event.published", "event"
+
+
+@dataclass(frozen=True, kw_only=True)
+class EventCancelled(DomainEvent):
+    type, stream_type = "event.cancelled", "event"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketTypeAdded(DomainEvent):
+    type, stream_type = "ticket_type.added", "ticket_type"
+    event_id: UUID
+    name: str
+    price_minor: int
+    currency: str
+    total: int
+    max_per_booking: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketTypeUpdated(DomainEvent):
+    type, stream_type = "ticket_type.updated", "ticket_type"
+    changes: dict[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketsHeld(DomainEvent):
+    """A booking was created: its tickets are held until `hold_expires_at`."""
+
+    type, stream_type = "booking.held", "booking"
+    user_id: UUID
+    event_id: UUID
+    currency: str
+    total_minor: int
+    hold_expires_at: datetime
+    lines: list[dict[str, Any]]
+
+    @classmethod
+    def of(cls, booking: Booking) -> TicketsHeld:
+        return cls(
+            stream_id=booking.id,
+            version=booking.version,
+            user_id=booking.user_id,
+            event_id=booking.event_id,
+            currency=booking.currency,
+            total_minor=booking.total_minor,
+            hold_expires_at=booking.hold_expires_at,
+            lines=lines_data(booking.lines),
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookingCancelled(DomainEvent):
+    type, stream_type = "booking.cancelled", "booking"
+    reason: str
+    lines: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldExpired(DomainEvent):
+    type, stream_type = "booking.expired", "booking"
+    lines: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookingConfirmed(DomainEvent):
+    type, stream_type = "booking.confirmed", "booking"

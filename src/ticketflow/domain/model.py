@@ -1,0 +1,240 @@
+"""Aggregates and their rules: users, events with ticket types, bookings with their lines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from uuid import UUID
+
+from ticketflow.domain import events as ev
+from ticketflow.domain.errors import InvalidInput, InvalidTransition, SalesClosed
+
+
+class Role(StrEnum):
+    ADMIN = "admin"
+    MANAGER = "manager"
+    USER = "user"
+
+
+class EventStatus(StrEnum):
+    DRAFT = "draft"
+    PUBLISHED = "published"
+    CANCELLED = "cancelled"
+    COMPLETED = "completed"
+
+
+class BookingStatus(StrEnum):
+    PENDING = "pending"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    REFUNDED = "refunded"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who asks: the authenticated user and their role."""
+
+    user_id: UUID
+    role: Role
+
+    def may_manage(self, organizer_id: UUID) -> bool:
+        return self.role is Role.ADMIN or (
+            self.role is Role.MANAGER and self.user_id == organizer_id
+        )
+
+    def may_see_booking(self, buyer_id: UUID, organizer_id: UUID) -> bool:
+        """The buyer, the event's organizer and admins; for anyone else it does not exist."""
+        return self.user_id == buyer_id or self.may_manage(organizer_id)
+
+
+@dataclass
+class Event:
+    id: UUID
+    organizer_id: UUID
+    title: str
+    description: str
+    venue: str
+    starts_at: datetime
+    ends_at: datetime
+    sales_start: datetime | None
+    sales_end: datetime | None
+    status: EventStatus = EventStatus.DRAFT
+    version: int = 1
+
+    def check_schedule(self) -> None:
+        if self.ends_at <= self.starts_at:
+            raise InvalidInput("The event must end after it starts.", field="ends_at")
+        if self.sales_start and self.sales_end and self.sales_end <= self.sales_start:
+            raise InvalidInput("Sales must end after they start.", field="sales_end")
+        if self.sales_end and self.sales_end > self.ends_at:
+            raise InvalidInput("Sales cannot end after the event ends.", field="sales_end")
+
+    def update(self, changes: dict[str, object]) -> ev.EventUpdated:
+        if self.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
+            raise InvalidTransition(f"A {self.status} event cannot be changed.")
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.check_schedule()
+        self.version += 1
+        return ev.EventUpdated(stream_id=self.id, version=self.version, changes=changes)
+
+    def publish(self) -> ev.EventPublished:
+        if self.status is not EventStatus.DRAFT:
+            raise InvalidTransition(f"Only a draft can be published; this event is {self.status}.")
+        self.status = EventStatus.PUBLISHED
+        self.version += 1
+        return ev.EventPublished(stream_id=self.id, version=self.version)
+
+    def cancel(self) -> ev.EventCancelled:
+        if self.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
+            raise InvalidTransition(f"The event is already {self.status}.")
+        self.status = EventStatus.CANCELLED
+        self.version += 1
+        return ev.EventCancelled(stream_id=self.id, version=self.version)
+
+    def accepts_ticket_types(self) -> None:
+        if self.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
+            raise InvalidTransition(f"Ticket types of a {self.status} event cannot change.")
+
+    def check_on_sale(self, now: datetime) -> None:
+        """Raise unless buyers may hold tickets of this event at `now`."""
+        if self.status is not EventStatus.PUBLISHED:
+            raise SalesClosed(f"The event is {self.status}; tickets are not on sale.")
+        if self.sales_start and now < self.sales_start:
+            raise SalesClosed(f"Sales open at {self.sales_start.isoformat()}.")
+        closes = self.sales_end or self.starts_at
+        if now >= closes:
+            raise SalesClosed(f"Sales closed at {closes.isoformat()}.")
+
+
+@dataclass
+class TicketType:
+    id: UUID
+    event_id: UUID
+    name: str
+    price_minor: int
+    currency: str
+    total: int
+    available: int
+    max_per_booking: int
+    version: int = 1
+
+    def check_rules(self) -> None:
+        if self.price_minor < 0:
+            raise InvalidInput("The price cannot be negative.", field="price_minor")
+        if self.total < 0:
+            raise InvalidInput("The total cannot be negative.", field="total")
+        if self.max_per_booking < 1:
+            raise InvalidInput("At least one ticket per booking.", field="max_per_booking")
+
+    def update(self, changes: dict[str, object]) -> ev.TicketTypeUpdated:
+        """Apply changes; a new total moves `available` by the same delta (storage re-checks)."""
+        new_total = changes.get("total")
+        if isinstance(new_total, int):
+            held_or_sold = self.total - self.available
+            if new_total < held_or_sold:
+                raise InvalidTransition(
+                    f"The total cannot go below the {held_or_sold} tickets already held or sold."
+                )
+            self.available += new_total - self.total
+        for name, value in changes.items():
+            setattr(self, name, value)
+        self.check_rules()
+        self.version += 1
+        return ev.TicketTypeUpdated(stream_id=self.id, version=self.version, changes=changes)
+
+    def check_quantity(self, quantity: int) -> None:
+        if quantity > self.max_per_booking:
+            raise InvalidInput(
+                f"At most {self.max_per_booking} '{self.name}' tickets per booking.",
+                field="quantity",
+            )
+
+
+@dataclass(frozen=True)
+class BookingLine:
+    ticket_type_id: UUID
+    quantity: int
+    unit_price_minor: int
+
+    @property
+    def amount_minor(self) -> int:
+        return self.quantity * self.unit_price_minor
+
+
+@dataclass
+class Booking:
+    id: UUID
+    user_id: UUID
+    event_id: UUID
+    currency: str
+    hold_expires_at: datetime
+    created_at: datetime
+    lines: list[BookingLine] = field(default_factory=list)
+    status: BookingStatus = BookingStatus.PENDING
+    version: int = 1
+
+    @property
+    def total_minor(self) -> int:
+        return sum(line.amount_minor for line in self.lines)
+
+    @classmethod
+    def hold(
+        cls,
+        *,
+        booking_id: UUID,
+        user_id: UUID,
+        event: Event,
+        wanted: list[tuple[TicketType, int]],
+        now: datetime,
+        hold_ttl: timedelta,
+    ) -> tuple[Booking, ev.TicketsHeld]:
+        """A new pending booking for `wanted`; storage must still take the tickets."""
+        event.check_on_sale(now)
+        currencies = {ticket_type.currency for ticket_type, _ in wanted}
+        if len(currencies) != 1:
+            raise InvalidInput("All tickets of one booking must share a currency.", field="lines")
+        for ticket_type, quantity in wanted:
+            ticket_type.check_quantity(quantity)
+        booking = cls(
+            id=booking_id,
+            user_id=user_id,
+            event_id=event.id,
+            currency=currencies.pop(),
+            hold_expires_at=now + hold_ttl,
+            created_at=now,
+            lines=[BookingLine(tt.id, quantity, tt.price_minor) for tt, quantity in wanted],
+        )
+        return booking, ev.TicketsHeld.of(booking)
+
+    def _leave_pending(self, to: BookingStatus) -> None:
+        if self.status is not BookingStatus.PENDING:
+            raise InvalidTransition(f"The booking is {self.status}, not pending.")
+        self.status = to
+        self.version += 1
+
+    def cancel(self, reason: str) -> ev.BookingCancelled:
+        self._leave_pending(BookingStatus.CANCELLED)
+        return ev.BookingCancelled(
+            stream_id=self.id, version=self.version, reason=reason, lines=ev.lines_data(self.lines)
+        )
+
+    def confirm(self) -> ev.BookingConfirmed:
+        """Payments (a later issue) call this once the charge succeeded."""
+        self._leave_pending(BookingStatus.CONFIRMED)
+        return ev.BookingConfirmed(stream_id=self.id, version=self.version)
+
+
+@dataclass
+class User:
+    id: UUID
+    email: str
+    role: Role
+    version: int = 1
+
+    def change_role(self, role: Role) -> ev.UserRoleChanged:
+        self.role = role
+        self.version += 1
+        return ev.UserRoleChanged(stream_id=self.id, version=self.version, role=role.value)

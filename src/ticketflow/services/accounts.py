@@ -1,0 +1,128 @@
+"""Accounts: registration, roles, and login sessions with rotating refresh tokens."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.exc import IntegrityError
+
+from ticketflow.adapters.ids import new_id
+from ticketflow.adapters.security import RefreshClaims
+from ticketflow.domain import commands as cmd
+from ticketflow.domain import events as ev
+from ticketflow.domain.errors import AlreadyExists, AuthenticationFailed, NotFound, PermissionDenied
+from ticketflow.domain.model import Role, User
+from ticketflow.services.messagebus import Deps
+from ticketflow.services.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+async def register_user(command: cmd.RegisterUser, uow: UnitOfWork, deps: Deps) -> User:
+    email = command.email.strip().lower()
+    password_hash = await deps.passwords.hash(command.password)  # slow: outside the transaction
+    user = User(id=new_id(), email=email, role=command.role)
+    async with uow:
+        if await uow.users.email_taken(email):
+            raise AlreadyExists("An account with this e-mail already exists.", field="email")
+        await uow.users.add(user, password_hash, uow.clock.now())
+        uow.record(
+            ev.UserRegistered(stream_id=user.id, version=1, email=email, role=user.role.value)
+        )
+        try:
+            await uow.commit()
+        except IntegrityError as error:  # the same e-mail registered concurrently
+            raise AlreadyExists(
+                "An account with this e-mail already exists.", field="email"
+            ) from error
+    return user
+
+
+async def change_user_role(command: cmd.ChangeUserRole, uow: UnitOfWork, deps: Deps) -> User:
+    if command.actor.role is not Role.ADMIN:
+        raise PermissionDenied("Only an admin can change roles.")
+    async with uow:
+        user = await uow.users.get(command.user_id)
+        if user is None:
+            raise NotFound("No such user.")
+        if user.role is not command.role:
+            uow.record(user.change_role(command.role))
+            await uow.users.save_role(user)
+        await uow.commit()
+    return user
+
+
+async def _issue(deps: Deps, user: User, claims: RefreshClaims) -> TokenPair:
+    now = deps.clock.now()
+    return TokenPair(
+        access_token=deps.tokens.access_token(user.id, user.role, now),
+        refresh_token=deps.tokens.refresh_token(claims, now),
+        expires_in=int(deps.tokens.access_ttl.total_seconds()),
+    )
+
+
+async def log_in(command: cmd.LogIn, uow: UnitOfWork, deps: Deps) -> TokenPair:
+    async with uow:
+        found = await uow.users.credentials(command.email.strip().lower())
+        user, password_hash = found if found else (None, None)
+        # Same answer and same work for an unknown e-mail and a wrong password.
+        if not await deps.passwords.verify(password_hash, command.password) or user is None:
+            raise AuthenticationFailed("Wrong e-mail or password.")
+        claims = RefreshClaims(user.id, new_id(), new_id())
+        now = uow.clock.now()
+        await uow.sessions.start(
+            claims.session_id, user.id, claims.token_id, now + deps.tokens.refresh_ttl, now
+        )
+        uow.record(ev.SessionStarted(stream_id=claims.session_id, version=1, user_id=user.id))
+        await uow.commit()
+    return await _issue(deps, user, claims)
+
+
+async def refresh_session(command: cmd.RefreshSession, uow: UnitOfWork, deps: Deps) -> TokenPair:
+    presented = deps.tokens.refresh_claims(command.refresh_token)
+    fresh = RefreshClaims(presented.user_id, presented.session_id, new_id())
+    async with uow:
+        now = uow.clock.now()
+        rotated = await uow.sessions.rotate(
+            presented.session_id,
+            presented.token_id,
+            fresh.token_id,
+            now + deps.tokens.refresh_ttl,
+            now,
+        )
+        if rotated is None:
+            # A spent token came back: whoever holds the family may be a thief. End it all.
+            version = await uow.sessions.end(presented.session_id, "refresh_token_reuse", now)
+            if version is not None:
+                uow.record(
+                    ev.SessionEnded(
+                        stream_id=presented.session_id,
+                        version=version,
+                        reason="refresh_token_reuse",
+                    )
+                )
+                await uow.commit()
+            raise AuthenticationFailed("The refresh token was already used or revoked.")
+        user_id, generation = rotated
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise AuthenticationFailed("The account no longer exists.")
+        uow.record(ev.SessionRefreshed(stream_id=presented.session_id, version=generation))
+        await uow.commit()
+    return await _issue(deps, user, fresh)
+
+
+async def log_out(command: cmd.LogOut, uow: UnitOfWork, deps: Deps) -> None:
+    presented = deps.tokens.refresh_claims(command.refresh_token)
+    async with uow:
+        version = await uow.sessions.end(presented.session_id, "logout", uow.clock.now())
+        if version is not None:
+            uow.record(
+                ev.SessionEnded(stream_id=presented.session_id, version=version, reason="logout")
+            )
+        await uow.commit()

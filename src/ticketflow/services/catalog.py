@@ -1,0 +1,148 @@
+"""Organizers' use cases: events and their ticket types."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from ticketflow.adapters.ids import new_id
+from ticketflow.domain import commands as cmd
+from ticketflow.domain import events as ev
+from ticketflow.domain.errors import NotFound, PermissionDenied
+from ticketflow.domain.model import Actor, Event, EventStatus, Role, TicketType
+from ticketflow.services.bookings import return_released
+from ticketflow.services.messagebus import Deps
+from ticketflow.services.unit_of_work import UnitOfWork
+
+
+def require_organizer(actor: Actor) -> None:
+    if actor.role not in (Role.MANAGER, Role.ADMIN):
+        raise PermissionDenied("Only managers and admins manage events.")
+
+
+async def managed_event(uow: UnitOfWork, actor: Actor, event_id: UUID) -> Event:
+    """The event, if `actor` may change it: 404 if they can't even see it, 403 if only see."""
+    require_organizer(actor)
+    event = await uow.catalog.get_event(event_id)
+    if event is None or (
+        event.status is EventStatus.DRAFT and not actor.may_manage(event.organizer_id)
+    ):
+        raise NotFound("No such event.")
+    if not actor.may_manage(event.organizer_id):
+        raise PermissionDenied("Only the event's organizer or an admin can change it.")
+    return event
+
+
+async def create_event(command: cmd.CreateEvent, uow: UnitOfWork, deps: Deps) -> Event:
+    require_organizer(command.actor)
+    event = Event(
+        id=new_id(),
+        organizer_id=command.actor.user_id,
+        title=command.title,
+        description=command.description,
+        venue=command.venue,
+        starts_at=command.starts_at,
+        ends_at=command.ends_at,
+        sales_start=command.sales_start,
+        sales_end=command.sales_end,
+    )
+    event.check_schedule()
+    async with uow:
+        await uow.catalog.add_event(event, uow.clock.now())
+        uow.record(
+            ev.EventCreated(
+                stream_id=event.id,
+                version=event.version,
+                organizer_id=event.organizer_id,
+                title=event.title,
+                venue=event.venue,
+                starts_at=event.starts_at,
+                ends_at=event.ends_at,
+                sales_start=event.sales_start,
+                sales_end=event.sales_end,
+            )
+        )
+        await uow.commit()
+    return event
+
+
+async def update_event(command: cmd.UpdateEvent, uow: UnitOfWork, deps: Deps) -> Event:
+    async with uow:
+        event = await managed_event(uow, command.actor, command.event_id)
+        if command.changes:
+            uow.record(event.update(command.changes))
+            await uow.catalog.save_event(event)
+        await uow.commit()
+    return event
+
+
+async def publish_event(command: cmd.PublishEvent, uow: UnitOfWork, deps: Deps) -> Event:
+    async with uow:
+        event = await managed_event(uow, command.actor, command.event_id)
+        uow.record(event.publish())
+        await uow.catalog.save_event(event)
+        await uow.commit()
+    return event
+
+
+async def cancel_event(command: cmd.CancelEvent, uow: UnitOfWork, deps: Deps) -> Event:
+    """Stop sales and release every pending hold of the event, in one transaction."""
+    async with uow:
+        event = await managed_event(uow, command.actor, command.event_id)
+        uow.record(event.cancel())
+        await uow.catalog.save_event(event)
+        now = uow.clock.now()
+        await return_released(
+            uow, await uow.bookings.cancel_pending_of_event(event.id, now), reason="event_cancelled"
+        )
+        await uow.commit()
+    return event
+
+
+async def add_ticket_type(command: cmd.AddTicketType, uow: UnitOfWork, deps: Deps) -> TicketType:
+    ticket_type = TicketType(
+        id=new_id(),
+        event_id=command.event_id,
+        name=command.name,
+        price_minor=command.price_minor,
+        currency=command.currency,
+        total=command.total,
+        available=command.total,
+        max_per_booking=command.max_per_booking,
+    )
+    ticket_type.check_rules()
+    async with uow:
+        event = await managed_event(uow, command.actor, command.event_id)
+        event.accepts_ticket_types()
+        await uow.catalog.add_ticket_type(ticket_type, uow.clock.now())
+        uow.record(
+            ev.TicketTypeAdded(
+                stream_id=ticket_type.id,
+                version=ticket_type.version,
+                event_id=event.id,
+                name=ticket_type.name,
+                price_minor=ticket_type.price_minor,
+                currency=ticket_type.currency,
+                total=ticket_type.total,
+                max_per_booking=ticket_type.max_per_booking,
+            )
+        )
+        await uow.commit()
+    return ticket_type
+
+
+async def update_ticket_type(
+    command: cmd.UpdateTicketType, uow: UnitOfWork, deps: Deps
+) -> TicketType:
+    async with uow:
+        ticket_type = await uow.catalog.get_ticket_type(command.ticket_type_id)
+        if ticket_type is None:
+            require_organizer(command.actor)
+            raise NotFound("No such ticket type.")
+        event = await managed_event(uow, command.actor, ticket_type.event_id)
+        event.accepts_ticket_types()
+        if command.changes:
+            old_total = ticket_type.total
+            uow.record(ticket_type.update(command.changes))
+            await uow.catalog.save_ticket_type(ticket_type, ticket_type.total - old_total)
+        await uow.commit()
+    return ticket_type

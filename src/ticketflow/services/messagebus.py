@@ -1,0 +1,50 @@
+"""A small in-process bus: routes each command to its handler inside a fresh unit of work."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ticketflow.adapters.clock import Clock
+from ticketflow.adapters.event_store import EventMeta
+from ticketflow.adapters.security import Passwords, Tokens
+from ticketflow.config import Settings
+from ticketflow.domain.commands import Command
+from ticketflow.services.unit_of_work import UnitOfWork
+
+# Set by the HTTP layer for each request; recorded with every domain event it causes.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What handlers need besides their unit of work."""
+
+    settings: Settings
+    clock: Clock
+    passwords: Passwords
+    tokens: Tokens
+
+
+Handler = Callable[[Any, UnitOfWork, Deps], Awaitable[Any]]
+
+
+class MessageBus:
+    def __init__(
+        self, engine: AsyncEngine, deps: Deps, handlers: Mapping[type[Command], Handler]
+    ) -> None:
+        self.engine = engine
+        self.deps = deps
+        self._handlers = dict(handlers)
+
+    async def handle(self, command: Command) -> Any:
+        actor = getattr(command, "actor", None)
+        meta = EventMeta(
+            actor_id=actor.user_id if actor else None, request_id=current_request_id.get()
+        )
+        uow = UnitOfWork(self.engine, self.deps.clock, meta)
+        return await self._handlers[type(command)](command, uow, self.deps)

@@ -1,0 +1,144 @@
+"""The read side: plain SQL straight into response shapes; no domain objects, no writes."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Select, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ticketflow.adapters.tables import booking_lines, bookings, events, ticket_types, users
+from ticketflow.domain.errors import NotFound, PermissionDenied
+from ticketflow.domain.model import Actor, EventStatus, Role
+from ticketflow.services.pagination import Page, decode_cursor, page_of
+
+Row = dict[str, Any]
+
+_TICKET_TYPE_COLUMNS = (
+    ticket_types.c.id,
+    ticket_types.c.event_id,
+    ticket_types.c.name,
+    ticket_types.c.price_minor,
+    ticket_types.c.currency,
+    ticket_types.c.total,
+    ticket_types.c.available,
+    ticket_types.c.max_per_booking,
+)
+_EVENT_COLUMNS = tuple(c for c in events.c if c.name != "version")
+_BOOKING_COLUMNS = tuple(c for c in bookings.c if c.name != "version")
+
+
+async def _rows(connection: AsyncConnection, query: Select[Any]) -> list[Row]:
+    return [dict(row) for row in (await connection.execute(query)).mappings()]
+
+
+async def _with_ticket_types(connection: AsyncConnection, found: list[Row]) -> list[Row]:
+    by_event: dict[UUID, list[Row]] = defaultdict(list)
+    if found:
+        for row in await _rows(
+            connection,
+            select(*_TICKET_TYPE_COLUMNS)
+            .where(ticket_types.c.event_id.in_([event["id"] for event in found]))
+            .order_by(ticket_types.c.price_minor, ticket_types.c.id),
+        ):
+            by_event[row["event_id"]].append(row)
+    return [{**event, "ticket_types": by_event[event["id"]]} for event in found]
+
+
+async def list_events(
+    connection: AsyncConnection,
+    *,
+    cursor: str | None,
+    limit: int,
+    organized_by: Actor | None = None,
+) -> Page[Row]:
+    """Published events by start time; or every event `organized_by` this organizer."""
+    query = select(*_EVENT_COLUMNS).order_by(events.c.starts_at, events.c.id).limit(limit + 1)
+    if organized_by is None:
+        query = query.where(events.c.status == EventStatus.PUBLISHED.value)
+    elif organized_by.role in (Role.MANAGER, Role.ADMIN):
+        query = query.where(events.c.organizer_id == organized_by.user_id)
+    else:
+        raise PermissionDenied("Only organizers have events of their own.")
+    if cursor:
+        starts_at, event_id = decode_cursor(cursor, datetime, UUID)
+        query = query.where(tuple_(events.c.starts_at, events.c.id) > (starts_at, event_id))
+    page = page_of(await _rows(connection, query), limit, lambda e: (e["starts_at"], e["id"]))
+    return Page(await _with_ticket_types(connection, page.items), page.next_cursor)
+
+
+async def event_detail(connection: AsyncConnection, event_id: UUID, actor: Actor | None) -> Row:
+    found = await _rows(connection, select(*_EVENT_COLUMNS).where(events.c.id == event_id))
+    if not found or (
+        found[0]["status"] == EventStatus.DRAFT.value
+        and not (actor and actor.may_manage(found[0]["organizer_id"]))
+    ):
+        raise NotFound("No such event.")
+    return (await _with_ticket_types(connection, found))[0]
+
+
+async def _with_lines(connection: AsyncConnection, found: list[Row]) -> list[Row]:
+    by_booking: dict[UUID, list[Row]] = defaultdict(list)
+    if found:
+        query = (
+            select(booking_lines)
+            .where(booking_lines.c.booking_id.in_([booking["id"] for booking in found]))
+            .order_by(booking_lines.c.ticket_type_id)
+        )
+        for row in await _rows(connection, query):
+            by_booking[row["booking_id"]].append(row)
+    return [{**booking, "lines": by_booking[booking["id"]]} for booking in found]
+
+
+async def list_bookings(
+    connection: AsyncConnection, actor: Actor, *, cursor: str | None, limit: int
+) -> Page[Row]:
+    """The caller's own bookings, newest first (ids are time-ordered UUID v7)."""
+    query = (
+        select(*_BOOKING_COLUMNS)
+        .where(bookings.c.user_id == actor.user_id)
+        .order_by(bookings.c.id.desc())
+        .limit(limit + 1)
+    )
+    if cursor:
+        (after,) = decode_cursor(cursor, UUID)
+        query = query.where(bookings.c.id < after)
+    page = page_of(await _rows(connection, query), limit, lambda b: (b["id"],))
+    return Page(await _with_lines(connection, page.items), page.next_cursor)
+
+
+async def booking_detail(connection: AsyncConnection, booking_id: UUID, actor: Actor) -> Row:
+    found = await _rows(
+        connection,
+        select(*_BOOKING_COLUMNS, events.c.organizer_id)
+        .join(events, events.c.id == bookings.c.event_id)
+        .where(bookings.c.id == booking_id),
+    )
+    if not found or not actor.may_see_booking(found[0]["user_id"], found[0]["organizer_id"]):
+        raise NotFound("No such booking.")
+    return (await _with_lines(connection, found))[0]
+
+
+_USER_COLUMNS = (users.c.id, users.c.email, users.c.role, users.c.created_at)
+
+
+async def user(connection: AsyncConnection, user_id: UUID) -> Row:
+    found = await _rows(connection, select(*_USER_COLUMNS).where(users.c.id == user_id))
+    if not found:
+        raise NotFound("No such user.")
+    return found[0]
+
+
+async def list_users(
+    connection: AsyncConnection, actor: Actor, *, cursor: str | None, limit: int
+) -> Page[Row]:
+    if actor.role is not Role.ADMIN:
+        raise PermissionDenied("Only admins list accounts.")
+    query = select(*_USER_COLUMNS).order_by(users.c.id).limit(limit + 1)
+    if cursor:
+        (after,) = decode_cursor(cursor, UUID)
+        query = query.where(users.c.id > after)
+    return page_of(await _rows(connection, query), limit, lambda u: (u["id"],))

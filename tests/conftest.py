@@ -1,0 +1,117 @@
+"""Shared fixtures: throwaway PostgreSQL and SQLite databases built by the real migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+
+import asyncpg
+import httpx
+import pytest
+from argon2 import PasswordHasher
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ticketflow.adapters import migrations
+from ticketflow.adapters.clock import ManualClock
+from ticketflow.adapters.security import Passwords
+from ticketflow.adapters.tables import metadata
+from ticketflow.api.app import create_app
+from ticketflow.bootstrap import build_bus
+from ticketflow.config import Settings
+from ticketflow.services.messagebus import MessageBus
+
+# The server that holds our throwaway databases; never a database of anyone else's.
+PG_SERVER_URL = os.environ.get(
+    "TICKETFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+BACKENDS = ["postgresql", "sqlite"]
+
+# Cheap argon2 parameters for tests only: hashing cost is not what these tests measure.
+FAST_PASSWORDS = Passwords(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+
+
+async def _on_server(statement: str) -> None:
+    connection = await asyncpg.connect(PG_SERVER_URL)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run, migrated to head, dropped at the end."""
+    name = f"ticketflow_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_on_server(f'CREATE DATABASE "{name}"'))
+    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        migrations.upgrade(Settings(database_url=url))
+        yield url
+    finally:
+        asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('sqlite') / 'ticketflow.db'}"
+    migrations.upgrade(Settings(database_url=url))
+    return url
+
+
+def settings_for(url: str, **overrides: object) -> Settings:
+    return Settings(database_url=url, run_sweeper=False, **overrides)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=BACKENDS)
+def settings(request: pytest.FixtureRequest) -> Settings:
+    """Settings for each backend in turn: the same test runs on PostgreSQL and on SQLite."""
+    return settings_for(request.getfixturevalue(f"{request.param}_url"))
+
+
+@pytest.fixture
+def pg_settings(postgresql_url: str) -> Settings:
+    return settings_for(postgresql_url)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock(datetime(2026, 6, 1, 12, 0, tzinfo=UTC))
+
+
+async def wipe(engine: AsyncEngine) -> None:
+    """Empty every table (children first) so each test starts from a clean database."""
+    async with engine.begin() as connection:
+        for table in reversed(metadata.sorted_tables):
+            await connection.execute(table.delete())
+
+
+@pytest.fixture
+async def bus(settings: Settings, clock: ManualClock) -> AsyncIterator[MessageBus]:
+    bus = build_bus(settings, clock, FAST_PASSWORDS)
+    await wipe(bus.engine)
+    try:
+        yield bus
+    finally:
+        await bus.engine.dispose()
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process over httpx; `client.app_bus` is the bus the app runs on."""
+    app = create_app(settings, clock, FAST_PASSWORDS)
+    async with app.router.lifespan_context(app):
+        await wipe(app.state.bus.engine)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.app_bus = app.state.bus  # type: ignore[attr-defined]
+            yield client
+
+
+async def scalar(engine: AsyncEngine, sql: str, **params: object) -> object:
+    async with engine.connect() as connection:
+        return await connection.scalar(text(sql), params)
