@@ -1,14 +1,13 @@
 # TicketFlow: `make run` starts the app on the embedded default; `make test` runs everything.
 SHELL := /bin/bash
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv is installed with pip when missing; `python3 -m uv` then finds it without a PATH change.
+UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export UV_LINK_MODE ?= copy
 
 .PHONY: run test install lint typecheck check clean
 
-$(UV):
-	python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
-
-install: | $(UV)
+install:
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
 run: install
