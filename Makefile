@@ -10,9 +10,14 @@ install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --frozen
 
+# The sandbox payment provider runs beside the app (and stops with it) so payments work.
 run: install
 	$(UV) run ticketflow migrate
 	$(UV) run ticketflow seed-demo
+	$(UV) run ticketflow payment-provider --port 8001 \
+		--webhook-url http://127.0.0.1:8000/api/v1/payments/webhook \
+		--webhook-secret "$${TICKETFLOW_PAYMENT_WEBHOOK_SECRET:-ticketflow-demo-webhook-secret}" & \
+	provider=$$!; trap 'kill $$provider 2>/dev/null' EXIT INT TERM; \
 	$(UV) run ticketflow serve
 
 lint: install
@@ -26,4 +31,4 @@ test: install lint typecheck
 	$(UV) run pytest
 
 clean:
-	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache ticketflow.db*
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache ticketflow.db* payment-provider.db*

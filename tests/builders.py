@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
+
+import httpx
 
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Actor, Event, Role, TicketType
@@ -78,3 +81,60 @@ async def event_on_sale(
     if publish:
         event = await bus.handle(cmd.PublishEvent(actor=organizer.actor, event_id=event.id))
     return EventOnSale(event, organizer, types)
+
+
+def app_bus(client: httpx.AsyncClient) -> MessageBus:
+    """The bus the in-process app of the `client` fixture runs on."""
+    bus: MessageBus = client.app_bus  # type: ignore[attr-defined]
+    return bus
+
+
+# HTTP request bodies, JSON-ready, valid unless overridden; and the check every error answer meets.
+
+
+def event_body(now: datetime, **overrides: Any) -> dict[str, Any]:
+    """A POST /events body: an event starting in 30 days; datetimes become ISO 8601 strings."""
+    starts_at = now + timedelta(days=30)
+    fields: dict[str, Any] = {
+        "title": "Flash Sale Night",
+        "description": "",
+        "venue": "Hall A",
+        "starts_at": starts_at,
+        "ends_at": starts_at + timedelta(hours=3),
+        **overrides,
+    }
+    return {name: v.isoformat() if isinstance(v, datetime) else v for name, v in fields.items()}
+
+
+def ticket_type_body(**overrides: Any) -> dict[str, Any]:
+    return {
+        "name": "Standard",
+        "price_minor": 2500,
+        "currency": "EUR",
+        "total": 100,
+        "max_per_booking": 10,
+        **overrides,
+    }
+
+
+def booking_body(event_id: UUID | str, *lines: tuple[UUID | str, int]) -> dict[str, Any]:
+    return {
+        "event_id": str(event_id),
+        "lines": [{"ticket_type_id": str(tt), "quantity": quantity} for tt, quantity in lines],
+    }
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The RFC 9457 body of an error answer, after checking its status and media type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"].startswith("urn:ticketflow:problem:")
+    assert body["title"] and body["detail"]
+    return body
+
+
+def error_fields(response: httpx.Response) -> set[str]:
+    """The fields a 422 problem names."""
+    return {error["field"] for error in problem(response, 422)["errors"]}

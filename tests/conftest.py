@@ -7,6 +7,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 import httpx
@@ -64,7 +65,8 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
-    return Settings(database_url=url, run_sweeper=False, **overrides)  # type: ignore[arg-type]
+    values: dict[str, Any] = {"run_sweeper": False, "run_reconciler": False, **overrides}
+    return Settings(database_url=url, **values)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -1,7 +1,10 @@
-"""DESIGN.md invariants 1 and 2, checked with SQL over the whole database."""
+"""DESIGN.md invariants 1-3, checked with SQL over the whole database (and the provider ledger)."""
 
 from __future__ import annotations
 
+import uuid
+
+import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -45,3 +48,42 @@ async def assert_invariants(engine: AsyncEngine) -> None:
         assert not twice, f"invariant 2 broken, left pending twice: {twice}"
         unrecorded = (await connection.execute(text(STATUS_WITHOUT_EVENT))).all()
         assert not unrecorded, f"invariant 2/4 broken, status without its event: {unrecorded}"
+
+
+async def assert_payments_match_ledger(engine: AsyncEngine, provider: httpx.AsyncClient) -> None:
+    """Invariant 3 against the provider's own ledger: a confirmed booking was charged exactly its
+    total once (net of refunds); any other booking was charged nothing, net; one charge per key.
+    """
+    charges = (await provider.get("/v1/charges")).json()["items"]
+    refunds = (await provider.get("/v1/refunds")).json()["items"]
+    refunded: dict[str, int] = {}
+    for refund in refunds:
+        refunded[refund["charge_id"]] = (
+            refunded.get(refund["charge_id"], 0) + refund["amount_minor"]
+        )
+    net: dict[str, int] = {}
+    keys = [charge["idempotency_key"] for charge in charges]
+    assert len(keys) == len(set(keys)), "a key was charged twice"
+    for charge in charges:
+        if charge["status"] == "succeeded":
+            kept = charge["amount_minor"] - refunded.get(charge["id"], 0)
+            assert kept >= 0, f"over-refunded: {charge}"
+            net[charge["reference"]] = net.get(charge["reference"], 0) + kept
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT b.id, b.status, b.total_minor,"
+                    " (SELECT COUNT(*) FROM payments p WHERE p.booking_id = b.id"
+                    "  AND p.status = 'succeeded' AND p.amount_minor = b.total_minor) AS paid"
+                    " FROM bookings b"
+                )
+            )
+        ).all()
+    for row in rows:
+        kept = net.pop(str(uuid.UUID(str(row.id))), 0)  # SQLite gives bare hex
+        if row.status == "confirmed":
+            assert (kept, row.paid) == (row.total_minor, 1), f"confirmed booking {row}: {kept}"
+        else:
+            assert kept == 0, f"{row.status} booking {row.id} keeps {kept} charged"
+    assert not net, f"charges for no booking of ours: {net}"

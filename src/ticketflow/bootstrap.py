@@ -6,10 +6,11 @@ from datetime import timedelta
 
 from ticketflow.adapters.clock import Clock, SystemClock
 from ticketflow.adapters.db import create_engine
+from ticketflow.adapters.payment_gateway import HttpPaymentGateway, PaymentGateway
 from ticketflow.adapters.security import Passwords, Tokens
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
-from ticketflow.services import accounts, bookings, catalog
+from ticketflow.services import accounts, bookings, catalog, payments
 from ticketflow.services.messagebus import Deps, Handler, MessageBus
 
 HANDLERS: dict[type[cmd.Command], Handler] = {
@@ -27,20 +28,31 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.HoldTickets: bookings.hold_tickets,
     cmd.CancelBooking: bookings.cancel_booking,
     cmd.ReleaseExpiredHolds: bookings.release_expired_holds,
+    cmd.PayForBooking: payments.pay_for_booking,
+    cmd.RefundBooking: payments.refund_booking,
+    cmd.ApplyProviderEvent: payments.apply_provider_event,
+    cmd.ReconcilePayments: payments.reconcile_payments,
 }
 
 
 def build_bus(
-    settings: Settings, clock: Clock | None = None, passwords: Passwords | None = None
+    settings: Settings,
+    clock: Clock | None = None,
+    passwords: Passwords | None = None,
+    payments: PaymentGateway | None = None,
 ) -> MessageBus:
+    """Wire the app; tests pass a clock, cheap password hashing or another payment gateway."""
+    clock = clock or SystemClock()
     deps = Deps(
         settings=settings,
-        clock=clock or SystemClock(),
+        clock=clock,
         passwords=passwords or Passwords(),
         tokens=Tokens(
             settings.jwt_secret,
             access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
+            clock=clock,
         ),
+        payments=payments or HttpPaymentGateway(settings),
     )
     return MessageBus(create_engine(settings), deps, HANDLERS)

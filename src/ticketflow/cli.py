@@ -1,4 +1,4 @@
-"""The `ticketflow` command: serve, migrate, seed-demo, create-admin, sweep."""
+"""The `ticketflow` command: serve, migrate, seed-demo, create-admin, sweep, payment-provider."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ticketflow.domain.errors import DomainError
 from ticketflow.domain.model import Role
 from ticketflow.services.demo import seed_demo
 from ticketflow.services.messagebus import MessageBus
-from ticketflow.services.sweeper import sweep_once
+from ticketflow.services.sweeper import reconcile_once, sweep_once
 
 app = typer.Typer(
     help="TicketFlow: event ticket booking that never oversells.", no_args_is_help=True
@@ -93,6 +93,13 @@ def sweep() -> None:
 
 
 @app.command()
+def reconcile() -> None:
+    """Settle payments a crash left pending (asks the provider), finish requested refunds."""
+    settled = _with_bus(reconcile_once)
+    console.print(f"settled {settled} payments")
+
+
+@app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
@@ -111,6 +118,50 @@ def serve(
         port=port,
         interface=Interfaces.ASGI,
         workers=workers or os.cpu_count() or 1,
+        loop=Loops.uvloop,
+        factory=True,
+        log_access=False,
+    ).serve()
+
+
+@app.command("payment-provider")
+def payment_provider(
+    host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on")] = 8001,
+    ledger: Annotated[
+        str | None, typer.Option(help="SQLite ledger file (default: ./payment-provider.db)")
+    ] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="POST signed events here")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="Secret that signs them")] = None,
+) -> None:
+    """Serve the sandbox payment provider: a fake card processor with its own ledger."""
+    from granian.constants import Interfaces, Loops
+    from granian.server import Server
+
+    from ticketflow.payment_provider.settings import ProviderSettings
+
+    # The worker builds the app from the environment (granian imports the factory by name),
+    # so options given here are handed over as the TICKETFLOW_PROVIDER_* variables.
+    for name, value in (
+        ("LEDGER", ledger),
+        ("WEBHOOK_URL", webhook_url),
+        ("WEBHOOK_SECRET", webhook_secret),
+    ):
+        if value is not None:
+            os.environ[f"TICKETFLOW_PROVIDER_{name}"] = value
+    try:
+        settings = ProviderSettings()  # refuse here, not in the worker, when settings are wrong
+    except ValueError as error:
+        console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(f"sandbox payment provider on http://{host}:{port}  (docs: /docs)")
+    console.print(f"ledger: {settings.ledger}  webhooks: {settings.webhook_url or 'off'}")
+    Server(
+        "ticketflow.payment_provider.app:create_provider_app",
+        address=host,
+        port=port,
+        interface=Interfaces.ASGI,
+        workers=1,
         loop=Loops.uvloop,
         factory=True,
         log_access=False,

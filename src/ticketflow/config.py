@@ -28,9 +28,21 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     sweep_batch_size: int = Field(default=500, gt=0)
     run_sweeper: bool = True
+    run_reconciler: bool = True
+
+    idempotency_key_ttl_seconds: int = Field(default=24 * 3600, gt=0)
 
     rate_limits: str = "on"
     payment_provider_url: str = "http://127.0.0.1:8001"
+    payment_timeout_seconds: float = Field(default=5.0, gt=0)
+    payment_retry_attempts: int = Field(default=3, ge=1)
+    payment_breaker_failure_threshold: int = Field(default=5, ge=1)
+    payment_breaker_recovery_seconds: int = Field(default=30, ge=1)
+    # Payments still pending this long after they started are settled by asking the provider.
+    reconcile_after_seconds: int = Field(default=60, ge=1)
+    reconcile_interval_seconds: float = Field(default=15.0, gt=0)
+    payment_webhook_secret: str = "ticketflow-demo-webhook-secret"
+    webhook_tolerance_seconds: int = Field(default=300, gt=0)
 
     @cached_property
     def async_database_url(self) -> str:

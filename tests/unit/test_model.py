@@ -123,7 +123,7 @@ def test_booking_leaves_pending_only_once() -> None:
     with pytest.raises(InvalidTransition):
         booking.cancel("cancelled_by_user")
     with pytest.raises(InvalidTransition):
-        booking.confirm()
+        booking.confirm(uuid.uuid4(), [])
 
 
 def test_new_total_moves_available_by_the_delta() -> None:

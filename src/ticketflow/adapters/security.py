@@ -12,6 +12,7 @@ import jwt
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from ticketflow.adapters.clock import Clock, SystemClock
 from ticketflow.domain.errors import AuthenticationFailed
 from ticketflow.domain.model import Actor, Role
 
@@ -48,12 +49,23 @@ class RefreshClaims:
 
 
 class Tokens:
-    """Encodes and checks our JWTs: the algorithm is pinned, expiry and type required."""
+    """Encodes and checks our JWTs: the algorithm is pinned, expiry and type required.
 
-    def __init__(self, secret: str, access_ttl: timedelta, refresh_ttl: timedelta) -> None:
+    Expiry is judged by the injected clock, the one that stamped `iat`/`exp`, not by PyJWT's
+    wall clock: otherwise a manual clock (tests, benchmarks) would mint tokens already expired.
+    """
+
+    def __init__(
+        self,
+        secret: str,
+        access_ttl: timedelta,
+        refresh_ttl: timedelta,
+        clock: Clock | None = None,
+    ) -> None:
         self._secret = secret
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        self._clock = clock or SystemClock()
 
     def access_token(self, user_id: UUID, role: Role, now: datetime) -> str:
         return self._encode(
@@ -92,12 +104,18 @@ class Tokens:
     def _decode(self, token: str, kind: str) -> dict[str, Any]:
         try:
             claims: dict[str, Any] = jwt.decode(
-                token, self._secret, algorithms=[ALGORITHM], options={"require": ["exp", "sub"]}
+                token,
+                self._secret,
+                algorithms=[ALGORITHM],
+                options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
             )
-        except jwt.ExpiredSignatureError as error:
-            raise AuthenticationFailed(f"The {kind} token has expired.") from error
         except jwt.PyJWTError as error:
             raise AuthenticationFailed(f"The {kind} token is invalid.") from error
+        expires = claims["exp"]
+        if not isinstance(expires, int | float) or isinstance(expires, bool):
+            raise AuthenticationFailed(f"The {kind} token is invalid.")
+        if expires <= self._clock.now().timestamp():
+            raise AuthenticationFailed(f"The {kind} token has expired.")
         if claims.get("typ") != kind:
             raise AuthenticationFailed(f"This is not an {kind} token.")
         return claims

@@ -182,3 +182,77 @@ domain_events = Table(
     UniqueConstraint("stream_type", "stream_id", "version", name="uq_domain_events_stream_version"),
     Index("ix_domain_events_type", "type"),
 )
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("user_id", Uuid, primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("method", String(8), nullable=False),
+    Column("path", String(512), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    # in_flight -> committed (the change landed, in its own transaction) -> done (answer stored)
+    Column("state", String(16), nullable=False),
+    Column("locked_until", UTCDateTime(), nullable=False),
+    Column("resource_type", String(32)),
+    Column("resource_id", Uuid),
+    Column("response_status", Integer),
+    Column("response_body", Text),
+    Column("response_content_type", String(100)),
+    _created_at(),
+    Column("expires_at", UTCDateTime(), nullable=False, index=True),
+    CheckConstraint("state IN ('in_flight', 'committed', 'done')", name="state"),
+)
+
+payments = Table(
+    "payments",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # also the provider's idempotency key for the charge
+    Column("booking_id", Uuid, ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("payment_method", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("provider_ref", String(64)),
+    Column("failure_reason", String(64)),
+    Column("refund_requested_at", UTCDateTime()),
+    Column("refund_ref", String(64)),
+    Column("version", Integer, nullable=False),
+    _created_at(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    CheckConstraint("status IN ('pending', 'succeeded', 'failed', 'refunded')", name="status"),
+    CheckConstraint("amount_minor > 0", name="amount"),
+    # At most one live payment per booking: a second attempt must reuse or follow a failure.
+    Index(
+        "uq_payments_live_booking",
+        "booking_id",
+        unique=True,
+        postgresql_where=text("status <> 'failed'"),
+        sqlite_where=text("status <> 'failed'"),
+    ),
+    Index(
+        "ix_payments_unsettled",
+        "updated_at",
+        postgresql_where=text("status = 'pending' OR refund_requested_at IS NOT NULL"),
+        sqlite_where=text("status = 'pending' OR refund_requested_at IS NOT NULL"),
+    ),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("booking_id", Uuid, ForeignKey("bookings.id"), nullable=False, index=True),
+    Column("ticket_type_id", Uuid, ForeignKey("ticket_types.id"), nullable=False),
+    Column("code", String(32), nullable=False, unique=True),
+    Column("issued_at", UTCDateTime(), nullable=False),
+    Column("voided_at", UTCDateTime()),
+)
+
+webhook_receipts = Table(
+    "webhook_receipts",
+    metadata,
+    Column("event_id", String(64), primary_key=True),  # the provider's event id: seen once
+    Column("type", String(64), nullable=False),
+    Column("received_at", UTCDateTime(), nullable=False),
+)

@@ -12,13 +12,15 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketflow.adapters.clock import Clock
+from ticketflow.adapters.payment_gateway import PaymentGateway
 from ticketflow.adapters.security import Passwords
 from ticketflow.api.errors import install_error_handlers
-from ticketflow.api.routes import admin, auth, bookings, events, health
+from ticketflow.api.idempotency import IdempotencyMiddleware
+from ticketflow.api.routes import admin, auth, bookings, events, health, payments
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import current_request_id
-from ticketflow.services.sweeper import run_sweeper
+from ticketflow.services.sweeper import reconcile_once, run_periodically, sweep_once
 
 API_PREFIX = "/api/v1"
 
@@ -52,21 +54,36 @@ def create_app(
     settings: Settings | None = None,
     clock: Clock | None = None,
     passwords: Passwords | None = None,
+    payment_gateway: PaymentGateway | None = None,
 ) -> FastAPI:
+    """The app; tests inject a clock, cheap password hashing or a gateway on another transport."""
     settings = settings or Settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        bus = build_bus(settings, clock, passwords)
+        bus = build_bus(settings, clock, passwords, payment_gateway)
         app.state.bus = bus
-        sweeper = asyncio.create_task(run_sweeper(bus)) if settings.run_sweeper else None
+        jobs = []
+        if settings.run_sweeper:
+            jobs.append(
+                run_periodically("hold sweeper", sweep_once, bus, settings.sweep_interval_seconds)
+            )
+        if settings.run_reconciler:
+            jobs.append(
+                run_periodically(
+                    "payment reconciler", reconcile_once, bus, settings.reconcile_interval_seconds
+                )
+            )
+        tasks = [asyncio.create_task(job) for job in jobs]
         try:
             yield
         finally:
-            if sweeper:
-                sweeper.cancel()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                    await task
+            await bus.deps.payments.aclose()
             await bus.engine.dispose()
 
     app = FastAPI(
@@ -77,8 +94,9 @@ def create_app(
     )
     app.state.settings = settings
     install_error_handlers(app)
-    for router in (auth.router, events.router, bookings.router, admin.router):
+    for router in (auth.router, events.router, bookings.router, payments.router, admin.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.add_middleware(IdempotencyMiddleware, fastapi_app=app)
     app.add_middleware(RequestIdMiddleware)
     return app

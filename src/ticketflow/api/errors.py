@@ -12,7 +12,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ticketflow.domain.errors import AuthenticationFailed, DomainError
+from ticketflow.domain.errors import AuthenticationFailed, DomainError, ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,11 @@ def problem(
 async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
     errors = [{"field": error.field, "message": error.detail}] if error.field else None
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, AuthenticationFailed) else None
+    headers: dict[str, str] | None = None
+    if isinstance(error, AuthenticationFailed):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(error, ServiceUnavailable):
+        headers = {"Retry-After": str(error.retry_after)}
     return problem(request, error.status, error.code, error.title, error.detail, errors, headers)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -14,10 +14,12 @@ from pydantic import (
     EmailStr,
     Field,
     StringConstraints,
-    model_validator,
+    ValidationInfo,
+    field_validator,
 )
 
 from ticketflow.domain.model import Booking, BookingStatus, EventStatus, Role, TicketType
+from ticketflow.domain.payment import PaymentStatus
 
 Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=5000)]
@@ -40,12 +42,13 @@ class Write(BaseModel):
 class Patch(Write):
     nullable_fields: ClassVar[frozenset[str]] = frozenset()
 
-    @model_validator(mode="after")
-    def _no_nulls(self) -> Self:
-        for name in self.model_fields_set:
-            if getattr(self, name) is None and name not in self.nullable_fields:
-                raise ValueError(f"'{name}' cannot be null")
-        return self
+    # A field validator, not a model one, so the 422 names the field rather than "body".
+    @field_validator("*")
+    @classmethod
+    def _no_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name not in cls.nullable_fields:
+            raise ValueError(f"'{info.field_name}' cannot be null")
+        return value
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(exclude_unset=True)
@@ -199,7 +202,8 @@ class BookingOut(BaseModel):
                     quantity=line.quantity,
                     unit_price_minor=line.unit_price_minor,
                 )
-                for line in booking.lines
+                # The order GET /bookings/{id} reads them in, so both answers agree.
+                for line in sorted(booking.lines, key=lambda line: line.ticket_type_id)
             ],
         )
 
@@ -233,3 +237,38 @@ class Problem(BaseModel):
     detail: str
     instance: str | None = None
     errors: list[ProblemFieldError] | None = None
+
+
+class PaymentIn(Write):
+    payment_method: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=64),
+        Field(description="The provider's payment method token, e.g. pm_card_visa"),
+    ]
+
+
+class PaymentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: UUID
+    booking_id: UUID
+    amount_minor: int
+    currency: str
+    payment_method: str
+    status: PaymentStatus
+    provider_ref: str | None
+    failure_reason: str | None
+    refund_requested_at: datetime | None
+
+
+class TicketOut(BaseModel):
+    id: UUID
+    booking_id: UUID
+    ticket_type_id: UUID
+    code: str
+    issued_at: datetime
+    voided_at: datetime | None
+
+
+class TicketList(BaseModel):
+    items: list[TicketOut]

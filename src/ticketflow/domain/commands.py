@@ -112,3 +112,30 @@ class CancelBooking(Command):
 @dataclass(frozen=True)
 class ReleaseExpiredHolds(Command):
     batch_size: int = 500
+
+
+@dataclass(frozen=True)
+class PayForBooking(Command):
+    actor: Actor
+    booking_id: UUID
+    payment_method: str
+
+
+@dataclass(frozen=True)
+class RefundBooking(Command):
+    actor: Actor
+    booking_id: UUID
+
+
+@dataclass(frozen=True)
+class ApplyProviderEvent(Command):
+    """A verified provider callback: `data` is the charge or refund it reports."""
+
+    event_id: str
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ReconcilePayments(Command):
+    batch_size: int = 100

@@ -54,3 +54,25 @@ class InvalidInput(DomainError):
     """Well-formed input that breaks a business rule (a 422 naming the field)."""
 
     status, code, title = 422, "invalid-input", "Invalid input"
+
+
+class PaymentDeclined(DomainError):
+    """The provider refused the card; the booking stays held until its hold expires."""
+
+    status, code, title = 402, "payment-declined", "Payment declined"
+
+
+class ServiceUnavailable(DomainError):
+    """A system we depend on can't answer now; nothing was lost, retry after `retry_after`."""
+
+    status, code, title = 503, "service-unavailable", "Temporarily unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int = 5) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class ReplayedCallback(DomainError):
+    """A signed callback whose event id was already applied: refused, nothing changes."""
+
+    status, code, title = 400, "replayed-callback", "Callback already received"

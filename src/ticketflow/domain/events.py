@@ -174,4 +174,50 @@ class HoldExpired(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class BookingConfirmed(DomainEvent):
+    """Paid: the booking's tickets (one per seat) were issued in the same transaction."""
+
     type, stream_type = "booking.confirmed", "booking"
+    payment_id: UUID
+    ticket_ids: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class BookingRefunded(DomainEvent):
+    """A confirmed booking was refunded: its tickets are void and back on sale."""
+
+    type, stream_type = "booking.refunded", "booking"
+    lines: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentStarted(DomainEvent):
+    type, stream_type = "payment.started", "payment"
+    booking_id: UUID
+    amount_minor: int
+    currency: str
+    payment_method: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentSucceeded(DomainEvent):
+    type, stream_type = "payment.succeeded", "payment"
+    provider_ref: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentFailed(DomainEvent):
+    type, stream_type = "payment.failed", "payment"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RefundRequested(DomainEvent):
+    type, stream_type = "payment.refund_requested", "payment"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PaymentRefunded(DomainEvent):
+    type, stream_type = "payment.refunded", "payment"
+    refund_ref: str
+    amount_minor: int

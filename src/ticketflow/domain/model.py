@@ -146,6 +146,10 @@ class TicketType:
         return ev.TicketTypeUpdated(stream_id=self.id, version=self.version, changes=changes)
 
     def check_quantity(self, quantity: int) -> None:
+        # A rule, not left to storage: there a negative quantity makes the decrement add tickets
+        # and only the booking lines' CHECK stops the hold, as an IntegrityError, not a refusal.
+        if quantity < 1:
+            raise InvalidInput("Hold at least one ticket per line.", field="quantity")
         if quantity > self.max_per_booking:
             raise InvalidInput(
                 f"At most {self.max_per_booking} '{self.name}' tickets per booking.",
@@ -221,10 +225,26 @@ class Booking:
             stream_id=self.id, version=self.version, reason=reason, lines=ev.lines_data(self.lines)
         )
 
-    def confirm(self) -> ev.BookingConfirmed:
-        """Payments (a later issue) call this once the charge succeeded."""
+    def confirm(self, payment_id: UUID, ticket_ids: list[UUID]) -> ev.BookingConfirmed:
+        """Paid: called in the transaction that issues `ticket_ids`, one per seat."""
         self._leave_pending(BookingStatus.CONFIRMED)
-        return ev.BookingConfirmed(stream_id=self.id, version=self.version)
+        return ev.BookingConfirmed(
+            stream_id=self.id,
+            version=self.version,
+            payment_id=payment_id,
+            ticket_ids=[str(ticket_id) for ticket_id in ticket_ids],
+        )
+
+    def refund(self) -> ev.BookingRefunded:
+        if self.status is not BookingStatus.CONFIRMED:
+            raise InvalidTransition(
+                f"Only a confirmed booking can be refunded; this is {self.status}."
+            )
+        self.status = BookingStatus.REFUNDED
+        self.version += 1
+        return ev.BookingRefunded(
+            stream_id=self.id, version=self.version, lines=ev.lines_data(self.lines)
+        )
 
 
 @dataclass

@@ -10,14 +10,17 @@ from ticketflow.adapters.ids import new_id
 from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import InvalidInput, NotEnoughTickets, NotFound
-from ticketflow.domain.model import Booking, EventStatus
+from ticketflow.domain.model import Booking, BookingStatus, EventStatus
 from ticketflow.services.messagebus import Deps
+from ticketflow.services.payments import refund_booking
 from ticketflow.services.unit_of_work import UnitOfWork
 
 
 async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) -> Booking:
     """Create a pending booking. The conditional decrement per line, in the same transaction as
     the booking and its event, is what keeps invariant 1; no lock is taken beforehand."""
+    if not command.lines:
+        raise InvalidInput("A booking needs at least one line.", field="lines")
     ids = [ticket_type_id for ticket_type_id, _ in command.lines]
     if len(set(ids)) != len(ids):
         raise InvalidInput("Name each ticket type once per booking.", field="lines")
@@ -53,6 +56,7 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
 
 
 async def cancel_booking(command: cmd.CancelBooking, uow: UnitOfWork, deps: Deps) -> Booking:
+    """Cancel a hold (its tickets return); cancelling a paid booking refunds it instead."""
     async with uow:
         booking = await uow.bookings.get(command.booking_id)
         event = await uow.catalog.get_event(booking.event_id) if booking else None
@@ -62,13 +66,15 @@ async def cancel_booking(command: cmd.CancelBooking, uow: UnitOfWork, deps: Deps
             or not command.actor.may_see_booking(booking.user_id, event.organizer_id)
         ):
             raise NotFound("No such booking.")  # 404, not 403: ids of others don't leak
-        uow.record(booking.cancel("cancelled_by_user"))
-        await uow.bookings.save_status(booking, uow.clock.now())
-        await uow.catalog.return_tickets(
-            sum_quantities((line.ticket_type_id, line.quantity) for line in booking.lines)
-        )
-        await uow.commit()
-    return booking
+        if booking.status is not BookingStatus.CONFIRMED:
+            uow.record(booking.cancel("cancelled_by_user"))
+            await uow.bookings.save_status(booking, uow.clock.now())
+            await uow.catalog.return_tickets(
+                sum_quantities((line.ticket_type_id, line.quantity) for line in booking.lines)
+            )
+            await uow.commit()
+            return booking
+    return await refund_booking(cmd.RefundBooking(command.actor, command.booking_id), uow, deps)
 
 
 async def return_released(uow: UnitOfWork, released: list[Released], *, reason: str) -> None:

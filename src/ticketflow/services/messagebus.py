@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import EventMeta
+from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.payment_gateway import PaymentGateway
 from ticketflow.adapters.security import Passwords, Tokens
 from ticketflow.config import Settings
 from ticketflow.domain.commands import Command
@@ -18,6 +20,10 @@ from ticketflow.services.unit_of_work import UnitOfWork
 
 # Set by the HTTP layer for each request; recorded with every domain event it causes.
 current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
+# Set while a request with an Idempotency-Key runs: its commit marks the key as used.
+current_idempotency_scope: ContextVar[KeyScope | None] = ContextVar(
+    "current_idempotency_scope", default=None
+)
 
 
 @dataclass(frozen=True)
@@ -28,6 +34,7 @@ class Deps:
     clock: Clock
     passwords: Passwords
     tokens: Tokens
+    payments: PaymentGateway
 
 
 Handler = Callable[[Any, UnitOfWork, Deps], Awaitable[Any]]
@@ -46,5 +53,5 @@ class MessageBus:
         meta = EventMeta(
             actor_id=actor.user_id if actor else None, request_id=current_request_id.get()
         )
-        uow = UnitOfWork(self.engine, self.deps.clock, meta)
+        uow = UnitOfWork(self.engine, self.deps.clock, meta, current_idempotency_scope.get())
         return await self._handlers[type(command)](command, uow, self.deps)

@@ -10,7 +10,14 @@ from uuid import UUID
 from sqlalchemy import Select, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ticketflow.adapters.tables import booking_lines, bookings, events, ticket_types, users
+from ticketflow.adapters.tables import (
+    booking_lines,
+    bookings,
+    events,
+    ticket_types,
+    tickets,
+    users,
+)
 from ticketflow.domain.errors import NotFound, PermissionDenied
 from ticketflow.domain.model import Actor, EventStatus, Role
 from ticketflow.services.pagination import Page, decode_cursor, page_of
@@ -142,3 +149,14 @@ async def list_users(
         (after,) = decode_cursor(cursor, UUID)
         query = query.where(users.c.id > after)
     return page_of(await _rows(connection, query), limit, lambda u: (u["id"],))
+
+
+async def tickets_of_booking(
+    connection: AsyncConnection, booking_id: UUID, actor: Actor
+) -> list[Row]:
+    """The booking's issued tickets with their codes, for whoever may see the booking."""
+    await booking_detail(connection, booking_id, actor)
+    return await _rows(
+        connection,
+        select(tickets).where(tickets.c.booking_id == booking_id).order_by(tickets.c.id),
+    )

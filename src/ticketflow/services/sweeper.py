@@ -1,34 +1,50 @@
-"""The hold sweeper: returns expired holds to sale, in every app process, safely at once."""
+"""Background jobs every app process runs: the hold sweeper and the payment reconciler.
+
+Each is safe with any number of processes running it at once (conditional updates), so there is
+no leader to elect and a killed process leaves nothing that another one won't finish.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
-from ticketflow.domain.commands import ReleaseExpiredHolds
+from ticketflow.adapters import idempotency_store
+from ticketflow.domain.commands import ReconcilePayments, ReleaseExpiredHolds
 from ticketflow.services.messagebus import MessageBus
 
 log = logging.getLogger(__name__)
 
 
 async def sweep_once(bus: MessageBus) -> int:
-    """Release every hold due now, batch by batch; the number released."""
+    """Release every hold due now, batch by batch, and forget expired idempotency keys."""
     released = 0
     batch = bus.deps.settings.sweep_batch_size
     while True:
         count: int = await bus.handle(ReleaseExpiredHolds(batch_size=batch))
         released += count
         if count < batch:
-            return released
+            break
+    await idempotency_store.purge_expired(bus.engine, bus.deps.clock.now())
+    return released
 
 
-async def run_sweeper(bus: MessageBus) -> None:
-    """Sweep forever at the configured interval; a failed sweep is logged and retried."""
+async def reconcile_once(bus: MessageBus) -> int:
+    """Settle payments left pending (or refunds left unfinished) by a crash."""
+    settled: int = await bus.handle(ReconcilePayments())
+    return settled
+
+
+async def run_periodically(
+    name: str, job: Callable[[MessageBus], Awaitable[int]], bus: MessageBus, interval: float
+) -> None:
+    """Run `job` forever every `interval` seconds; a failed round is logged and retried."""
     while True:
         try:
-            released = await sweep_once(bus)
-            if released:
-                log.info("released %d expired holds", released)
+            done = await job(bus)
+            if done:
+                log.info("%s: %d done", name, done)
         except Exception:
-            log.exception("hold sweep failed; retrying next interval")
-        await asyncio.sleep(bus.deps.settings.sweep_interval_seconds)
+            log.exception("%s failed; retrying next interval", name)
+        await asyncio.sleep(interval)

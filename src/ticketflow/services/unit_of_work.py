@@ -7,11 +7,13 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ticketflow.adapters import event_store
+from ticketflow.adapters import event_store, idempotency_store
 from ticketflow.adapters.booking_repository import BookingRepository
 from ticketflow.adapters.catalog_repository import CatalogRepository
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.db import WRITE
+from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.payment_repository import PaymentRepository
 from ticketflow.adapters.user_repository import SessionRepository, UserRepository
 from ticketflow.domain.events import DomainEvent
 
@@ -25,11 +27,19 @@ class UnitOfWork:
     sessions: SessionRepository
     catalog: CatalogRepository
     bookings: BookingRepository
+    payments: PaymentRepository
 
-    def __init__(self, engine: AsyncEngine, clock: Clock, meta: event_store.EventMeta) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        meta: event_store.EventMeta,
+        idempotency_scope: KeyScope | None = None,
+    ) -> None:
         self._engine = engine
         self.clock = clock
         self.meta = meta
+        self._idempotency_scope = idempotency_scope
         self._events: list[DomainEvent] = []
         self._connection: AsyncConnection | None = None
 
@@ -42,6 +52,7 @@ class UnitOfWork:
         self.sessions = SessionRepository(connection)
         self.catalog = CatalogRepository(connection)
         self.bookings = BookingRepository(connection)
+        self.payments = PaymentRepository(connection)
         return self
 
     async def __aexit__(
@@ -65,4 +76,10 @@ class UnitOfWork:
         assert self._connection is not None, "commit() outside `async with uow:`"
         events, self._events = self._events, []
         await event_store.append(self._connection, events, self.meta, self.clock.now())
+        if self._idempotency_scope and events:
+            # The request's key is spent together with the change it made, never apart.
+            first = events[0]
+            await idempotency_store.mark_committed(
+                self._connection, self._idempotency_scope, first.stream_type, first.stream_id
+            )
         await self._connection.commit()

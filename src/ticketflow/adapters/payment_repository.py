@@ -1,0 +1,155 @@
+"""Payments, the tickets a paid booking gets, and the provider callbacks already seen."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ticketflow.adapters.tables import payments, tickets, webhook_receipts
+from ticketflow.domain.errors import Conflict
+from ticketflow.domain.model import Booking
+from ticketflow.domain.payment import Payment, PaymentStatus
+
+_FIELDS = (
+    "booking_id",
+    "amount_minor",
+    "currency",
+    "payment_method",
+    "provider_ref",
+    "failure_reason",
+    "refund_requested_at",
+    "refund_ref",
+    "version",
+)
+
+
+def _payment(row: Row[Any]) -> Payment:
+    return Payment(
+        id=row.id,
+        status=PaymentStatus(row.status),
+        **{name: getattr(row, name) for name in _FIELDS},
+    )
+
+
+class PaymentRepository:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
+
+    async def add(self, payment: Payment, now: datetime) -> None:
+        try:
+            async with self._connection.begin_nested():
+                await self._connection.execute(
+                    insert(payments).values(
+                        id=payment.id,
+                        status=payment.status.value,
+                        created_at=now,
+                        updated_at=now,
+                        **{name: getattr(payment, name) for name in _FIELDS},
+                    )
+                )
+        except IntegrityError as error:  # uq_payments_live_booking: a concurrent attempt won
+            raise Conflict("A payment for this booking is already under way.") from error
+
+    async def get(self, payment_id: UUID) -> Payment | None:
+        row = (
+            await self._connection.execute(select(payments).where(payments.c.id == payment_id))
+        ).one_or_none()
+        return _payment(row) if row else None
+
+    async def live_for_booking(self, booking_id: UUID) -> Payment | None:
+        """The booking's one payment that has not failed, if any."""
+        row = (
+            await self._connection.execute(
+                select(payments).where(
+                    payments.c.booking_id == booking_id,
+                    payments.c.status != PaymentStatus.FAILED.value,
+                )
+            )
+        ).one_or_none()
+        return _payment(row) if row else None
+
+    async def by_provider_ref(self, provider_ref: str) -> Payment | None:
+        row = (
+            await self._connection.execute(
+                select(payments).where(payments.c.provider_ref == provider_ref)
+            )
+        ).first()
+        return _payment(row) if row else None
+
+    async def save(self, payment: Payment, previous_version: int, now: datetime) -> None:
+        result = await self._connection.execute(
+            update(payments)
+            .where(payments.c.id == payment.id, payments.c.version == previous_version)
+            .values(
+                status=payment.status.value,
+                updated_at=now,
+                **{name: getattr(payment, name) for name in _FIELDS},
+            )
+        )
+        if result.rowcount != 1:
+            raise Conflict("The payment changed at the same time; try again.")
+
+    async def unsettled(self, cutoff: datetime, limit: int) -> list[Payment]:
+        """Payments a crash may have left halfway: pending, or with a refund not yet done."""
+        rows = await self._connection.execute(
+            select(payments)
+            .where(
+                or_(
+                    and_(
+                        payments.c.status == PaymentStatus.PENDING.value,
+                        payments.c.updated_at <= cutoff,
+                    ),
+                    and_(
+                        payments.c.status == PaymentStatus.SUCCEEDED.value,
+                        payments.c.refund_requested_at <= cutoff,
+                    ),
+                )
+            )
+            .order_by(payments.c.updated_at)
+            .limit(limit)
+        )
+        return [_payment(row) for row in rows]
+
+    async def issue_tickets(self, booking: Booking, ticket_ids: list[UUID], now: datetime) -> None:
+        """One ticket per seat, each with a unique unguessable code (for QR and check-in)."""
+        seats = [line.ticket_type_id for line in booking.lines for _ in range(line.quantity)]
+        await self._connection.execute(
+            insert(tickets),
+            [
+                {
+                    "id": ticket_id,
+                    "booking_id": booking.id,
+                    "ticket_type_id": ticket_type_id,
+                    "code": secrets.token_urlsafe(12),
+                    "issued_at": now,
+                }
+                for ticket_id, ticket_type_id in zip(ticket_ids, seats, strict=True)
+            ],
+        )
+
+    async def void_tickets(self, booking_id: UUID, now: datetime) -> None:
+        await self._connection.execute(
+            update(tickets)
+            .where(tickets.c.booking_id == booking_id, tickets.c.voided_at.is_(None))
+            .values(voided_at=now)
+        )
+
+    async def first_receipt(self, event_id: str, event_type: str, now: datetime) -> bool:
+        """Record a provider callback; False if it was seen before (a replay)."""
+        try:
+            async with self._connection.begin_nested():
+                await self._connection.execute(
+                    insert(webhook_receipts).values(
+                        event_id=event_id, type=event_type, received_at=now
+                    )
+                )
+        except IntegrityError:
+            return False
+        return True

@@ -1,0 +1,207 @@
+"""Idempotency-Key on mutating POSTs (Stripe-style): a repeat gets the first answer, replayed.
+
+A pure ASGI middleware, so it sees the raw body (for the fingerprint) and the raw answer (to
+store it byte for byte). The business transaction marks the key `committed` itself (see
+UnitOfWork.commit), so a change and its key land together or not at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from datetime import timedelta
+from uuid import UUID
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ticketflow.adapters import idempotency_store as store
+from ticketflow.adapters.idempotency_store import ClaimOutcome, KeyScope
+from ticketflow.api.errors import problem
+from ticketflow.domain.errors import DomainError
+from ticketflow.services.messagebus import MessageBus, current_idempotency_scope
+
+HEADER = b"idempotency-key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+# Payments and refunds move money: a retry without a key could charge twice, so it is required.
+# They are also resumable: a retry after a crash finishes the work the first attempt started.
+KEY_REQUIRED = re.compile(r"^/api/v1/bookings/[^/]+/(payments|refund)$")
+# Where a key means nothing: credentials exchange and the provider's signed callbacks.
+EXEMPT = re.compile(r"^/api/v1/(auth/|payments/webhook$)")
+VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    """The request's identity: same JSON in another key order or spacing is the same request."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
+    except ValueError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
+
+
+class IdempotencyMiddleware:
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not path.startswith("/api/v1/")
+            or EXEMPT.match(path)
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        key = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
+        bus: MessageBus = self.fastapi_app.state.bus
+        actor = self._actor(bus, request)
+        if not key:
+            if KEY_REQUIRED.match(path) and actor is not None:
+                await problem(
+                    request,
+                    400,
+                    "idempotency-key-required",
+                    "Idempotency-Key required",
+                    "Payments and refunds need an Idempotency-Key header (a UUID you "
+                    "generate once per payment attempt and resend on retries).",
+                )(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        if actor is None:  # the route answers 401; there is nobody to scope the key to
+            await self.app(scope, receive, send)
+            return
+        if not VALID_KEY.match(key):
+            await problem(
+                request,
+                400,
+                "invalid-idempotency-key",
+                "Invalid Idempotency-Key",
+                "Use 1 to 255 visible ASCII characters, e.g. a UUID.",
+            )(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        key_scope = KeyScope(actor, key)
+        ttl = timedelta(seconds=bus.deps.settings.idempotency_key_ttl_seconds)
+        claimed = await store.claim(
+            bus.engine,
+            key_scope,
+            "POST",
+            path,
+            fingerprint("POST", path, body),
+            bus.deps.clock.now(),
+            ttl,
+        )
+        # Payments and refunds resume their own half-done work: run it again to finish it.
+        if (
+            claimed.outcome is ClaimOutcome.LOST_ANSWER
+            and KEY_REQUIRED.match(path)
+            and await store.retake(bus.engine, key_scope, bus.deps.clock.now())
+        ):
+            claimed = store.Claim(ClaimOutcome.PROCEED)
+        if claimed.outcome is not ClaimOutcome.PROCEED:
+            await _answer_claimed(request, claimed)(scope, receive, send)
+            return
+        await self._run(scope, body, send, bus, key_scope)
+
+    @staticmethod
+    def _actor(bus: MessageBus, request: Request) -> UUID | None:
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        try:
+            return bus.deps.tokens.actor(token).user_id
+        except DomainError:
+            return None
+
+    async def _run(
+        self, scope: Scope, body: bytes, send: Send, bus: MessageBus, key_scope: KeyScope
+    ) -> None:
+        start: Message = {}
+        chunks: list[bytes] = []
+
+        async def replay_body() -> Message:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        async def capture(message: Message) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start":
+                start = message
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        token = current_idempotency_scope.set(key_scope)
+        try:
+            await self.app(scope, replay_body, capture)
+        except BaseException:
+            await store.release(bus.engine, key_scope)
+            raise
+        finally:
+            current_idempotency_scope.reset(token)
+        status = int(start.get("status", 500))
+        answer = b"".join(chunks)
+        headers = dict(start.get("headers", []))
+        if status >= 500:
+            await store.release(bus.engine, key_scope)
+        else:
+            await store.store_answer(
+                bus.engine,
+                key_scope,
+                status,
+                answer.decode(),
+                headers.get(b"content-type", b"").decode(),
+            )
+        await send(start)
+        await send({"type": "http.response.body", "body": answer})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def _answer_claimed(request: Request, claimed: store.Claim) -> ASGIApp:
+    if claimed.outcome is ClaimOutcome.REPLAY:
+        return Response(
+            claimed.body,
+            status_code=claimed.status or 200,
+            media_type=claimed.content_type or None,
+            headers={REPLAYED_HEADER: "true"},
+        )
+    if claimed.outcome is ClaimOutcome.MISMATCH:
+        return problem(
+            request,
+            422,
+            "idempotency-key-reused",
+            "Idempotency-Key reused",
+            "This key was already used for a different request; use a new key.",
+            [{"field": "Idempotency-Key", "message": "used for another request"}],
+        )
+    if claimed.outcome is ClaimOutcome.IN_FLIGHT:
+        return problem(
+            request,
+            409,
+            "request-in-flight",
+            "Request still in progress",
+            "The first request with this key is still running; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    return problem(
+        request,
+        409,
+        "answer-lost",
+        "Answer lost",
+        f"The first request with this key completed ({claimed.resource_type} "
+        f"{claimed.resource_id}) but its answer was lost; read that resource instead.",
+    )

@@ -1,0 +1,100 @@
+"""Paying for a booking, its tickets, refunds, and the provider's signed callbacks."""
+
+from __future__ import annotations
+
+import json
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+
+from ticketflow.api.deps import Bus, CurrentActor, ReadConnection
+from ticketflow.api.schemas import BookingOut, PaymentIn, PaymentOut, TicketList
+from ticketflow.domain import commands as cmd
+from ticketflow.domain.errors import DomainError
+from ticketflow.payment_provider.signing import verify
+from ticketflow.services import queries
+
+router = APIRouter(tags=["payments"])
+
+KEY_HEADER = {
+    "Idempotency-Key": {
+        "description": "Required: one per payment attempt, resent on retries",
+        "required": True,
+    }
+}
+
+
+class BadSignature(DomainError):
+    status, code, title = 400, "bad-signature", "Signature not valid"
+
+
+@router.post(
+    "/bookings/{booking_id}/payments",
+    status_code=201,
+    summary="Pay a held booking: charged once, confirmed with its tickets",
+    responses={
+        402: {"description": "Card declined; the hold stays"},
+        503: {"description": "Provider unavailable; retry after Retry-After"},
+    },
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        ]
+    },
+)
+async def pay(booking_id: UUID, body: PaymentIn, actor: CurrentActor, bus: Bus) -> PaymentOut:
+    payment = await bus.handle(cmd.PayForBooking(actor, booking_id, body.payment_method))
+    return PaymentOut.model_validate(payment)
+
+
+@router.get("/bookings/{booking_id}/tickets", summary="A paid booking's tickets and their codes")
+async def booking_tickets(booking_id: UUID, actor: CurrentActor, db: ReadConnection) -> TicketList:
+    return TicketList.model_validate(
+        {"items": await queries.tickets_of_booking(db, booking_id, actor)}
+    )
+
+
+@router.post(
+    "/bookings/{booking_id}/refund",
+    summary="Refund a paid booking; its tickets return to sale",
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string", "maxLength": 255},
+            }
+        ]
+    },
+)
+async def refund(booking_id: UUID, actor: CurrentActor, bus: Bus, db: ReadConnection) -> BookingOut:
+    await bus.handle(cmd.RefundBooking(actor, booking_id))
+    return BookingOut.model_validate(await queries.booking_detail(db, booking_id, actor))
+
+
+@router.post("/payments/webhook", summary="The payment provider's callback (HMAC-signed)")
+async def provider_webhook(request: Request, bus: Bus) -> dict[str, bool]:
+    body = await request.body()
+    settings = bus.deps.settings
+    signature = request.headers.get("provider-signature", "")
+    if not verify(
+        settings.payment_webhook_secret,
+        body,
+        signature,
+        int(bus.deps.clock.now().timestamp()),
+        settings.webhook_tolerance_seconds,
+    ):
+        raise BadSignature("The Provider-Signature header does not sign this body, or is stale.")
+    try:
+        event = json.loads(body)
+        command = cmd.ApplyProviderEvent(str(event["id"]), str(event["type"]), dict(event["data"]))
+    except (ValueError, KeyError, TypeError) as error:
+        raise BadSignature("The callback body is not a provider event.") from error
+    await bus.handle(command)
+    return {"received": True}

@@ -1,0 +1,5 @@
+"""The sandbox payment provider: a fake card processor served over real HTTP with its own ledger.
+
+It stands in for a system we don't own, so it imports nothing from the rest of TicketFlow; our
+app talks to it only over HTTP and imports only `signing.verify` to check its webhooks.
+"""

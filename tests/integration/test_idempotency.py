@@ -1,0 +1,148 @@
+"""Idempotency-Key: a repeat replays the first answer; other body 422; in flight 409."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import func, select
+
+from ticketflow.adapters import idempotency_store as store
+from ticketflow.adapters.clock import ManualClock
+from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.tables import bookings
+from ticketflow.api.idempotency import fingerprint
+from ticketflow.services.messagebus import MessageBus
+
+from ..builders import Account, EventOnSale, account, event_on_sale
+
+
+def _bus(client: httpx.AsyncClient) -> MessageBus:
+    bus: MessageBus = client.app_bus  # type: ignore[attr-defined]
+    return bus
+
+
+async def _booking_count(bus: MessageBus) -> int:
+    async with bus.engine.connect() as connection:
+        return int(await connection.scalar(select(func.count()).select_from(bookings)) or 0)
+
+
+async def _book(
+    client: httpx.AsyncClient, buyer: Account, sale: EventOnSale, key: str, quantity: int = 1
+) -> httpx.Response:
+    body = {
+        "event_id": str(sale.event.id),
+        "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": quantity}],
+    }
+    headers = {**buyer.headers, "Idempotency-Key": key}
+    return await client.post("/api/v1/bookings", json=body, headers=headers)
+
+
+async def test_repeat_replays_first_answer_and_books_once(client: httpx.AsyncClient) -> None:
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus), await account(bus)
+    first = await _book(client, buyer, sale, "key-1")
+    again = await _book(client, buyer, sale, "key-1")
+    assert first.status_code == again.status_code == 201
+    assert again.content == first.content
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert await _booking_count(bus) == 1
+
+
+async def test_same_key_other_request_is_422(client: httpx.AsyncClient) -> None:
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus), await account(bus)
+    await _book(client, buyer, sale, "key-2", quantity=1)
+    other = await _book(client, buyer, sale, "key-2", quantity=2)
+    assert other.status_code == 422
+    assert other.headers["content-type"] == "application/problem+json"
+    assert await _booking_count(bus) == 1
+
+
+async def test_keys_belong_to_their_user(client: httpx.AsyncClient) -> None:
+    bus = _bus(client)
+    sale = await event_on_sale(bus)
+    for buyer in (await account(bus), await account(bus)):
+        assert (await _book(client, buyer, sale, "shared-key")).status_code == 201
+    assert await _booking_count(bus) == 2
+
+
+async def test_refusals_are_replayed_too(client: httpx.AsyncClient) -> None:
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus, totals=(1,)), await account(bus)
+    assert (await _book(client, buyer, sale, "too-many", quantity=2)).status_code == 409
+    replay = await _book(client, buyer, sale, "too-many", quantity=2)
+    assert replay.status_code == 409
+    assert replay.headers["Idempotent-Replayed"] == "true"
+
+
+async def test_key_in_flight_is_409_with_retry_after(client: httpx.AsyncClient) -> None:
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus), await account(bus)
+    body = (
+        f'{{"event_id": "{sale.event.id}", "lines": [{{"ticket_type_id": '
+        f'"{sale.ticket_types[0].id}", "quantity": 1}}]}}'
+    ).encode()
+    now = bus.deps.clock.now()
+    scope = KeyScope(buyer.actor.user_id, "busy")
+    body_print = fingerprint("POST", "/api/v1/bookings", body)
+    taken = await store.claim(
+        bus.engine, scope, "POST", "/api/v1/bookings", body_print, now, timedelta(hours=24)
+    )
+    assert taken.outcome is store.ClaimOutcome.PROCEED
+    response = await _book(client, buyer, sale, "busy")
+    assert response.status_code == 409
+    assert response.headers["Retry-After"] == "1"
+    assert await _booking_count(bus) == 0
+
+
+async def test_key_of_a_crashed_request_is_retaken_after_its_lease(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus), await account(bus)
+    body = (
+        f'{{"event_id": "{sale.event.id}", "lines": [{{"ticket_type_id": '
+        f'"{sale.ticket_types[0].id}", "quantity": 1}}]}}'
+    ).encode()
+    scope = KeyScope(buyer.actor.user_id, "crashed")
+    await store.claim(
+        bus.engine,
+        scope,
+        "POST",
+        "/api/v1/bookings",
+        fingerprint("POST", "/api/v1/bookings", body),
+        clock.now(),
+        timedelta(hours=24),
+    )
+    clock.advance(store.CLAIM_LEASE.total_seconds() + 1)  # the access token is still valid
+    assert (await _book(client, buyer, sale, "crashed")).status_code == 201
+
+
+async def test_keys_expire_after_their_ttl(client: httpx.AsyncClient, clock: ManualClock) -> None:
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus), await account(bus)
+    await _book(client, buyer, sale, "old-key")
+    clock.advance(bus.deps.settings.idempotency_key_ttl_seconds + 1)
+    token = bus.deps.tokens.access_token(buyer.actor.user_id, buyer.actor.role, clock.now())
+    fresh = await _book(client, Account(buyer.actor, buyer.email, token), sale, "old-key")
+    assert fresh.status_code == 201
+    assert "Idempotent-Replayed" not in fresh.headers
+    assert await _booking_count(bus) == 2
+
+
+async def test_malformed_key_is_400(client: httpx.AsyncClient) -> None:
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus), await account(bus)
+    response = await _book(client, buyer, sale, "x" * 256)
+    assert response.status_code == 400
+    assert await _booking_count(bus) == 0
+
+
+def test_fingerprint_ignores_json_spacing_and_key_order() -> None:
+    event = str(uuid.uuid4())
+    a = fingerprint("POST", "/p", f'{{"a": 1, "event": "{event}"}}'.encode())
+    b = fingerprint("POST", "/p", f'{{"event":"{event}","a":1}}'.encode())
+    assert a == b != fingerprint("POST", "/q", b'{"a": 1}')

@@ -1,0 +1,320 @@
+"""Payments through the sandbox provider (in-process over HTTP semantics): charged once,
+confirmed with tickets, declined or failed without losing the hold, refunded once."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import circuitbreaker
+import httpx
+import pytest
+import stamina
+from sqlalchemy import func, select
+
+from ticketflow.adapters import idempotency_store as store
+from ticketflow.adapters.clock import ManualClock
+from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.payment_gateway import HttpPaymentGateway
+from ticketflow.adapters.tables import tickets
+from ticketflow.api.app import create_app
+from ticketflow.api.idempotency import fingerprint
+from ticketflow.config import Settings
+from ticketflow.payment_provider.app import create_provider_app
+from ticketflow.payment_provider.settings import ProviderSettings
+from ticketflow.payment_provider.signing import sign
+from ticketflow.services.messagebus import MessageBus
+from ticketflow.services.sweeper import reconcile_once, sweep_once
+
+from ..builders import Account, EventOnSale, account, event_on_sale
+from ..conftest import FAST_PASSWORDS, wipe
+from ..invariants import assert_invariants, assert_payments_match_ledger
+
+
+@pytest.fixture(autouse=True)
+def retries_without_waiting() -> Iterator[None]:
+    with stamina.set_testing(True, attempts=3):
+        yield
+
+
+@pytest.fixture
+async def provider(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_provider_app(ProviderSettings(ledger=tmp_path / "ledger.db"))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://provider") as client:
+            yield client
+
+
+class Shop:
+    """Our app wired to the in-process provider, plus the handles tests need."""
+
+    def __init__(
+        self, client: httpx.AsyncClient, provider: httpx.AsyncClient, gateway: HttpPaymentGateway
+    ) -> None:
+        self.client, self.provider, self.gateway = client, provider, gateway
+        self.bus: MessageBus = client.app_bus  # type: ignore[attr-defined]
+
+    async def held_booking(
+        self, sale: EventOnSale | None = None, quantity: int = 2
+    ) -> tuple[Account, str, EventOnSale]:
+        sale = sale or await event_on_sale(self.bus, totals=(10,))
+        buyer = await account(self.bus)
+        response = await self.client.post(
+            "/api/v1/bookings",
+            headers=buyer.headers,
+            json={
+                "event_id": str(sale.event.id),
+                "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": quantity}],
+            },
+        )
+        assert response.status_code == 201, response.text
+        return buyer, response.json()["id"], sale
+
+    async def pay(
+        self, buyer: Account, booking_id: str, key: str | None = None, method: str = "pm_card_visa"
+    ) -> httpx.Response:
+        headers = {**buyer.headers, "Idempotency-Key": key or str(uuid.uuid4())}
+        return await self.client.post(
+            f"/api/v1/bookings/{booking_id}/payments",
+            headers=headers,
+            json={"payment_method": method},
+        )
+
+    async def booking(self, buyer: Account, booking_id: str) -> dict[str, Any]:
+        response = await self.client.get(f"/api/v1/bookings/{booking_id}", headers=buyer.headers)
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def faults(self, **faults: Any) -> None:
+        assert (await self.provider.put("/_sandbox/faults", json=faults)).status_code == 200
+
+    async def charges(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = (await self.provider.get("/v1/charges")).json()["items"]
+        return items
+
+    async def check_invariants(self) -> None:
+        await assert_invariants(self.bus.engine)
+        await assert_payments_match_ledger(self.bus.engine, self.provider)
+
+
+@pytest.fixture
+async def shop(
+    settings: Settings, clock: ManualClock, provider: httpx.AsyncClient
+) -> AsyncIterator[Shop]:
+    settings = settings.model_copy(update={"payment_breaker_failure_threshold": 2})
+    gateway = HttpPaymentGateway(settings, client=provider)
+    app = create_app(settings, clock, FAST_PASSWORDS, gateway)
+    async with app.router.lifespan_context(app):
+        await wipe(app.state.bus.engine)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            client.app_bus = app.state.bus  # type: ignore[attr-defined]
+            yield Shop(client, provider, gateway)
+
+
+async def test_payment_confirms_booking_and_issues_one_ticket_per_seat(shop: Shop) -> None:
+    buyer, booking_id, _ = await shop.held_booking(quantity=3)
+    response = await shop.pay(buyer, booking_id)
+    assert response.status_code == 201, response.text
+    payment = response.json()
+    assert payment["status"] == "succeeded"
+    assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
+    issued = (
+        await shop.client.get(f"/api/v1/bookings/{booking_id}/tickets", headers=buyer.headers)
+    ).json()["items"]
+    assert len(issued) == 3 and len({ticket["code"] for ticket in issued}) == 3
+    [charge] = await shop.charges()
+    assert (charge["idempotency_key"], charge["amount_minor"]) == (payment["id"], 3 * 1000)
+    await shop.check_invariants()
+
+
+async def test_payment_without_idempotency_key_is_400(shop: Shop) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    response = await shop.client.post(
+        f"/api/v1/bookings/{booking_id}/payments",
+        headers=buyer.headers,
+        json={"payment_method": "pm_card_visa"},
+    )
+    assert response.status_code == 400
+    assert response.json()["type"].endswith("idempotency-key-required")
+    assert await shop.charges() == []
+
+
+async def test_retried_payment_replays_and_charges_once(shop: Shop) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    first = await shop.pay(buyer, booking_id, key="pay-1")
+    again = await shop.pay(buyer, booking_id, key="pay-1")
+    assert again.content == first.content and again.headers["Idempotent-Replayed"] == "true"
+    other_key = await shop.pay(buyer, booking_id, key="pay-2")
+    assert other_key.status_code == 409
+    assert len(await shop.charges()) == 1
+    await shop.check_invariants()
+
+
+async def test_declined_card_keeps_the_hold_and_a_new_attempt_can_pay(shop: Shop) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    declined = await shop.pay(buyer, booking_id, method="pm_card_declined")
+    assert declined.status_code == 402
+    assert (await shop.booking(buyer, booking_id))["status"] == "pending"
+    paid = await shop.pay(buyer, booking_id)
+    assert paid.status_code == 201
+    assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
+    await shop.check_invariants()
+
+
+async def test_provider_failure_is_503_and_the_same_key_pays_later(shop: Shop) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    await shop.faults(failure_rate=1.0)
+    failed = await shop.pay(buyer, booking_id, key="flaky")
+    assert failed.status_code == 503 and int(failed.headers["Retry-After"]) >= 1
+    assert (await shop.booking(buyer, booking_id))["status"] == "pending"
+    await shop.faults()
+    paid = await shop.pay(buyer, booking_id, key="flaky")
+    assert paid.status_code == 201, paid.text
+    assert len(await shop.charges()) == 1
+    await shop.check_invariants()
+
+
+async def test_lost_answer_is_settled_by_the_reconciler(shop: Shop, clock: ManualClock) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    await shop.faults(lost_response_rate=1.0)
+    assert (await shop.pay(buyer, booking_id)).status_code == 503
+    await shop.faults()
+    assert await reconcile_once(shop.bus) == 0  # too fresh: it may still be in flight
+    clock.advance(shop.bus.deps.settings.reconcile_after_seconds)
+    assert await reconcile_once(shop.bus) == 1
+    assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
+    assert len(await shop.charges()) == 1
+    await shop.check_invariants()
+
+
+async def test_charge_landing_after_the_hold_expired_is_refunded(
+    shop: Shop, clock: ManualClock
+) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    await shop.faults(lost_response_rate=1.0)
+    assert (await shop.pay(buyer, booking_id)).status_code == 503
+    await shop.faults()
+    clock.advance(shop.bus.deps.settings.hold_ttl_seconds)
+    assert await sweep_once(shop.bus) == 1
+    assert await reconcile_once(shop.bus) == 1
+    assert (await shop.booking(buyer, booking_id))["status"] == "expired"
+    [charge] = await shop.charges()
+    refunds = (await shop.provider.get("/v1/refunds", params={"charge_id": charge["id"]})).json()
+    assert [refund["amount_minor"] for refund in refunds["items"]] == [charge["amount_minor"]]
+    await shop.check_invariants()
+
+
+async def test_cancelling_a_paid_booking_refunds_once_and_returns_tickets(shop: Shop) -> None:
+    buyer, booking_id, sale = await shop.held_booking(quantity=2)
+    assert (await shop.pay(buyer, booking_id)).status_code == 201
+    cancelled = await shop.client.post(
+        f"/api/v1/bookings/{booking_id}/cancel", headers={**buyer.headers, "Idempotency-Key": "c1"}
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "refunded"
+    again = await shop.client.post(
+        f"/api/v1/bookings/{booking_id}/refund", headers={**buyer.headers, "Idempotency-Key": "r2"}
+    )
+    assert again.status_code == 409
+    assert len((await shop.provider.get("/v1/refunds")).json()["items"]) == 1
+    event = (await shop.client.get(f"/api/v1/events/{sale.event.id}")).json()
+    assert event["ticket_types"][0]["available"] == 10
+    async with shop.bus.engine.connect() as connection:
+        live = await connection.scalar(
+            select(func.count()).select_from(tickets).where(tickets.c.voided_at.is_(None))
+        )
+    assert live == 0
+    await shop.check_invariants()
+
+
+async def test_refund_of_an_unpaid_booking_is_409(shop: Shop) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    response = await shop.client.post(
+        f"/api/v1/bookings/{booking_id}/refund", headers={**buyer.headers, "Idempotency-Key": "r"}
+    )
+    assert response.status_code == 409
+
+
+async def test_breaker_opens_fails_fast_and_closes_after_a_good_probe(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    await shop.faults(down=True)
+    for attempt in range(2):  # the threshold in this fixture
+        assert (await shop.pay(buyer, booking_id, key=f"down-{attempt}")).status_code == 503
+    assert shop.gateway.breaker.state == circuitbreaker.STATE_OPEN
+    await shop.faults()  # the provider is back, but the breaker does not know yet
+    fast = await shop.pay(buyer, booking_id, key="while-open")
+    assert fast.status_code == 503 and "not calling" in fast.json()["detail"]
+    later = time.monotonic() + shop.bus.deps.settings.payment_breaker_recovery_seconds + 1
+    monkeypatch.setattr(circuitbreaker, "monotonic", lambda: later)
+    assert shop.gateway.breaker.state == circuitbreaker.STATE_HALF_OPEN
+    assert (await shop.pay(buyer, booking_id, key="probe")).status_code == 201
+    assert shop.gateway.breaker.state == circuitbreaker.STATE_CLOSED
+    await shop.check_invariants()
+
+
+def _signed(body: dict[str, Any], secret: str, at: int) -> tuple[bytes, dict[str, str]]:
+    raw = json.dumps(body).encode()
+    return raw, {"Provider-Signature": sign(secret, raw, at), "Content-Type": "application/json"}
+
+
+async def test_signed_webhook_settles_a_pending_payment_once(
+    shop: Shop, clock: ManualClock
+) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    await shop.faults(lost_response_rate=1.0)
+    assert (await shop.pay(buyer, booking_id)).status_code == 503
+    [charge] = await shop.charges()
+    secret, now = shop.bus.deps.settings.payment_webhook_secret, int(clock.now().timestamp())
+    event = {"id": "evt_1", "type": "charge.succeeded", "created": now, "data": charge}
+    raw, headers = _signed(event, secret, now)
+    webhook = "/api/v1/payments/webhook"
+    tampered = raw.replace(b"succeeded", b"declined")
+    assert (await shop.client.post(webhook, content=tampered, headers=headers)).status_code == 400
+    stale_raw, stale = _signed(event, secret, now - 3600)
+    assert (await shop.client.post(webhook, content=stale_raw, headers=stale)).status_code == 400
+    forged_raw, forged = _signed(event, "not-our-secret", now)
+    assert (await shop.client.post(webhook, content=forged_raw, headers=forged)).status_code == 400
+    assert (await shop.booking(buyer, booking_id))["status"] == "pending"
+    assert (await shop.client.post(webhook, content=raw, headers=headers)).status_code == 200
+    assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
+    replayed = await shop.client.post(webhook, content=raw, headers=headers)
+    assert replayed.status_code == 400
+    await shop.check_invariants()
+
+
+async def test_retry_after_a_crash_mid_payment_finishes_it(shop: Shop, clock: ManualClock) -> None:
+    """The first attempt committed its pending payment and died before answering: the same key,
+    once the claim's lease ran out, resumes that payment instead of answering 'in flight'."""
+    buyer, booking_id, _ = await shop.held_booking()
+    await shop.faults(down=True)
+    assert (await shop.pay(buyer, booking_id, key="crashy")).status_code == 503
+    scope = KeyScope(buyer.actor.user_id, "crashy")
+    body = json.dumps({"payment_method": "pm_card_visa"}).encode()
+    path = f"/api/v1/bookings/{booking_id}/payments"
+    taken = await store.claim(
+        shop.bus.engine,
+        scope,
+        "POST",
+        path,
+        fingerprint("POST", path, body),
+        clock.now(),
+        timedelta(hours=1),
+    )
+    assert taken.outcome is store.ClaimOutcome.PROCEED
+    async with shop.bus.engine.begin() as connection:  # as the crashed attempt's commit did
+        await store.mark_committed(connection, scope, "payment", uuid.uuid4())
+    await shop.faults()
+    assert (await shop.pay(buyer, booking_id, key="crashy")).status_code == 409  # lease runs
+    clock.advance(store.CLAIM_LEASE.total_seconds())
+    resumed = await shop.pay(buyer, booking_id, key="crashy")
+    assert resumed.status_code == 201, resumed.text
+    assert len(await shop.charges()) == 1
+    await shop.check_invariants()
