@@ -16,11 +16,17 @@ from ticketflow.services import queries
 
 router = APIRouter(tags=["payments"])
 
-KEY_HEADER = {
-    "Idempotency-Key": {
-        "description": "Required: one per payment attempt, resent on retries",
-        "required": True,
-    }
+# Documented in OpenAPI; the Idempotency middleware enforces it (400 without).
+IDEMPOTENCY_KEY_REQUIRED = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": True,
+            "description": "One per payment or refund attempt, resent unchanged on retries",
+            "schema": {"type": "string", "maxLength": 255},
+        }
+    ]
 }
 
 
@@ -36,16 +42,7 @@ class BadSignature(DomainError):
         402: {"description": "Card declined; the hold stays"},
         503: {"description": "Provider unavailable; retry after Retry-After"},
     },
-    openapi_extra={
-        "parameters": [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": True,
-                "schema": {"type": "string", "maxLength": 255},
-            }
-        ]
-    },
+    openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
 )
 async def pay(booking_id: UUID, body: PaymentIn, actor: CurrentActor, bus: Bus) -> PaymentOut:
     payment = await bus.handle(cmd.PayForBooking(actor, booking_id, body.payment_method))
@@ -62,16 +59,7 @@ async def booking_tickets(booking_id: UUID, actor: CurrentActor, db: ReadConnect
 @router.post(
     "/bookings/{booking_id}/refund",
     summary="Refund a paid booking; its tickets return to sale",
-    openapi_extra={
-        "parameters": [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": True,
-                "schema": {"type": "string", "maxLength": 255},
-            }
-        ]
-    },
+    openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
 )
 async def refund(booking_id: UUID, actor: CurrentActor, bus: Bus, db: ReadConnection) -> BookingOut:
     await bus.handle(cmd.RefundBooking(actor, booking_id))
