@@ -7,6 +7,7 @@ from datetime import timedelta
 from ticketflow.adapters.clock import Clock, SystemClock
 from ticketflow.adapters.db import create_engine
 from ticketflow.adapters.payment_gateway import HttpPaymentGateway, PaymentGateway
+from ticketflow.adapters.redis_client import create_redis
 from ticketflow.adapters.security import Passwords, Tokens
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
@@ -54,5 +55,6 @@ def build_bus(
             clock=clock,
         ),
         payments=payments or HttpPaymentGateway(settings),
+        redis=create_redis(settings),
     )
     return MessageBus(create_engine(settings), deps, HANDLERS)

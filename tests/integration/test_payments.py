@@ -318,3 +318,18 @@ async def test_retry_after_a_crash_mid_payment_finishes_it(shop: Shop, clock: Ma
     assert resumed.status_code == 201, resumed.text
     assert len(await shop.charges()) == 1
     await shop.check_invariants()
+
+
+async def test_cancelling_an_event_refunds_its_paid_bookings(shop: Shop) -> None:
+    paid_buyer, paid_id, sale = await shop.held_booking(quantity=2)
+    assert (await shop.pay(paid_buyer, paid_id)).status_code == 201
+    held_buyer, held_id, _ = await shop.held_booking(sale, quantity=1)
+    cancelled = await shop.client.post(
+        f"/api/v1/events/{sale.event.id}/cancel",
+        headers={**sale.organizer.headers, "Idempotency-Key": "cancel-event"},
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert (await shop.booking(paid_buyer, paid_id))["status"] == "refunded"
+    assert (await shop.booking(held_buyer, held_id))["status"] == "cancelled"
+    assert len((await shop.provider.get("/v1/refunds")).json()["items"]) == 1
+    await shop.check_invariants()

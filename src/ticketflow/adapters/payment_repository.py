@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ticketflow.adapters.tables import payments, tickets, webhook_receipts
+from ticketflow.adapters.tables import bookings, payments, tickets, webhook_receipts
 from ticketflow.domain.errors import Conflict
 from ticketflow.domain.model import Booking
 from ticketflow.domain.payment import Payment, PaymentStatus
@@ -75,13 +75,18 @@ class PaymentRepository:
         ).one_or_none()
         return _payment(row) if row else None
 
-    async def by_provider_ref(self, provider_ref: str) -> Payment | None:
-        row = (
-            await self._connection.execute(
-                select(payments).where(payments.c.provider_ref == provider_ref)
+    async def paid_for_event(self, event_id: UUID) -> list[Payment]:
+        """Succeeded payments of the event's bookings with no refund asked for yet."""
+        rows = await self._connection.execute(
+            select(payments)
+            .join(bookings, bookings.c.id == payments.c.booking_id)
+            .where(
+                bookings.c.event_id == event_id,
+                payments.c.status == PaymentStatus.SUCCEEDED.value,
+                payments.c.refund_requested_at.is_(None),
             )
-        ).first()
-        return _payment(row) if row else None
+        )
+        return [_payment(row) for row in rows]
 
     async def save(self, payment: Payment, previous_version: int, now: datetime) -> None:
         result = await self._connection.execute(

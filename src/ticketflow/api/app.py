@@ -84,6 +84,8 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await bus.deps.payments.aclose()
+            if bus.deps.redis is not None:
+                await bus.deps.redis.aclose()
             await bus.engine.dispose()
 
     app = FastAPI(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from uuid import UUID
 
 from ticketflow.adapters.ids import new_id
 from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
-from ticketflow.domain.errors import NotFound, PermissionDenied
+from ticketflow.domain.errors import NotFound, PermissionDenied, ServiceUnavailable
 from ticketflow.domain.model import Actor, Event, EventStatus, Role, TicketType
 from ticketflow.services.bookings import return_released
 from ticketflow.services.messagebus import Deps
+from ticketflow.services.payments import complete_refund
 from ticketflow.services.unit_of_work import UnitOfWork
 
 
@@ -85,7 +87,8 @@ async def publish_event(command: cmd.PublishEvent, uow: UnitOfWork, deps: Deps) 
 
 
 async def cancel_event(command: cmd.CancelEvent, uow: UnitOfWork, deps: Deps) -> Event:
-    """Stop sales and release every pending hold of the event, in one transaction."""
+    """Stop sales, release every pending hold and request a refund of every paid booking, in
+    one transaction; the refunds are then sent (whatever fails here, the reconciler finishes)."""
     async with uow:
         event = await managed_event(uow, command.actor, command.event_id)
         uow.record(event.cancel())
@@ -94,7 +97,15 @@ async def cancel_event(command: cmd.CancelEvent, uow: UnitOfWork, deps: Deps) ->
         await return_released(
             uow, await uow.bookings.cancel_pending_of_event(event.id, now), reason="event_cancelled"
         )
+        paid = await uow.payments.paid_for_event(event.id)
+        for payment in paid:
+            version = payment.version
+            uow.record(payment.request_refund(now, reason="event_cancelled"))
+            await uow.payments.save(payment, version, now)
         await uow.commit()
+    for payment in paid:
+        with contextlib.suppress(ServiceUnavailable):
+            await complete_refund(uow, deps, payment.id)
     return event
 
 

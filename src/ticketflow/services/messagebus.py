@@ -7,6 +7,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow.adapters.clock import Clock
@@ -35,6 +36,7 @@ class Deps:
     passwords: Passwords
     tokens: Tokens
     payments: PaymentGateway
+    redis: Redis | None = None  # unset in the embedded mode: in-process stand-ins instead
 
 
 Handler = Callable[[Any, UnitOfWork, Deps], Awaitable[Any]]

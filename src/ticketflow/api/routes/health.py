@@ -21,7 +21,7 @@ async def health() -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    summary="Database reachable and schema current",
+    summary="Database (and Redis, if configured) reachable, schema current",
     responses={503: {"description": "Not ready"}},
 )
 async def ready(request: Request) -> JSONResponse:
@@ -36,7 +36,13 @@ async def ready(request: Request) -> JSONResponse:
         checks["migrations"] = "ok" if revision == head else f"at {revision}, head is {head}"
     except Exception as error:  # any failure to reach the database means "not ready"
         checks["database"] = f"unreachable: {type(error).__name__}"
-    healthy = all(value == "ok" for value in checks.values()) and len(checks) == 2
+    if bus.deps.redis is not None:
+        try:
+            await bus.deps.redis.ping()
+            checks["redis"] = "ok"
+        except Exception as error:  # Redis down: this instance can't serve its fast paths
+            checks["redis"] = f"unreachable: {type(error).__name__}"
+    healthy = "migrations" in checks and all(value == "ok" for value in checks.values())
     return JSONResponse(
         {"status": "ok" if healthy else "unavailable", "checks": checks},
         status_code=200 if healthy else 503,
