@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from ticketflow.adapters.catalog_snapshots import CatalogSnapshots
 from ticketflow.adapters.clock import Clock, SystemClock
 from ticketflow.adapters.db import create_engine
 from ticketflow.adapters.payment_gateway import HttpPaymentGateway, PaymentGateway
 from ticketflow.adapters.redis_client import create_redis
 from ticketflow.adapters.security import Passwords, Tokens
+from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.services import accounts, bookings, catalog, payments
+from ticketflow.services.hold_batcher import HoldBatcher
 from ticketflow.services.messagebus import Deps, Handler, MessageBus
 
 HANDLERS: dict[type[cmd.Command], Handler] = {
@@ -44,6 +47,9 @@ def build_bus(
 ) -> MessageBus:
     """Wire the app; tests pass a clock, cheap password hashing or another payment gateway."""
     clock = clock or SystemClock()
+    engine = create_engine(settings)
+    redis = create_redis(settings)
+    soldout = SoldOutMarks(redis, settings.soldout_local_ttl_seconds)
     deps = Deps(
         settings=settings,
         clock=clock,
@@ -55,6 +61,15 @@ def build_bus(
             clock=clock,
         ),
         payments=payments or HttpPaymentGateway(settings),
-        redis=create_redis(settings),
+        catalog=CatalogSnapshots(engine, settings.catalog_snapshot_ttl_seconds),
+        soldout=soldout,
+        holds=HoldBatcher(
+            engine,
+            clock,
+            soldout,
+            window_seconds=settings.hold_batch_window_ms / 1000,
+            max_batch=settings.hold_batch_max,
+        ),
+        redis=redis,
     )
-    return MessageBus(create_engine(settings), deps, HANDLERS)
+    return MessageBus(engine, deps, HANDLERS)

@@ -27,6 +27,15 @@ class Settings(BaseSettings):
     hold_ttl_seconds: int = Field(default=600, gt=0)
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
     sweep_batch_size: int = Field(default=500, gt=0)
+    # The hot path: "batched" (group commit per ticket type), "direct" (one transaction per
+    # hold) or "baseline-lock" (the seed's Redis lock per ticket type, for the benchmark only).
+    booking_engine: Literal["batched", "direct", "baseline-lock"] = "batched"
+    hold_batch_window_ms: float = Field(default=1.0, ge=0, le=50)
+    hold_batch_max: int = Field(default=1000, ge=1)
+    catalog_snapshot_ttl_seconds: float = Field(default=0.5, ge=0)
+    # How long a process trusts what it knows about a sold-out mark before asking Redis again.
+    soldout_local_ttl_seconds: float = Field(default=0.5, ge=0)
+
     run_sweeper: bool = True
     run_reconciler: bool = True
 

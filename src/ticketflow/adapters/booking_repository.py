@@ -23,20 +23,25 @@ class BookingRepository:
     def __init__(self, connection: AsyncConnection) -> None:
         self._connection = connection
 
-    async def add(self, booking: Booking) -> None:
+    async def add(self, *new: Booking) -> None:
+        """Insert bookings and their lines: two statements, however many bookings."""
         await self._connection.execute(
-            insert(bookings).values(
-                id=booking.id,
-                user_id=booking.user_id,
-                event_id=booking.event_id,
-                status=booking.status.value,
-                currency=booking.currency,
-                total_minor=booking.total_minor,
-                hold_expires_at=booking.hold_expires_at,
-                version=booking.version,
-                created_at=booking.created_at,
-                updated_at=booking.created_at,
-            )
+            insert(bookings),
+            [
+                {
+                    "id": booking.id,
+                    "user_id": booking.user_id,
+                    "event_id": booking.event_id,
+                    "status": booking.status.value,
+                    "currency": booking.currency,
+                    "total_minor": booking.total_minor,
+                    "hold_expires_at": booking.hold_expires_at,
+                    "version": booking.version,
+                    "created_at": booking.created_at,
+                    "updated_at": booking.created_at,
+                }
+                for booking in new
+            ],
         )
         await self._connection.execute(
             insert(booking_lines),
@@ -47,6 +52,7 @@ class BookingRepository:
                     "quantity": line.quantity,
                     "unit_price_minor": line.unit_price_minor,
                 }
+                for booking in new
                 for line in booking.lines
             ],
         )

@@ -64,11 +64,31 @@ class CatalogRepository:
             )
         )
 
-    async def get_event(self, event_id: UUID) -> Event | None:
-        row = (
-            await self._connection.execute(select(events).where(events.c.id == event_id))
-        ).one_or_none()
+    async def get_event(self, event_id: UUID, *, share_lock: bool = False) -> Event | None:
+        """The event; `share_lock` keeps it from being cancelled until this transaction ends
+        (holds take it, so no hold can slip in after a cancellation released the others)."""
+        query = select(events).where(events.c.id == event_id)
+        if share_lock:
+            query = query.with_for_update(read=True)
+        row = (await self._connection.execute(query)).one_or_none()
         return _event(row) if row else None
+
+    async def lock_for_holds(self, ticket_type_id: UUID) -> tuple[Event, TicketType] | None:
+        """A ticket type locked for a batch of holds, its event share-locked first (the order
+        cancel_event locks in, so the two can't deadlock): the fresh truth a batch allocates
+        from (availability, price, sales window)."""
+        event_id = await self._connection.scalar(
+            select(ticket_types.c.event_id).where(ticket_types.c.id == ticket_type_id)
+        )
+        event = await self.get_event(event_id, share_lock=True) if event_id else None
+        if event is None:
+            return None
+        row = (
+            await self._connection.execute(
+                select(ticket_types).where(ticket_types.c.id == ticket_type_id).with_for_update()
+            )
+        ).one()
+        return event, _ticket_type(row)
 
     async def save_event(self, event: Event) -> None:
         """Optimistic: fails if someone else changed the event since it was read."""

@@ -24,10 +24,10 @@ class EventMeta:
 
 async def append(
     connection: AsyncConnection,
-    events: Sequence[DomainEvent],
-    meta: EventMeta,
+    events: Sequence[tuple[DomainEvent, EventMeta]],
     occurred_at: datetime,
 ) -> None:
+    """Append events, each with the meta of the request that caused it, in one statement."""
     if not events:
         return
     await connection.execute(
@@ -43,6 +43,6 @@ async def append(
                 "request_id": meta.request_id,
                 "occurred_at": occurred_at,
             }
-            for event in events
+            for event, meta in events
         ],
     )

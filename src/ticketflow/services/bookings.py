@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from uuid import UUID
 
 from ticketflow.adapters.booking_repository import Released
 from ticketflow.adapters.catalog_repository import sum_quantities
+from ticketflow.adapters.catalog_snapshots import Snapshot
 from ticketflow.adapters.ids import new_id
 from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
-from ticketflow.domain.errors import InvalidInput, NotEnoughTickets, NotFound
+from ticketflow.domain.errors import DomainError, InvalidInput, NotEnoughTickets, NotFound
 from ticketflow.domain.model import Booking, BookingStatus, EventStatus
 from ticketflow.services.messagebus import Deps
 from ticketflow.services.payments import refund_booking
@@ -17,31 +19,36 @@ from ticketflow.services.unit_of_work import UnitOfWork
 
 
 async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) -> Booking:
-    """Create a pending booking. The conditional decrement per line, in the same transaction as
-    the booking and its event, is what keeps invariant 1; no lock is taken beforehand."""
+    """Create a pending booking that holds its tickets until `hold_expires_at`.
+
+    Checked first against a recent copy of the catalog (a refusal is confirmed on fresh data);
+    a sold-out ticket type is refused without the database. One-line holds then go through the
+    batcher (group commit); others take their rows one by one. Either way the tickets are taken
+    by a conditional decrement in the transaction that inserts the booking and its event.
+    """
     if not command.lines:
         raise InvalidInput("A booking needs at least one line.", field="lines")
     ids = [ticket_type_id for ticket_type_id, _ in command.lines]
     if len(set(ids)) != len(ids):
         raise InvalidInput("Name each ticket type once per booking.", field="lines")
+    try:
+        snapshot = await deps.catalog.get(command.event_id)
+        booking = _booking_from(command, deps, snapshot)
+    except DomainError:  # refuse only on fresh data, never on a stale copy
+        snapshot = await deps.catalog.get(command.event_id, fresh=True)
+        booking = _booking_from(command, deps, snapshot)
+    if len(ids) == 1 and await deps.soldout.is_sold_out(ids[0]):
+        assert snapshot is not None
+        name = snapshot[1][ids[0]].name
+        raise NotEnoughTickets(f"'{name}' is sold out.", field="quantity")
+    if len(ids) == 1 and deps.settings.booking_engine == "batched":
+        return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope)
     async with uow:
-        event = await uow.catalog.get_event(command.event_id)
-        if event is None or event.status is EventStatus.DRAFT:
-            raise NotFound("No such event.", field="event_id")
-        types = await uow.catalog.ticket_types_of(event.id)
-        unknown = [str(tt_id) for tt_id in ids if tt_id not in types]
-        if unknown:
-            raise NotFound(
-                f"No ticket type {', '.join(unknown)} on this event.", field="ticket_type_id"
-            )
-        booking, held = Booking.hold(
-            booking_id=new_id(),
-            user_id=command.actor.user_id,
-            event=event,
-            wanted=[(types[tt_id], quantity) for tt_id, quantity in command.lines],
-            now=uow.clock.now(),
-            hold_ttl=timedelta(seconds=deps.settings.hold_ttl_seconds),
-        )
+        # The share lock keeps the event from being cancelled under this hold; prices and
+        # limits are read again inside the transaction.
+        event = await uow.catalog.get_event(command.event_id, share_lock=True)
+        types = await uow.catalog.ticket_types_of(command.event_id)
+        booking = _booking_from(command, deps, (event, types) if event else None, booking.id)
         # Rows are locked in id order so multi-line bookings never deadlock each other.
         for line in sorted(booking.lines, key=lambda line: line.ticket_type_id):
             if not await uow.catalog.take_tickets(line.ticket_type_id, line.quantity):
@@ -50,8 +57,31 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
                     f"Not enough '{name}' tickets left for {line.quantity}.", field="quantity"
                 )
         await uow.bookings.add(booking)
-        uow.record(held)
+        uow.record(ev.TicketsHeld.of(booking))
         await uow.commit()
+    return booking
+
+
+def _booking_from(
+    command: cmd.HoldTickets, deps: Deps, snapshot: Snapshot | None, booking_id: UUID | None = None
+) -> Booking:
+    """The pending booking the command asks for, checked against `snapshot` of the catalog."""
+    if snapshot is None or snapshot[0].status is EventStatus.DRAFT:
+        raise NotFound("No such event.", field="event_id")
+    event, types = snapshot
+    unknown = [str(tt_id) for tt_id, _ in command.lines if tt_id not in types]
+    if unknown:
+        raise NotFound(
+            f"No ticket type {', '.join(unknown)} on this event.", field="ticket_type_id"
+        )
+    booking, _ = Booking.hold(
+        booking_id=booking_id or new_id(),
+        user_id=command.actor.user_id,
+        event=event,
+        wanted=[(types[tt_id], quantity) for tt_id, quantity in command.lines],
+        now=deps.clock.now(),
+        hold_ttl=timedelta(seconds=deps.settings.hold_ttl_seconds),
+    )
     return booking
 
 
@@ -69,7 +99,7 @@ async def cancel_booking(command: cmd.CancelBooking, uow: UnitOfWork, deps: Deps
         if booking.status is not BookingStatus.CONFIRMED:
             uow.record(booking.cancel("cancelled_by_user"))
             await uow.bookings.save_status(booking, uow.clock.now())
-            await uow.catalog.return_tickets(
+            await uow.return_tickets(
                 sum_quantities((line.ticket_type_id, line.quantity) for line in booking.lines)
             )
             await uow.commit()
@@ -79,7 +109,7 @@ async def cancel_booking(command: cmd.CancelBooking, uow: UnitOfWork, deps: Deps
 
 async def return_released(uow: UnitOfWork, released: list[Released], *, reason: str) -> None:
     """Give the tickets of bookings that just left `pending` back to sale, and record why."""
-    await uow.catalog.return_tickets(
+    await uow.return_tickets(
         sum_quantities(
             (line.ticket_type_id, line.quantity) for _, _, lines in released for line in lines
         )

@@ -155,5 +155,7 @@ async def update_ticket_type(
             old_total = ticket_type.total
             uow.record(ticket_type.update(command.changes))
             await uow.catalog.save_ticket_type(ticket_type, ticket_type.total - old_total)
+            if ticket_type.total > old_total:
+                uow.back_on_sale([ticket_type.id])
         await uow.commit()
     return ticket_type

@@ -10,13 +10,16 @@ from typing import Any
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ticketflow.adapters.catalog_snapshots import CatalogSnapshots
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import EventMeta
 from ticketflow.adapters.idempotency_store import KeyScope
 from ticketflow.adapters.payment_gateway import PaymentGateway
 from ticketflow.adapters.security import Passwords, Tokens
+from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.config import Settings
 from ticketflow.domain.commands import Command
+from ticketflow.services.hold_batcher import HoldBatcher
 from ticketflow.services.unit_of_work import UnitOfWork
 
 # Set by the HTTP layer for each request; recorded with every domain event it causes.
@@ -36,6 +39,9 @@ class Deps:
     passwords: Passwords
     tokens: Tokens
     payments: PaymentGateway
+    catalog: CatalogSnapshots
+    soldout: SoldOutMarks
+    holds: HoldBatcher
     redis: Redis | None = None  # unset in the embedded mode: in-process stand-ins instead
 
 
@@ -55,5 +61,7 @@ class MessageBus:
         meta = EventMeta(
             actor_id=actor.user_id if actor else None, request_id=current_request_id.get()
         )
-        uow = UnitOfWork(self.engine, self.deps.clock, meta, current_idempotency_scope.get())
+        uow = UnitOfWork(
+            self.engine, self.deps.clock, meta, current_idempotency_scope.get(), self.deps.soldout
+        )
         return await self._handlers[type(command)](command, uow, self.deps)

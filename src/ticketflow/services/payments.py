@@ -190,7 +190,7 @@ async def complete_refund(uow: UnitOfWork, deps: Deps, payment_id: UUID) -> None
             uow.record(booking.refund())
             await uow.bookings.save_status(booking, now)
             await uow.payments.void_tickets(booking.id, now)
-            await uow.catalog.return_tickets(
+            await uow.return_tickets(
                 sum_quantities((line.ticket_type_id, line.quantity) for line in booking.lines)
             )
         await uow.commit()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -14,6 +17,7 @@ from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.db import WRITE
 from ticketflow.adapters.idempotency_store import KeyScope
 from ticketflow.adapters.payment_repository import PaymentRepository
+from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.adapters.user_repository import SessionRepository, UserRepository
 from ticketflow.domain.events import DomainEvent
 
@@ -35,12 +39,15 @@ class UnitOfWork:
         clock: Clock,
         meta: event_store.EventMeta,
         idempotency_scope: KeyScope | None = None,
+        soldout: SoldOutMarks | None = None,
     ) -> None:
         self._engine = engine
         self.clock = clock
         self.meta = meta
         self._idempotency_scope = idempotency_scope
-        self._events: list[DomainEvent] = []
+        self._soldout = soldout
+        self._events: list[Recorded] = []
+        self._returned: set[UUID] = set()
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
@@ -69,17 +76,55 @@ class UnitOfWork:
             finally:
                 await connection.close()
 
-    def record(self, *events: DomainEvent) -> None:
-        self._events.extend(events)
+    @property
+    def idempotency_scope(self) -> KeyScope | None:
+        """The Idempotency-Key of the request this unit of work serves, if it sent one."""
+        return self._idempotency_scope
+
+    def record(
+        self,
+        *events: DomainEvent,
+        meta: event_store.EventMeta | None = None,
+        key: KeyScope | None = None,
+    ) -> None:
+        """Events to append at commit; `meta` and `key` default to this unit's own request (a
+        batch of several requests passes each request's own)."""
+        for event in events:
+            self._events.append(Recorded(event, meta or self.meta, key or self._idempotency_scope))
+
+    async def return_tickets(self, quantities: Mapping[UUID, int]) -> None:
+        """Put tickets back on sale; their sold-out marks are cleared once this commits."""
+        await self.catalog.return_tickets(quantities)
+        self.back_on_sale(ticket_type_id for ticket_type_id, q in quantities.items() if q)
+
+    def back_on_sale(self, ticket_type_ids: Iterable[UUID]) -> None:
+        """Tickets of these types became available (returned, or a larger total)."""
+        self._returned.update(ticket_type_ids)
 
     async def commit(self) -> None:
         assert self._connection is not None, "commit() outside `async with uow:`"
-        events, self._events = self._events, []
-        await event_store.append(self._connection, events, self.meta, self.clock.now())
-        if self._idempotency_scope and events:
-            # The request's key is spent together with the change it made, never apart.
-            first = events[0]
+        recorded, self._events = self._events, []
+        now = self.clock.now()
+        await event_store.append(
+            self._connection, [(item.event, item.meta) for item in recorded], now
+        )
+        spent: dict[KeyScope, DomainEvent] = {}
+        for item in recorded:
+            if item.key is not None:
+                spent.setdefault(item.key, item.event)
+        for key, first in spent.items():
+            # A request's key is spent together with the change it made, never apart.
             await idempotency_store.mark_committed(
-                self._connection, self._idempotency_scope, first.stream_type, first.stream_id
+                self._connection, key, first.stream_type, first.stream_id
             )
         await self._connection.commit()
+        returned, self._returned = self._returned, set()
+        if returned and self._soldout is not None:
+            await self._soldout.clear(returned)
+
+
+@dataclass(frozen=True)
+class Recorded:
+    event: DomainEvent
+    meta: event_store.EventMeta
+    key: KeyScope | None
