@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: run test install lint typecheck check clean
+.PHONY: run test install lint typecheck check clean bench
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -21,14 +21,20 @@ run: install
 	$(UV) run ticketflow serve
 
 lint: install
-	$(UV) run ruff check src tests
-	$(UV) run ruff format --check src tests
+	$(UV) run ruff check src tests bench
+	$(UV) run ruff format --check src tests bench
 
 typecheck: install
 	$(UV) run mypy src
 
 test: install lint typecheck
 	$(UV) run pytest
+
+# The flash-sale benchmark (bench/README.md): starts its own database, redis-server and app, and
+# writes bench/results/latest.{json,md}. Options: make bench BENCH_ARGS="--phases burst --buyers 2000"
+bench: install
+	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
+	$(UV) run python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache ticketflow.db* payment-provider.db*

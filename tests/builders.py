@@ -29,11 +29,11 @@ class Account:
 
 
 async def account(bus: MessageBus, role: Role = Role.USER) -> Account:
-    """A registered user with a valid access token."""
+    """A registered user, logged in: the access token of a real session."""
     email = f"{role.value}-{uuid.uuid4().hex[:10]}@example.com"
     user = await bus.handle(cmd.RegisterUser(email, PASSWORD, role))
-    token = bus.deps.tokens.access_token(user.id, role, bus.deps.clock.now())
-    return Account(Actor(user.id, role), email, token)
+    session = await bus.handle(cmd.LogIn(email, PASSWORD))
+    return Account(Actor(user.id, role), email, session.access_token)
 
 
 @dataclass(frozen=True)

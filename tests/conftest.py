@@ -109,7 +109,15 @@ def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def settings_for(url: str, **overrides: object) -> Settings:
-    values: dict[str, Any] = {"run_sweeper": False, "run_reconciler": False, **overrides}
+    # Availability is read live in tests (cached it may lag a second, by design).
+    values: dict[str, Any] = {
+        "run_sweeper": False,
+        "run_reconciler": False,
+        "run_relay": False,  # tests that relay events start a relay of their own
+        "availability_cache_ttl_seconds": 0,
+        "rate_limits": "off",  # tests that check limits turn them on
+        **overrides,
+    }
     return Settings(database_url=url, **values)
 
 
@@ -130,8 +138,13 @@ def clock() -> ManualClock:
 
 
 async def wipe(engine: AsyncEngine) -> None:
-    """Empty every table (children first) so each test starts from a clean database."""
+    """Empty every table so each test starts from a clean database. On PostgreSQL with
+    TRUNCATE: the event store refuses DELETE (append-only), but a throwaway database may go."""
     async with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(table.name for table in metadata.sorted_tables)
+            await connection.execute(text(f"TRUNCATE {names}"))
+            return
         for table in reversed(metadata.sorted_tables):
             await connection.execute(table.delete())
 

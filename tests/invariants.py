@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import uuid
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -87,3 +89,85 @@ async def assert_payments_match_ledger(engine: AsyncEngine, provider: httpx.Asyn
         else:
             assert kept == 0, f"{row.status} booking {row.id} keeps {kept} charged"
     assert not net, f"charges for no booking of ours: {net}"
+
+
+async def _keyed(engine: AsyncEngine, sql: str) -> dict[str, tuple[object, ...]]:
+    """Rows by their first column (as text: SQLite hands UUIDs back as bare hex)."""
+    async with engine.connect() as connection:
+        rows = (await connection.execute(text(sql))).all()
+    return {str(uuid.UUID(str(row[0]))): tuple(row[1:]) for row in rows}
+
+
+# Invariant 4, the live half: each read model says what the tables it summarizes say.
+READ_MODELS_AGAINST_STATE = (
+    (
+        "SELECT ticket_type_id, event_id, total, available FROM rm_availability",
+        "SELECT id, event_id, total, available FROM ticket_types",
+    ),
+    (
+        "SELECT ticket_type_id, name, currency, price_minor, held, sold, revenue_minor"
+        " FROM rm_ticket_type_sales",
+        "SELECT tt.id, tt.name, tt.currency, tt.price_minor,"
+        " COALESCE(SUM(CASE WHEN b.status = 'pending' THEN bl.quantity END), 0),"
+        " COALESCE(SUM(CASE WHEN b.status = 'confirmed' THEN bl.quantity END), 0),"
+        " COALESCE(SUM(CASE WHEN b.status = 'confirmed'"
+        "              THEN bl.quantity * bl.unit_price_minor END), 0)"
+        " FROM ticket_types tt LEFT JOIN booking_lines bl ON bl.ticket_type_id = tt.id"
+        " LEFT JOIN bookings b ON b.id = bl.booking_id"
+        " GROUP BY tt.id, tt.name, tt.currency, tt.price_minor",
+    ),
+    (
+        "SELECT event_id, organizer_id, title, status FROM rm_event_sales",
+        "SELECT id, organizer_id, title, status FROM events",
+    ),
+    (
+        "SELECT booking_id, user_id, event_id, status, currency, total_minor, hold_expires_at,"
+        " created_at, updated_at, version FROM rm_bookings",
+        "SELECT id, user_id, event_id, status, currency, total_minor, hold_expires_at,"
+        " created_at, updated_at, version FROM bookings",
+    ),
+)
+
+
+async def assert_read_models_match_state(engine: AsyncEngine) -> None:
+    """The read models agree with the state tables, down to each booking's lines and tickets."""
+    for projected, actual in READ_MODELS_AGAINST_STATE:
+        assert await _keyed(engine, projected) == await _keyed(engine, actual), projected
+    async with engine.connect() as connection:
+        rm_rows = (
+            await connection.execute(text("SELECT booking_id, lines, ticket_ids FROM rm_bookings"))
+        ).all()
+        line_rows = (
+            await connection.execute(
+                text(
+                    "SELECT booking_id, ticket_type_id, quantity, unit_price_minor"
+                    " FROM booking_lines"
+                )
+            )
+        ).all()
+        ticket_rows = (await connection.execute(text("SELECT booking_id, id FROM tickets"))).all()
+    projected_lines = {
+        (
+            str(uuid.UUID(str(row.booking_id))),
+            line["ticket_type_id"],
+            line["quantity"],
+            line["unit_price_minor"],
+        )
+        for row in rm_rows
+        for line in _json(row.lines)
+    }
+    lines = {(str(uuid.UUID(str(b))), str(uuid.UUID(str(t))), q, p) for b, t, q, p in line_rows}
+    assert projected_lines == lines
+    projected_tickets = {
+        (str(uuid.UUID(str(row.booking_id))), ticket)
+        for row in rm_rows
+        for ticket in _json(row.ticket_ids)
+    }
+    assert projected_tickets == {
+        (str(uuid.UUID(str(b))), str(uuid.UUID(str(t)))) for b, t in ticket_rows
+    }
+
+
+def _json(value: Any) -> Any:
+    """A JSON column as text() hands it back: parsed on PostgreSQL, a string on SQLite."""
+    return json.loads(value) if isinstance(value, str) else value

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from cashews import Cache
+
 from ticketflow.adapters.catalog_snapshots import CatalogSnapshots
 from ticketflow.adapters.clock import Clock, SystemClock
 from ticketflow.adapters.db import create_engine
 from ticketflow.adapters.payment_gateway import HttpPaymentGateway, PaymentGateway
 from ticketflow.adapters.redis_client import create_redis
-from ticketflow.adapters.security import Passwords, Tokens
+from ticketflow.adapters.revoked_sessions import revoked_sessions_for
+from ticketflow.adapters.security import Passwords, SigningKeys, Tokens
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
-from ticketflow.services import accounts, bookings, catalog, payments
+from ticketflow.services import accounts, baseline_lock, bookings, catalog, payments
+from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.hold_batcher import HoldBatcher
 from ticketflow.services.messagebus import Deps, Handler, MessageBus
 
@@ -55,12 +59,19 @@ def build_bus(
         clock=clock,
         passwords=passwords or Passwords(),
         tokens=Tokens(
-            settings.jwt_secret,
+            SigningKeys.from_settings(settings),
             access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             clock=clock,
         ),
         payments=payments or HttpPaymentGateway(settings),
+        revoked_sessions=revoked_sessions_for(
+            redis,
+            engine,
+            clock,
+            timedelta(seconds=settings.access_token_ttl_seconds),
+            settings.revocation_resync_seconds,
+        ),
         catalog=CatalogSnapshots(engine, settings.catalog_snapshot_ttl_seconds),
         soldout=soldout,
         holds=HoldBatcher(
@@ -70,6 +81,33 @@ def build_bus(
             window_seconds=settings.hold_batch_window_ms / 1000,
             max_batch=settings.hold_batch_max,
         ),
+        views=CatalogViews(
+            engine,
+            _cache(settings),
+            detail_ttl=settings.catalog_cache_ttl_seconds,
+            availability_ttl=settings.availability_cache_ttl_seconds,
+        ),
         redis=redis,
     )
-    return MessageBus(engine, deps, HANDLERS)
+    handlers = HANDLERS
+    if settings.booking_engine == "baseline-lock":  # the benchmark's comparison, never production
+        handlers = {**HANDLERS, cmd.HoldTickets: baseline_lock.hold_tickets_with_lock}
+    return MessageBus(engine, deps, handlers)
+
+
+def _cache(settings: Settings) -> Cache:
+    """Shared through Redis when configured (so an invalidation reaches every instance), else
+    in this process."""
+    cache = Cache()
+    if settings.redis_url:
+        cache.setup(
+            settings.redis_url,
+            # Pickled values are signed (HMAC) before trusted, with the active token key.
+            secret=SigningKeys.from_settings(settings).active_secret,
+            digestmod="sha256",
+            suppress=True,  # Redis down: a miss, answered from the database
+            max_connections=settings.redis_max_connections,
+        )
+    else:
+        cache.setup("mem://?size=10000")
+    return cache

@@ -1,4 +1,5 @@
-"""The `ticketflow` command: serve, migrate, seed-demo, create-admin, sweep, payment-provider."""
+"""The `ticketflow` command: serve, migrate, seed-demo, create-admin, sweep, reconcile, relay,
+projections rebuild, payment-provider."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from ticketflow.adapters import migrations
 from ticketflow.bootstrap import build_bus
@@ -17,13 +19,20 @@ from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError
 from ticketflow.domain.model import Role
+from ticketflow.production_safety import production_problems
 from ticketflow.services.demo import seed_demo
 from ticketflow.services.messagebus import MessageBus
-from ticketflow.services.sweeper import reconcile_once, sweep_once
+from ticketflow.services.outbox_relay import redis_relay
+from ticketflow.services.projection_rebuild import rebuild_if_missing, rebuild_read_models
+from ticketflow.services.sweeper import reconcile_once, run_periodically, sweep_once
 
 app = typer.Typer(
     help="TicketFlow: event ticket booking that never oversells.", no_args_is_help=True
 )
+projections = typer.Typer(
+    help="Read models (CQRS), kept by projections of the domain events.", no_args_is_help=True
+)
+app.add_typer(projections, name="projections")
 console = Console()
 T = TypeVar("T")
 
@@ -49,6 +58,9 @@ def migrate() -> None:
     settings = Settings()
     migrations.upgrade(settings)
     console.print(f"schema is at revision {migrations.head_revision(settings)}")
+    replayed = _with_bus(lambda bus: rebuild_if_missing(bus.engine))
+    if replayed is not None:  # the read models were just created on a database with events
+        console.print(f"read models built from {replayed} events")
 
 
 @app.command("seed-demo")
@@ -99,17 +111,72 @@ def reconcile() -> None:
     console.print(f"settled {settled} payments")
 
 
+@projections.command("rebuild")
+def rebuild_projections(
+    batch_size: Annotated[int, typer.Option(min=1, help="Events replayed per batch")] = 2000,
+) -> None:
+    """Empty every read model and replay the whole event store into it, in seq order.
+
+    One transaction: writes that change a read model wait until it is done.
+    """
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("replaying domain events", total=None)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        replayed = _with_bus(
+            lambda bus: rebuild_read_models(bus.engine, batch_size=batch_size, progress=advance)
+        )
+    console.print(f"read models rebuilt from {replayed} events")
+
+
+@app.command()
+def relay(
+    once: Annotated[bool, typer.Option(help="Publish what is pending, then exit")] = False,
+) -> None:
+    """Publish committed domain events to the Redis Stream (app instances do it too, unless
+    TICKETFLOW_RUN_RELAY=false); any number may run, one publishes at a time."""
+    if not Settings().redis_url:
+        console.print("[red]error:[/red] the relay publishes to Redis: set TICKETFLOW_REDIS_URL")
+        raise typer.Exit(1)
+
+    async def work(bus: MessageBus) -> int:
+        outbox_relay = redis_relay(bus)
+        if once:
+            return await outbox_relay.relay_pending()
+        interval = bus.deps.settings.relay_interval_seconds
+        await run_periodically(
+            "outbox relay", lambda _: outbox_relay.relay_pending(), bus, interval
+        )
+        return 0  # not reached: it runs until stopped
+
+    console.print(f"published {_with_bus(work)} events")
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on")] = 8000,
     workers: Annotated[int, typer.Option(help="Worker processes (default: one per core)")] = 0,
+    backlog: Annotated[
+        int,
+        typer.Option(
+            help="Connections waiting to be accepted. Granian also serves at most "
+            "backlog/workers open connections per worker (its default 1024 leaves a flash "
+            "sale's thousands of buyers waiting for a slot), so keep it large."
+        ),
+    ] = 16384,
 ) -> None:
     """Serve the API with granian (uvloop)."""
     from granian.constants import Interfaces, Loops
     from granian.server import Server
 
     settings = Settings()
+    if problems := production_problems(settings):  # refuse here, before any worker starts
+        console.print("[red]error:[/red] refusing to start in production: " + "; ".join(problems))
+        raise typer.Exit(1)
     console.print(f"TicketFlow on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     console.print(f"database: {settings.database_url}")
     Server(
@@ -121,6 +188,7 @@ def serve(
         loop=Loops.uvloop,
         factory=True,
         log_access=False,
+        backlog=backlog,
     ).serve()
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Literal
 
-from pydantic import Field
+from limits import parse_many
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_JWT_SECRET = "ticketflow-demo-secret-change-me-in-production"
@@ -17,12 +18,20 @@ class Settings(BaseSettings):
     environment: Literal["development", "production"] = "development"
     database_url: str = "sqlite:///./ticketflow.db"
     redis_url: str | None = None
+    redis_max_connections: int = Field(default=200, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
-    db_max_overflow: int = Field(default=10, ge=0)
+    db_max_overflow: int = Field(default=5, ge=0)  # overflow connections reconnect: keep few
 
     jwt_secret: str = DEMO_JWT_SECRET
     access_token_ttl_seconds: int = Field(default=15 * 60, gt=0)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
+    # Key rotation: a JSON object {"kid": "secret"}; new tokens are signed with the active kid,
+    # any kid still listed verifies. Unset: jwt_secret is the one key (kid "default").
+    jwt_keys: dict[str, str] = Field(default_factory=dict)
+    jwt_active_kid: str | None = None
+    # Every session ended in the database is copied into the revocation cache again this often:
+    # the bound on how long a lost cache write (Redis down at logout) lets an access token in.
+    revocation_resync_seconds: float = Field(default=60.0, gt=0)
 
     hold_ttl_seconds: int = Field(default=600, gt=0)
     sweep_interval_seconds: float = Field(default=1.0, gt=0)
@@ -36,12 +45,33 @@ class Settings(BaseSettings):
     # How long a process trusts what it knows about a sold-out mark before asking Redis again.
     soldout_local_ttl_seconds: float = Field(default=0.5, ge=0)
 
+    # Cached catalog reads: event pages are invalidated on every write; availability is not
+    # (it changes with every hold), so it may lag by up to its TTL. 0 turns a part off.
+    catalog_cache_ttl_seconds: float = Field(default=60.0, ge=0)
+    availability_cache_ttl_seconds: float = Field(default=1.0, ge=0)
+
     run_sweeper: bool = True
     run_reconciler: bool = True
+    # The outbox relay: committed domain events -> the Redis Stream `events_stream` (only with
+    # redis_url; one relay at a time across instances, resuming from its stored position).
+    run_relay: bool = True
+    relay_interval_seconds: float = Field(default=0.2, gt=0)
+    relay_batch_size: int = Field(default=500, gt=0)
+    events_stream: str = "ticketflow:events"
+    events_stream_maxlen: int = Field(default=1_000_000, gt=0)  # trimmed approximately
 
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, gt=0)
 
     rate_limits: str = "on"
+    # `limits` notation: "20/minute", "10/15 minutes", several joined by ";".
+    rate_limit_login_per_ip: str = "20/minute"
+    rate_limit_login_per_account: str = "10/15 minutes"  # counts failed logins only
+    rate_limit_bookings_per_user: str = "30/minute"
+    rate_limit_default_per_ip: str = "300/minute"
+    # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated); none by default.
+    trusted_proxies: str = ""
+    cors_origins: str = ""  # comma-separated origins a browser may call the API from
+    max_body_bytes: int = Field(default=64 * 1024, gt=0)
     payment_provider_url: str = "http://127.0.0.1:8001"
     payment_timeout_seconds: float = Field(default=5.0, gt=0)
     payment_retry_attempts: int = Field(default=3, ge=1)
@@ -52,6 +82,23 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=15.0, gt=0)
     payment_webhook_secret: str = "ticketflow-demo-webhook-secret"
     webhook_tolerance_seconds: int = Field(default=300, gt=0)
+
+    @field_validator(
+        "rate_limit_login_per_ip",
+        "rate_limit_login_per_account",
+        "rate_limit_bookings_per_user",
+        "rate_limit_default_per_ip",
+    )
+    @classmethod
+    def _rate_limit_notation(cls, value: str) -> str:
+        parse_many(value)  # a typo fails at start-up, not at the first request it limits
+        return value
+
+    @model_validator(mode="after")
+    def _active_jwt_kid_is_configured(self) -> Settings:
+        if self.jwt_keys and self.jwt_active_kid not in self.jwt_keys:
+            raise ValueError("TICKETFLOW_JWT_ACTIVE_KID must name one of TICKETFLOW_JWT_KEYS")
+        return self
 
     @cached_property
     def async_database_url(self) -> str:

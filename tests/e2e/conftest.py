@@ -48,7 +48,10 @@ async def buyers(bus: MessageBus, count: int) -> list[Account]:
     async with bus.engine.begin() as connection:
         await connection.execute(insert(users), rows)
     return [
-        Account(actor, email, bus.deps.tokens.access_token(actor.user_id, actor.role, now))
+        # Sessions of their own are not needed: a token is good unless its session was revoked.
+        Account(
+            actor, email, bus.deps.tokens.access_token(actor.user_id, actor.role, new_id(), now)
+        )
         for actor, email in zip(actors, emails, strict=True)
     ]
 

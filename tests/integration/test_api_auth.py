@@ -225,7 +225,7 @@ async def test_me_with_an_expired_access_token_is_401(
     bus = app_bus(client)
     buyer = await account(bus)
     stale = bus.deps.tokens.access_token(
-        buyer.actor.user_id, Role.USER, clock.now() - timedelta(days=365)
+        buyer.actor.user_id, Role.USER, uuid.uuid4(), clock.now() - timedelta(days=365)
     )
     assert "expired" in problem(await me(client, stale), 401)["detail"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -13,9 +14,10 @@ from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.idempotency_store import KeyScope
 from ticketflow.adapters.tables import bookings
 from ticketflow.api.idempotency import fingerprint
+from ticketflow.domain import commands as cmd
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import Account, EventOnSale, account, event_on_sale
+from ..builders import PASSWORD, Account, EventOnSale, account, event_on_sale
 
 
 def _bus(client: httpx.AsyncClient) -> MessageBus:
@@ -126,7 +128,7 @@ async def test_keys_expire_after_their_ttl(client: httpx.AsyncClient, clock: Man
     sale, buyer = await event_on_sale(bus), await account(bus)
     await _book(client, buyer, sale, "old-key")
     clock.advance(bus.deps.settings.idempotency_key_ttl_seconds + 1)
-    token = bus.deps.tokens.access_token(buyer.actor.user_id, buyer.actor.role, clock.now())
+    token = (await bus.handle(cmd.LogIn(buyer.email, PASSWORD))).access_token
     fresh = await _book(client, Account(buyer.actor, buyer.email, token), sale, "old-key")
     assert fresh.status_code == 201
     assert "Idempotent-Replayed" not in fresh.headers
@@ -146,3 +148,48 @@ def test_fingerprint_ignores_json_spacing_and_key_order() -> None:
     a = fingerprint("POST", "/p", f'{{"a": 1, "event": "{event}"}}'.encode())
     b = fingerprint("POST", "/p", f'{{"event":"{event}","a":1}}'.encode())
     assert a == b != fingerprint("POST", "/q", b'{"a": 1}')
+
+
+async def test_a_failure_after_commit_never_lets_the_retry_repeat_the_change(
+    client: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    """5xx after the change committed: the key is kept (answer lost), not forgotten."""
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus), await account(bus)
+    body = (
+        f'{{"event_id": "{sale.event.id}", "lines": [{{"ticket_type_id": '
+        f'"{sale.ticket_types[0].id}", "quantity": 1}}]}}'
+    ).encode()
+    scope = KeyScope(buyer.actor.user_id, "committed-then-500")
+    path = "/api/v1/bookings"
+    await store.claim(
+        bus.engine,
+        scope,
+        "POST",
+        path,
+        fingerprint("POST", path, body),
+        clock.now(),
+        timedelta(hours=24),
+    )
+    booking = await bus.handle(
+        cmd.HoldTickets(buyer.actor, sale.event.id, ((sale.ticket_types[0].id, 1),))
+    )
+    async with bus.engine.begin() as connection:  # as that request's commit did
+        await store.mark_committed(connection, scope, "booking", booking.id)
+    await store.release(bus.engine, scope, clock.now())  # then it answered 500
+    retry = await _book(client, buyer, sale, "committed-then-500")
+    assert retry.status_code == 409
+    assert str(booking.id) in retry.json()["detail"]
+    assert await _booking_count(bus) == 1
+
+
+async def test_concurrent_twins_of_one_key_book_once(client: httpx.AsyncClient) -> None:
+    """Twins can land in one batch of claims: only the first runs, the others wait their turn."""
+    bus = _bus(client)
+    sale, buyer = await event_on_sale(bus), await account(bus)
+    answers = await asyncio.gather(*(_book(client, buyer, sale, "twin") for _ in range(20)))
+    codes = sorted(answer.status_code for answer in answers)
+    assert codes.count(201) >= 1 and set(codes) <= {201, 409}
+    assert await _booking_count(bus) == 1
+    firsts = {answer.content for answer in answers if answer.status_code == 201}
+    assert len(firsts) == 1  # later 201s are byte-for-byte replays

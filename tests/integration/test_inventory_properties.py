@@ -47,7 +47,7 @@ from ticketflow.services.sweeper import sweep_once
 
 from ..builders import Account, account, event_on_sale
 from ..conftest import BACKENDS, FAST_PASSWORDS, settings_for, wipe
-from ..invariants import assert_invariants
+from ..invariants import assert_invariants, assert_read_models_match_state
 
 START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SWEEP_BATCH = 2  # tiny, so one sweep runs several batches
@@ -380,6 +380,7 @@ class InventoryMachine(RuleBasedStateMachine):
     @invariant()
     def database_agrees_with_model(self) -> None:
         self.run(assert_invariants(self.bus.engine))
+        self.run(assert_read_models_match_state(self.bus.engine))
         stored_types, stored_bookings, stored_events = self.run(stored_state(self.bus.engine))
         assert stored_types == {
             tt.id: (tt.total, tt.available, tt.max_per_booking)

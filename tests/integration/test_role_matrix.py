@@ -173,6 +173,9 @@ MATRIX: dict[tuple[str, str], Row] = {
     # A draft: only its organizer and admins know it exists.
     ("GET", f"{A}/events/{{event_id}}"):          Row(404, 404, 404, OK,  OK, lambda w: Call(
         {"event_id": w.draft.event.id})),
+    # Sales figures are the organizer's business: to anyone else the summary does not exist.
+    ("GET", f"{A}/events/{{event_id}}/sales"):    Row(401, 404, 404, OK,  OK, lambda w: Call(
+        {"event_id": w.on_sale.event.id})),
     ("PATCH", f"{A}/events/{{event_id}}"):        Row(401, 403, 403, OK,  OK, lambda w: Call(
         {"event_id": w.on_sale.event.id}, {"title": "Renamed"})),
     ("POST", f"{A}/events/{{event_id}}/publish"): Row(401, 403, 404, OK,  OK, lambda w: Call(
@@ -206,6 +209,7 @@ MATRIX: dict[tuple[str, str], Row] = {
         {"booking_id": w.paid_id})),
     # The provider's callback is authorized by its signature; a bearer token changes nothing.
     ("POST", f"{A}/payments/webhook"):            Row(OK,  OK,  OK,  OK,  OK, _provider_callback),
+    ("GET", f"{A}/admin/audit"):                  Row(401, 403, 403, 403, OK),
     ("GET", f"{A}/admin/users"):                  Row(401, 403, 403, 403, OK),
     ("PATCH", f"{A}/admin/users/{{user_id}}"):    Row(401, 403, 403, 403, OK, lambda w: Call(
         {"user_id": w.user.actor.user_id}, {"role": "manager"})),

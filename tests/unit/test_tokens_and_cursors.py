@@ -8,62 +8,119 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
-from ticketflow.adapters.security import RefreshClaims, Tokens
+from ticketflow.adapters.security import RefreshClaims, SigningKeys, Tokens
+from ticketflow.config import Settings
 from ticketflow.domain.errors import AuthenticationFailed, InvalidInput
 from ticketflow.domain.model import Role
 from ticketflow.services.pagination import decode_cursor, encode_cursor
 
-TOKENS = Tokens("s" * 32, access_ttl=timedelta(minutes=15), refresh_ttl=timedelta(days=7))
+KEY = "s" * 32
+TOKENS = Tokens(
+    SigningKeys({"k1": KEY}, "k1"), access_ttl=timedelta(minutes=15), refresh_ttl=timedelta(days=7)
+)
+
+
+def _tokens(keys: dict[str, str], active_kid: str) -> Tokens:
+    return Tokens(SigningKeys(keys, active_kid), timedelta(minutes=15), timedelta(days=7))
+
+
+def _access(tokens: Tokens = TOKENS, role: Role = Role.USER) -> str:
+    return tokens.access_token(uuid.uuid4(), role, uuid.uuid4(), datetime.now(UTC))
 
 
 def test_access_token_round_trip() -> None:
-    user_id = uuid.uuid4()
-    actor = TOKENS.actor(TOKENS.access_token(user_id, Role.MANAGER, datetime.now(UTC)))
-    assert (actor.user_id, actor.role) == (user_id, Role.MANAGER)
+    user_id, session_id = uuid.uuid4(), uuid.uuid4()
+    token = TOKENS.access_token(user_id, Role.MANAGER, session_id, datetime.now(UTC))
+    claims = TOKENS.access_claims(token)
+    assert (claims.user_id, claims.role, claims.session_id) == (user_id, Role.MANAGER, session_id)
+    assert claims.actor.user_id == user_id
+    assert jwt.get_unverified_header(token) == {"alg": "HS256", "kid": "k1", "typ": "JWT"}
 
 
 def test_expired_access_token_is_refused() -> None:
-    token = TOKENS.access_token(uuid.uuid4(), Role.USER, datetime.now(UTC) - timedelta(hours=1))
+    token = TOKENS.access_token(
+        uuid.uuid4(), Role.USER, uuid.uuid4(), datetime.now(UTC) - timedelta(hours=1)
+    )
     with pytest.raises(AuthenticationFailed, match="expired"):
-        TOKENS.actor(token)
+        TOKENS.access_claims(token)
 
 
 def test_refresh_token_is_not_an_access_token() -> None:
     claims = RefreshClaims(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
     token = TOKENS.refresh_token(claims, datetime.now(UTC))
     with pytest.raises(AuthenticationFailed):
-        TOKENS.actor(token)
+        TOKENS.access_claims(token)
     assert TOKENS.refresh_claims(token) == claims
+
+
+def _forged(payload: dict[str, object], key: str | None, **options: object) -> str:
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "role": "admin",
+        "sid": str(uuid.uuid4()),
+        "typ": "access",
+        "exp": datetime.now(UTC) + timedelta(minutes=5),
+        **payload,
+    }
+    return jwt.encode(claims, key, **options)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
     "token",
     [
-        jwt.encode(
-            {
-                "sub": str(uuid.uuid4()),
-                "role": "admin",
-                "typ": "access",
-                "exp": datetime.now(UTC) + timedelta(minutes=5),
-            },
-            "another-secret-entirely-and-long-enough!",
-        ),
-        jwt.encode(
-            {
-                "sub": str(uuid.uuid4()),
-                "role": "admin",
-                "typ": "access",
-                "exp": datetime.now(UTC) + timedelta(minutes=5),
-            },
-            None,
-            algorithm="none",
-        ),
+        _forged({}, "another-secret-entirely-and-long-enough!", headers={"kid": "k1"}),
+        _forged({}, None, algorithm="none", headers={"kid": "k1"}),
+        _forged({}, KEY),  # no kid: no key of ours vouches for it
+        _forged({}, KEY, headers={"kid": "k2"}),
+        _forged({"sid": None}, KEY, headers={"kid": "k1"}),  # not revocable: refused
+        _forged({"sid": "not-a-uuid"}, KEY, headers={"kid": "k1"}),
+        _forged({"role": "superuser"}, KEY, headers={"kid": "k1"}),
         "not.a.jwt",
     ],
 )
 def test_forged_tokens_are_refused(token: str) -> None:
     with pytest.raises(AuthenticationFailed):
-        TOKENS.actor(token)
+        TOKENS.access_claims(token)
+
+
+def test_a_token_verifies_while_its_kid_is_configured_and_not_after() -> None:
+    old = _access(_tokens({"k1": KEY}, "k1"))
+    rotated = _tokens({"k1": KEY, "k2": "t" * 32}, "k2")
+    assert rotated.access_claims(old).role is Role.USER
+    fresh = _access(rotated)
+    assert jwt.get_unverified_header(fresh)["kid"] == "k2"
+    retired = _tokens({"k2": "t" * 32}, "k2")
+    assert retired.access_claims(fresh).role is Role.USER
+    with pytest.raises(AuthenticationFailed, match="unknown key"):
+        retired.access_claims(old)
+
+
+def test_the_same_kid_with_another_secret_does_not_verify() -> None:
+    with pytest.raises(AuthenticationFailed, match="invalid"):
+        _tokens({"k1": "u" * 32}, "k1").access_claims(_access())
+
+
+@pytest.mark.parametrize(
+    ("keys", "active"), [({}, "k1"), ({"k1": KEY}, "k2"), ({"k1": ""}, "k1"), ({"k1": KEY}, "")]
+)
+def test_signing_keys_refuse_an_inconsistent_configuration(
+    keys: dict[str, str], active: str
+) -> None:
+    with pytest.raises(ValueError, match="JWT"):
+        SigningKeys(keys, active)
+
+
+def test_signing_keys_from_settings_default_to_the_single_secret() -> None:
+    keys = SigningKeys.from_settings(Settings(jwt_secret="x" * 40))
+    assert (keys.active_kid, keys.active_secret) == ("default", "x" * 40)
+    rotated = SigningKeys.from_settings(
+        Settings(jwt_secret="x" * 40, jwt_keys={"a": "y" * 40, "b": "z" * 40}, jwt_active_kid="b")
+    )
+    assert (rotated.active_kid, rotated.active_secret, rotated.secret("a")) == (
+        "b",
+        "z" * 40,
+        "y" * 40,
+    )
 
 
 def test_cursor_round_trip() -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import insert
+from sqlalchemy import RowMapping, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketflow.adapters.tables import domain_events
@@ -20,6 +21,38 @@ class EventMeta:
 
     actor_id: UUID | None = None
     request_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """A domain event as the store holds it: what replays, the relay and consumers read."""
+
+    seq: int
+    stream_type: str
+    stream_id: UUID
+    version: int
+    type: str
+    data: dict[str, Any]
+    occurred_at: datetime
+    actor_id: UUID | None = None
+    request_id: str | None = None
+
+    @classmethod
+    def of(cls, row: RowMapping) -> StoredEvent:
+        return cls(**{name: row[name] for name in _COLUMNS})
+
+
+_COLUMNS = (
+    "seq",
+    "stream_type",
+    "stream_id",
+    "version",
+    "type",
+    "data",
+    "occurred_at",
+    "actor_id",
+    "request_id",
+)
 
 
 async def append(
@@ -46,3 +79,14 @@ async def append(
             for event, meta in events
         ],
     )
+
+
+async def read_after(connection: AsyncConnection, after_seq: int, limit: int) -> list[StoredEvent]:
+    """Up to `limit` events with a seq above `after_seq`, in seq order (the order of a replay)."""
+    rows = await connection.execute(
+        select(domain_events)
+        .where(domain_events.c.seq > after_seq)
+        .order_by(domain_events.c.seq)
+        .limit(limit)
+    )
+    return [StoredEvent.of(row) for row in rows.mappings()]

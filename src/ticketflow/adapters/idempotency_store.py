@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import delete, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import bindparam, delete, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ticketflow.adapters.db import WRITE
@@ -44,6 +46,14 @@ class Claim:
     resource_id: UUID | None = None
 
 
+@dataclass(frozen=True)
+class ClaimRequest:
+    scope: KeyScope
+    method: str
+    path: str
+    fingerprint: str
+
+
 async def claim(
     engine: AsyncEngine,
     scope: KeyScope,
@@ -54,54 +64,112 @@ async def claim(
     ttl: timedelta,
 ) -> Claim:
     """Take the key for this request, or say why not. Expired keys count as never used."""
+    [claimed] = await claim_many(engine, [ClaimRequest(scope, method, path, fingerprint)], now, ttl)
+    return claimed
+
+
+async def claim_many(
+    engine: AsyncEngine, requests: list[ClaimRequest], now: datetime, ttl: timedelta
+) -> list[Claim]:
+    """`claim` for many requests in one transaction: one upsert takes every new (or expired)
+    key; only keys seen before are read back and judged one by one."""
+    first: dict[KeyScope, ClaimRequest] = {}
+    for request in requests:
+        first.setdefault(request.scope, request)
     async with engine.connect() as connection:
         await connection.execution_options(**WRITE)
         async with connection.begin():
-            mine = keys.c.user_id == scope.user_id, keys.c.key == scope.key
-            await connection.execute(delete(keys).where(*mine, keys.c.expires_at <= now))
-            try:
-                async with connection.begin_nested():
-                    await connection.execute(
-                        insert(keys).values(
-                            user_id=scope.user_id,
-                            key=scope.key,
-                            method=method,
-                            path=path,
-                            fingerprint=fingerprint,
-                            state="in_flight",
-                            locked_until=now + CLAIM_LEASE,
-                            created_at=now,
-                            expires_at=now + ttl,
-                        )
-                    )
-                return Claim(ClaimOutcome.PROCEED)
-            except IntegrityError:
-                pass
-            row = (await connection.execute(select(keys).where(*mine))).one()
-            if (row.method, row.path, row.fingerprint) != (method, path, fingerprint):
-                return Claim(ClaimOutcome.MISMATCH)
-            if row.state == "done":
-                return Claim(
-                    ClaimOutcome.REPLAY,
-                    row.response_status,
-                    row.response_body,
-                    row.response_content_type,
-                )
-            if row.locked_until > now:
-                return Claim(ClaimOutcome.IN_FLIGHT)
-            if row.state == "committed":
-                return Claim(
-                    ClaimOutcome.LOST_ANSWER,
-                    resource_type=row.resource_type,
-                    resource_id=row.resource_id,
-                )
-            # The first request died before committing anything: retake the key and run again.
-            retaken = await connection.execute(
-                update(keys)
-                .where(*mine, keys.c.state == "in_flight", keys.c.locked_until <= now)
-                .values(locked_until=now + CLAIM_LEASE)
+            upsert = _insert_for(connection.dialect.name)(keys).values(
+                [
+                    {
+                        "user_id": r.scope.user_id,
+                        "key": r.scope.key,
+                        "method": r.method,
+                        "path": r.path,
+                        "fingerprint": r.fingerprint,
+                        "state": "in_flight",
+                        "locked_until": now + CLAIM_LEASE,
+                        "created_at": now,
+                        "expires_at": now + ttl,
+                        "resource_type": None,
+                        "resource_id": None,
+                        "response_status": None,
+                        "response_body": None,
+                        "response_content_type": None,
+                    }
+                    for r in first.values()
+                ]
             )
-            return Claim(ClaimOutcome.PROCEED if retaken.rowcount == 1 else ClaimOutcome.IN_FLIGHT)
+            fresh_values = {
+                c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
+            }
+            taken_rows = await connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[keys.c.user_id, keys.c.key],
+                    set_=fresh_values,
+                    where=keys.c.expires_at <= now,  # an expired key counts as never used
+                ).returning(keys.c.user_id, keys.c.key)
+            )
+            taken = {KeyScope(row.user_id, row.key) for row in taken_rows}
+            seen = [scope for scope in first if scope not in taken]
+            rows = {}
+            if seen:
+                found = await connection.execute(
+                    select(keys).where(
+                        tuple_(keys.c.user_id, keys.c.key).in_([(s.user_id, s.key) for s in seen])
+                    )
+                )
+                rows = {KeyScope(row.user_id, row.key): row for row in found}
+            outcomes = []
+            for request in requests:
+                if request.scope in taken and first[request.scope] is request:
+                    outcomes.append(Claim(ClaimOutcome.PROCEED))
+                elif request.scope in taken:  # a twin of a request in this very batch
+                    same = first[request.scope].fingerprint == request.fingerprint
+                    outcomes.append(
+                        Claim(ClaimOutcome.IN_FLIGHT if same else ClaimOutcome.MISMATCH)
+                    )
+                else:
+                    outcomes.append(await _judge(connection, rows[request.scope], request, now))
+            return outcomes
+
+
+def _insert_for(dialect: str) -> Any:
+    return sqlite_insert if dialect == "sqlite" else pg_insert
+
+
+async def _judge(
+    connection: AsyncConnection, row: Any, request: ClaimRequest, now: datetime
+) -> Claim:
+    """What a request gets for a key that was used before (and has not expired)."""
+    if (row.method, row.path, row.fingerprint) != (
+        request.method,
+        request.path,
+        request.fingerprint,
+    ):
+        return Claim(ClaimOutcome.MISMATCH)
+    if row.state == "done":
+        return Claim(
+            ClaimOutcome.REPLAY, row.response_status, row.response_body, row.response_content_type
+        )
+    if row.locked_until > now:
+        return Claim(ClaimOutcome.IN_FLIGHT)
+    if row.state == "committed":
+        return Claim(
+            ClaimOutcome.LOST_ANSWER, resource_type=row.resource_type, resource_id=row.resource_id
+        )
+    # The first request died before committing anything: retake the key and run again.
+    retaken = await connection.execute(
+        update(keys)
+        .where(
+            keys.c.user_id == request.scope.user_id,
+            keys.c.key == request.scope.key,
+            keys.c.state == "in_flight",
+            keys.c.locked_until <= now,
+        )
+        .values(locked_until=now + CLAIM_LEASE)
+    )
+    return Claim(ClaimOutcome.PROCEED if retaken.rowcount == 1 else ClaimOutcome.IN_FLIGHT)
 
 
 async def retake(engine: AsyncEngine, scope: KeyScope, now: datetime) -> bool:
@@ -137,31 +205,57 @@ async def mark_committed(
     )
 
 
+@dataclass(frozen=True)
+class Answer:
+    scope: KeyScope
+    status: int
+    body: str
+    content_type: str
+
+
 async def store_answer(
     engine: AsyncEngine, scope: KeyScope, status: int, body: str, content_type: str
 ) -> None:
+    await store_answers(engine, [Answer(scope, status, body, content_type)])
+
+
+async def store_answers(engine: AsyncEngine, answers: list[Answer]) -> list[None]:
+    """Keep each request's answer for its replays: one statement, one transaction, many keys."""
     async with engine.begin() as connection:
         await connection.execute(
             update(keys)
-            .where(keys.c.user_id == scope.user_id, keys.c.key == scope.key)
+            .where(keys.c.user_id == bindparam("uid"), keys.c.key == bindparam("k"))
             .values(
                 state="done",
-                response_status=status,
-                response_body=body,
-                response_content_type=content_type,
-            )
+                response_status=bindparam("status"),
+                response_body=bindparam("body"),
+                response_content_type=bindparam("ctype"),
+            ),
+            [
+                {
+                    "uid": a.scope.user_id,
+                    "k": a.scope.key,
+                    "status": a.status,
+                    "body": a.body,
+                    "ctype": a.content_type,
+                }
+                for a in answers
+            ],
         )
+    return [None] * len(answers)
 
 
-async def release(engine: AsyncEngine, scope: KeyScope) -> None:
-    """Forget a claim whose request failed on our side (5xx), so that a retry runs again.
-
-    Safe even when part of the work committed: handlers that commit before they can fail
-    (payments) resume their own unfinished work on the retry instead of repeating it.
+async def release(engine: AsyncEngine, scope: KeyScope, now: datetime) -> None:
+    """After a failure on our side (5xx): a claim that committed nothing is forgotten, so a
+    retry runs again. One whose change DID commit is kept (a retry must not repeat it) but its
+    lease ends now, so the retry is told at once: payments and refunds resume their own work,
+    anything else answers "answer lost" with the resource it made.
     """
+    mine = keys.c.user_id == scope.user_id, keys.c.key == scope.key
     async with engine.begin() as connection:
+        await connection.execute(delete(keys).where(*mine, keys.c.state == "in_flight"))
         await connection.execute(
-            delete(keys).where(keys.c.user_id == scope.user_id, keys.c.key == scope.key)
+            update(keys).where(*mine, keys.c.state == "committed").values(locked_until=now)
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ticketflow.adapters.clock import Clock, SystemClock
+from ticketflow.config import Settings
 from ticketflow.domain.errors import AuthenticationFailed
 from ticketflow.domain.model import Actor, Role
 
@@ -41,6 +43,48 @@ class Passwords:
         return matches and password_hash is not None
 
 
+DEFAULT_KID = "default"
+
+
+class SigningKeys:
+    """The HMAC keys by `kid`: tokens are signed with the active one and verified with whichever
+    key their header names, so a key can be rotated out without logging everybody off."""
+
+    def __init__(self, keys: Mapping[str, str], active_kid: str) -> None:
+        if not keys or active_kid not in keys:
+            raise ValueError(f"the active JWT kid {active_kid!r} is not among the configured keys")
+        if any(not secret for secret in keys.values()):
+            raise ValueError("a configured JWT key is empty")
+        self._keys = dict(keys)
+        self.active_kid = active_kid
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> SigningKeys:
+        if not settings.jwt_keys:
+            return cls({DEFAULT_KID: settings.jwt_secret}, DEFAULT_KID)
+        return cls(settings.jwt_keys, settings.jwt_active_kid or "")
+
+    @property
+    def active_secret(self) -> str:
+        return self._keys[self.active_kid]
+
+    def secret(self, kid: object) -> str | None:
+        return self._keys.get(kid) if isinstance(kid, str) else None
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    """Who an access token speaks for, and the login session (refresh family) it belongs to."""
+
+    user_id: UUID
+    role: Role
+    session_id: UUID
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(user_id=self.user_id, role=self.role)
+
+
 @dataclass(frozen=True)
 class RefreshClaims:
     user_id: UUID
@@ -49,7 +93,7 @@ class RefreshClaims:
 
 
 class Tokens:
-    """Encodes and checks our JWTs: the algorithm is pinned, expiry and type required.
+    """Encodes and checks our JWTs: the algorithm is pinned, kid, expiry and type required.
 
     Expiry is judged by the injected clock, the one that stamped `iat`/`exp`, not by PyJWT's
     wall clock: otherwise a manual clock (tests, benchmarks) would mint tokens already expired.
@@ -57,20 +101,20 @@ class Tokens:
 
     def __init__(
         self,
-        secret: str,
+        keys: SigningKeys,
         access_ttl: timedelta,
         refresh_ttl: timedelta,
         clock: Clock | None = None,
     ) -> None:
-        self._secret = secret
+        self._keys = keys
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._clock = clock or SystemClock()
 
-    def access_token(self, user_id: UUID, role: Role, now: datetime) -> str:
-        return self._encode(
-            {"sub": str(user_id), "role": role.value, "typ": "access"}, now, self.access_ttl
-        )
+    def access_token(self, user_id: UUID, role: Role, session_id: UUID, now: datetime) -> str:
+        # `sid` ties the token to its session, so ending the session revokes the token too.
+        claims = {"sub": str(user_id), "role": role.value, "sid": str(session_id), "typ": "access"}
+        return self._encode(claims, now, self.access_ttl)
 
     def refresh_token(self, claims: RefreshClaims, now: datetime) -> str:
         return self._encode(
@@ -84,28 +128,36 @@ class Tokens:
             self.refresh_ttl,
         )
 
-    def actor(self, token: str) -> Actor:
+    def access_claims(self, token: str) -> AccessClaims:
         claims = self._decode(token, "access")
         try:
-            return Actor(user_id=UUID(claims["sub"]), role=Role(claims["role"]))
-        except (KeyError, ValueError) as error:
+            return AccessClaims(UUID(claims["sub"]), Role(claims["role"]), UUID(claims["sid"]))
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise AuthenticationFailed("The access token is malformed.") from error
 
     def refresh_claims(self, token: str) -> RefreshClaims:
         claims = self._decode(token, "refresh")
         try:
             return RefreshClaims(UUID(claims["sub"]), UUID(claims["sid"]), UUID(claims["jti"]))
-        except (KeyError, ValueError) as error:
+        except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise AuthenticationFailed("The refresh token is malformed.") from error
 
     def _encode(self, claims: dict[str, Any], now: datetime, ttl: timedelta) -> str:
-        return jwt.encode({**claims, "iat": now, "exp": now + ttl}, self._secret, ALGORITHM)
+        return jwt.encode(
+            {**claims, "iat": now, "exp": now + ttl},
+            self._keys.active_secret,
+            ALGORITHM,
+            headers={"kid": self._keys.active_kid},
+        )
 
     def _decode(self, token: str, kind: str) -> dict[str, Any]:
         try:
+            secret = self._keys.secret(jwt.get_unverified_header(token).get("kid"))
+            if secret is None:  # no kid, or one rotated out: nothing we hold can vouch for it
+                raise AuthenticationFailed(f"The {kind} token is signed with an unknown key.")
             claims: dict[str, Any] = jwt.decode(
                 token,
-                self._secret,
+                secret,
                 algorithms=[ALGORITHM],
                 options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
             )

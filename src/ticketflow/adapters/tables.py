@@ -256,3 +256,76 @@ webhook_receipts = Table(
     Column("type", String(64), nullable=False),
     Column("received_at", UTCDateTime(), nullable=False),
 )
+
+# Read models (CQRS): kept by adapters/projections.py from the domain events, in the transaction
+# that appends them; `ticketflow projections rebuild` replays them from domain_events. No foreign
+# keys: they are derived data, emptied and refilled at will.
+
+rm_bookings = Table(  # "my bookings"
+    "rm_bookings",
+    metadata,
+    Column("booking_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, nullable=False),
+    Column("event_id", Uuid, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("lines", Json, nullable=False),  # as held: [{ticket_type_id, quantity, unit_price}]
+    Column("ticket_ids", Json, nullable=False),  # issued on confirmation
+    Column("hold_expires_at", UTCDateTime(), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),  # when its last event happened
+    Column("version", Integer, nullable=False),
+    Index("ix_rm_bookings_user_id_booking_id", "user_id", "booking_id"),
+)
+
+rm_event_sales = Table(  # the sales summary's event: who may read it, and its title
+    "rm_event_sales",
+    metadata,
+    Column("event_id", Uuid, primary_key=True),
+    Column("organizer_id", Uuid, nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("status", String(16), nullable=False),
+)
+
+rm_ticket_type_sales = Table(  # the sales summary per ticket type
+    "rm_ticket_type_sales",
+    metadata,
+    Column("ticket_type_id", Uuid, primary_key=True),
+    Column("event_id", Uuid, nullable=False, index=True),
+    Column("name", String(100), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("held", Integer, nullable=False),  # tickets of pending bookings
+    Column("sold", Integer, nullable=False),  # tickets of confirmed bookings
+    Column("revenue_minor", BigInteger, nullable=False),  # confirmed, net of refunds
+)
+
+rm_availability = Table(  # what buyers browse: tickets left per ticket type
+    "rm_availability",
+    metadata,
+    Column("ticket_type_id", Uuid, primary_key=True),
+    Column("event_id", Uuid, nullable=False, index=True),
+    Column("total", Integer, nullable=False),
+    Column("available", Integer, nullable=False),
+)
+
+# The outbox relay's position (and in-process consumers'): the last seq handed on, per reader.
+outbox_positions = Table(
+    "outbox_positions",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+# Events a consumer has applied, by their identity in the store: a redelivery is recognized.
+consumer_inbox = Table(
+    "consumer_inbox",
+    metadata,
+    Column("consumer", String(64), primary_key=True),
+    Column("stream_type", String(32), primary_key=True),
+    Column("stream_id", Uuid, primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("handled_at", UTCDateTime(), nullable=False, index=True),
+)

@@ -133,3 +133,18 @@ class SessionRepository:
             )
         ).one_or_none()
         return row.generation if row else None
+
+    async def ended_since(self, since: datetime) -> dict[UUID, datetime]:
+        """Sessions ended after `since`, with when: the revocations still worth caching."""
+        rows = await self._connection.execute(
+            select(auth_sessions.c.id, auth_sessions.c.ended_at).where(
+                auth_sessions.c.ended_at > since
+            )
+        )
+        return {row.id: row.ended_at for row in rows}
+
+    async def has_ended(self, session_id: UUID) -> bool:
+        ended_at = await self._connection.scalar(
+            select(auth_sessions.c.ended_at).where(auth_sessions.c.id == session_id)
+        )
+        return ended_at is not None

@@ -15,11 +15,16 @@ from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.payment_gateway import PaymentGateway
 from ticketflow.adapters.security import Passwords
 from ticketflow.api.errors import install_error_handlers
+from ticketflow.api.hardening import install_hardening
 from ticketflow.api.idempotency import IdempotencyMiddleware
+from ticketflow.api.openapi_contract import document_api_contract
+from ticketflow.api.rate_limit_guards import install_rate_limits
 from ticketflow.api.routes import admin, auth, bookings, events, health, payments
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
+from ticketflow.production_safety import refuse_unsafe_production
 from ticketflow.services.messagebus import current_request_id
+from ticketflow.services.outbox_relay import redis_relay
 from ticketflow.services.sweeper import reconcile_once, run_periodically, sweep_once
 
 API_PREFIX = "/api/v1"
@@ -58,6 +63,7 @@ def create_app(
 ) -> FastAPI:
     """The app; tests inject a clock, cheap password hashing or a gateway on another transport."""
     settings = settings or Settings()
+    refuse_unsafe_production(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -74,6 +80,16 @@ def create_app(
                     "payment reconciler", reconcile_once, bus, settings.reconcile_interval_seconds
                 )
             )
+        if settings.run_relay and bus.deps.redis is not None:  # embedded: consumers read the store
+            relay = redis_relay(bus)
+            jobs.append(
+                run_periodically(
+                    "outbox relay",
+                    lambda _: relay.relay_pending(),
+                    bus,
+                    settings.relay_interval_seconds,
+                )
+            )
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
             yield
@@ -84,6 +100,7 @@ def create_app(
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await bus.deps.payments.aclose()
+            await app.state.rate_limits.aclose()
             if bus.deps.redis is not None:
                 await bus.deps.redis.aclose()
             await bus.engine.dispose()
@@ -100,5 +117,8 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.add_middleware(IdempotencyMiddleware, fastapi_app=app)
+    install_rate_limits(app, settings)  # the per-IP default, before any work on the request
+    install_hardening(app, settings)  # body size limit, CORS, security headers
     app.add_middleware(RequestIdMiddleware)
+    document_api_contract(app)
     return app

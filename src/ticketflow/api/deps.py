@@ -6,16 +6,19 @@ from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketflow.domain.errors import AuthenticationFailed
 from ticketflow.domain.model import Actor
+from ticketflow.services.accounts import authenticate
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.pagination import MAX_LIMIT
 
 
-def _bus(request: Request) -> MessageBus:
+async def _bus(request: Request) -> MessageBus:
     bus: MessageBus = request.app.state.bus
     return bus
 
@@ -33,13 +36,13 @@ ReadConnection = Annotated[AsyncConnection, Depends(_read_connection)]
 _bearer = HTTPBearer(auto_error=False, description="An access token from /auth/login")
 
 
-def _optional_actor(
+async def _optional_actor(
     bus: Bus, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Actor | None:
-    return bus.deps.tokens.actor(credentials.credentials) if credentials else None
+    return await authenticate(bus.deps, credentials.credentials) if credentials else None
 
 
-def _actor(actor: Annotated[Actor | None, Depends(_optional_actor)]) -> Actor:
+async def _actor(actor: Annotated[Actor | None, Depends(_optional_actor)]) -> Actor:
     if actor is None:
         raise AuthenticationFailed("Send 'Authorization: Bearer <access token>'.")
     return actor
@@ -47,5 +50,23 @@ def _actor(actor: Annotated[Actor | None, Depends(_optional_actor)]) -> Actor:
 
 OptionalActor = Annotated[Actor | None, Depends(_optional_actor)]
 CurrentActor = Annotated[Actor, Depends(_actor)]
-Cursor = Annotated[str | None, Query(max_length=512, description="From `next_cursor`")]
+
+
+def _calls(dependant: Dependant) -> set[object]:
+    found: set[object] = set()
+    for dependency in dependant.dependencies:
+        found |= {dependency.call, *_calls(dependency)}
+    return found
+
+
+def accepts_anonymous(route: APIRoute) -> bool:
+    """Whether the route reads a bearer token when sent, yet serves callers without one."""
+    calls = _calls(route.dependant)
+    return _optional_actor in calls and _actor not in calls
+
+
+# min_length: an empty `?cursor=` is refused, not read as "from the start", as the schema says.
+Cursor = Annotated[
+    str | None, Query(min_length=1, max_length=512, description="From `next_cursor`")
+]
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]

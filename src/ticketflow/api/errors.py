@@ -12,7 +12,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from ticketflow.domain.errors import AuthenticationFailed, DomainError, ServiceUnavailable
+from ticketflow.domain.errors import (
+    AuthenticationFailed,
+    DomainError,
+    ServiceUnavailable,
+    TooManyRequests,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +51,7 @@ async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     headers: dict[str, str] | None = None
     if isinstance(error, AuthenticationFailed):
         headers = {"WWW-Authenticate": "Bearer"}
-    elif isinstance(error, ServiceUnavailable):
+    elif isinstance(error, ServiceUnavailable | TooManyRequests):
         headers = {"Retry-After": str(error.retry_after)}
     return problem(request, error.status, error.code, error.title, error.detail, errors, headers)
 

@@ -11,6 +11,7 @@ import hashlib
 import json
 import re
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from fastapi import FastAPI
@@ -20,8 +21,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.idempotency_store import ClaimOutcome, KeyScope
+from ticketflow.adapters.micro_batch import MicroBatcher
 from ticketflow.api.errors import problem
 from ticketflow.domain.errors import DomainError
+from ticketflow.services.accounts import authenticate
 from ticketflow.services.messagebus import MessageBus, current_idempotency_scope
 
 HEADER = b"idempotency-key"
@@ -47,6 +50,26 @@ class IdempotencyMiddleware:
     def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
         self.app = app
         self.fastapi_app = fastapi_app
+        self._claims: MicroBatcher[store.ClaimRequest, store.Claim] | None = None
+        self._answers: MicroBatcher[store.Answer, None] | None = None
+
+    def _batchers(
+        self, bus: MessageBus
+    ) -> tuple[MicroBatcher[store.ClaimRequest, store.Claim], MicroBatcher[store.Answer, None]]:
+        """Claims and answers of concurrent requests are written in shared transactions: two
+        commits per request would otherwise be most of a booking's cost (group commit)."""
+        if self._claims is None or self._answers is None:
+            ttl = timedelta(seconds=bus.deps.settings.idempotency_key_ttl_seconds)
+
+            async def claim_batch(requests: list[store.ClaimRequest]) -> list[Any]:
+                return await store.claim_many(bus.engine, requests, bus.deps.clock.now(), ttl)
+
+            async def answer_batch(answers: list[store.Answer]) -> list[Any]:
+                return await store.store_answers(bus.engine, answers)
+
+            self._claims = MicroBatcher(claim_batch, max_batch=500)
+            self._answers = MicroBatcher(answer_batch, max_batch=500)
+        return self._claims, self._answers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -61,7 +84,7 @@ class IdempotencyMiddleware:
         request = Request(scope)
         key = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
         bus: MessageBus = self.fastapi_app.state.bus
-        actor = self._actor(bus, request)
+        actor = await self._actor(bus, request)
         if not key:
             if KEY_REQUIRED.match(path) and actor is not None:
                 await problem(
@@ -89,15 +112,8 @@ class IdempotencyMiddleware:
             return
         body = await _read_body(receive)
         key_scope = KeyScope(actor, key)
-        ttl = timedelta(seconds=bus.deps.settings.idempotency_key_ttl_seconds)
-        claimed = await store.claim(
-            bus.engine,
-            key_scope,
-            "POST",
-            path,
-            fingerprint("POST", path, body),
-            bus.deps.clock.now(),
-            ttl,
+        claimed = await self._batchers(bus)[0].submit(
+            store.ClaimRequest(key_scope, "POST", path, fingerprint("POST", path, body))
         )
         # Payments and refunds resume their own half-done work: run it again to finish it.
         if (
@@ -112,12 +128,12 @@ class IdempotencyMiddleware:
         await self._run(scope, body, send, bus, key_scope)
 
     @staticmethod
-    def _actor(bus: MessageBus, request: Request) -> UUID | None:
+    async def _actor(bus: MessageBus, request: Request) -> UUID | None:
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
         try:
-            return bus.deps.tokens.actor(token).user_id
+            return (await authenticate(bus.deps, token)).user_id
         except DomainError:
             return None
 
@@ -141,7 +157,7 @@ class IdempotencyMiddleware:
         try:
             await self.app(scope, replay_body, capture)
         except BaseException:
-            await store.release(bus.engine, key_scope)
+            await store.release(bus.engine, key_scope, bus.deps.clock.now())
             raise
         finally:
             current_idempotency_scope.reset(token)
@@ -149,14 +165,11 @@ class IdempotencyMiddleware:
         answer = b"".join(chunks)
         headers = dict(start.get("headers", []))
         if status >= 500:
-            await store.release(bus.engine, key_scope)
+            await store.release(bus.engine, key_scope, bus.deps.clock.now())
         else:
-            await store.store_answer(
-                bus.engine,
-                key_scope,
-                status,
-                answer.decode(),
-                headers.get(b"content-type", b"").decode(),
+            content_type = headers.get(b"content-type", b"").decode()
+            await self._batchers(bus)[1].submit(
+                store.Answer(key_scope, status, answer.decode(), content_type)
             )
         await send(start)
         await send({"type": "http.response.body", "body": answer})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 from uuid import UUID
@@ -10,6 +11,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     EmailStr,
     Field,
@@ -21,17 +23,54 @@ from pydantic import (
 from ticketflow.domain.model import Booking, BookingStatus, EventStatus, Role, TicketType
 from ticketflow.domain.payment import PaymentStatus
 
-Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Description = Annotated[str, StringConstraints(max_length=5000)]
+# The constraints are checked on the text as sent, as the schema states them: no NUL (PostgreSQL
+# can't store it), and a title holds something besides blanks. Only then is it stripped.
+NO_NUL = r"^[^\x00]*$"
+Title = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=200, pattern=r"^[^\x00]*[^\s\x00][^\x00]*$"),
+    AfterValidator(str.strip),
+]
+Description = Annotated[str, StringConstraints(max_length=5000, pattern=NO_NUL)]
 Currency = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z]{3}$"),
     AfterValidator(str.upper),
     Field(description="ISO 4217 code, e.g. EUR"),
 ]
-PriceMinor = Annotated[int, Field(ge=0, le=10**12, description="Price in minor units (cents)")]
-Total = Annotated[int, Field(ge=0, le=10_000_000)]
-MaxPerBooking = Annotated[int, Field(ge=1, le=100)]
+
+
+def _json_number(value: object) -> object:
+    """An integer is a JSON number (10 or 10.0, as JSON Schema has it), not a string of digits
+    nor a boolean, which pydantic's lax mode would turn into one."""
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number")
+    return value
+
+
+JsonNumber = BeforeValidator(_json_number)
+PriceMinor = Annotated[
+    int, Field(ge=0, le=10**12, description="Price in minor units (cents)"), JsonNumber
+]
+Total = Annotated[int, Field(ge=0, le=10_000_000), JsonNumber]
+MaxPerBooking = Annotated[int, Field(ge=1, le=100), JsonNumber]
+Quantity = Annotated[int, Field(ge=1, le=100), JsonNumber]
+
+
+RFC_3339_START = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]")
+
+
+def _date_time_text(value: object) -> object:
+    """JSON has no date type: only an RFC 3339 string is one. Pydantic would otherwise read a
+    number (or a string of digits) as seconds since 1970, which `format: date-time` excludes."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not RFC_3339_START.match(value):
+        raise ValueError("must be an RFC 3339 date-time string with an offset")
+    return value
+
+
+Timestamp = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
 
 
@@ -39,7 +78,20 @@ class Write(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _null_only_where_allowed(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    """The documented twin of `Patch._no_null`: a field may be left out, but may be null only
+    if the model lists it in `nullable_fields`."""
+    nullable: frozenset[str] = getattr(model, "nullable_fields", frozenset())
+    for name, field_schema in schema.get("properties", {}).items():
+        if name in nullable or "anyOf" not in field_schema:
+            continue
+        variants = [v for v in field_schema.pop("anyOf") if v != {"type": "null"}]
+        field_schema.update(variants[0] if len(variants) == 1 else {"anyOf": variants})
+        field_schema.pop("default", None)
+
+
 class Patch(Write):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_null_only_where_allowed)
     nullable_fields: ClassVar[frozenset[str]] = frozenset()
 
     # A field validator, not a model one, so the 422 names the field rather than "body".
@@ -90,10 +142,10 @@ class EventIn(Write):
     title: Title
     description: Description = ""
     venue: Title
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
-    sales_start: AwareDatetime | None = None
-    sales_end: AwareDatetime | None = None
+    starts_at: Timestamp
+    ends_at: Timestamp
+    sales_start: Timestamp | None = None
+    sales_end: Timestamp | None = None
 
 
 class EventPatch(Patch):
@@ -102,10 +154,10 @@ class EventPatch(Patch):
     title: Title | None = None
     description: Description | None = None
     venue: Title | None = None
-    starts_at: AwareDatetime | None = None
-    ends_at: AwareDatetime | None = None
-    sales_start: AwareDatetime | None = None
-    sales_end: AwareDatetime | None = None
+    starts_at: Timestamp | None = None
+    ends_at: Timestamp | None = None
+    sales_start: Timestamp | None = None
+    sales_end: Timestamp | None = None
 
 
 class TicketTypeIn(Write):
@@ -158,7 +210,7 @@ class EventOut(BaseModel):
 
 class BookingLineIn(Write):
     ticket_type_id: UUID
-    quantity: Annotated[int, Field(ge=1, le=100)]
+    quantity: Quantity
 
 
 class BookingIn(Write):
@@ -213,9 +265,49 @@ class EventPage(BaseModel):
     next_cursor: str | None
 
 
+class MyBookingLineOut(BookingLineOut):
+    ticket_type_name: str | None
+
+
+class MyBookingOut(BookingOut):
+    """A booking as "my bookings" lists it (from its read model), with its ticket details."""
+
+    event_title: str | None
+    lines: list[MyBookingLineOut]  # type: ignore[assignment]  # the same lines, with names
+    ticket_ids: list[UUID] = Field(description="Issued on payment (see /bookings/{id}/tickets)")
+
+
 class BookingPage(BaseModel):
-    items: list[BookingOut]
+    items: list[MyBookingOut]
     next_cursor: str | None
+
+
+class TicketTypeSalesOut(BaseModel):
+    ticket_type_id: UUID
+    name: str
+    currency: str
+    price_minor: int
+    total: int
+    available: int
+    held: int = Field(description="Tickets in pending bookings")
+    sold: int = Field(description="Tickets in confirmed bookings")
+    revenue_minor: int = Field(description="Paid for confirmed bookings, net of refunds")
+
+
+class RevenueOut(BaseModel):
+    currency: str
+    revenue_minor: int
+
+
+class SalesSummaryOut(BaseModel):
+    event_id: UUID
+    organizer_id: UUID
+    title: str
+    status: EventStatus
+    sold: int
+    held: int
+    revenue: list[RevenueOut] = Field(description="Per currency, net of refunds")
+    ticket_types: list[TicketTypeSalesOut]
 
 
 class UserPage(BaseModel):
@@ -242,7 +334,7 @@ class Problem(BaseModel):
 class PaymentIn(Write):
     payment_method: Annotated[
         str,
-        StringConstraints(min_length=1, max_length=64),
+        StringConstraints(min_length=1, max_length=64, pattern=NO_NUL),
         Field(description="The provider's payment method token, e.g. pm_card_visa"),
     ]
 
@@ -272,3 +364,20 @@ class TicketOut(BaseModel):
 
 class TicketList(BaseModel):
     items: list[TicketOut]
+
+
+class AuditEventOut(BaseModel):
+    seq: int
+    stream_type: str
+    stream_id: UUID
+    version: int
+    type: str
+    data: dict[str, Any]
+    actor_id: UUID | None
+    request_id: str | None
+    occurred_at: datetime
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEventOut]
+    next_cursor: str | None

@@ -72,6 +72,16 @@ class ServiceUnavailable(DomainError):
         self.retry_after = retry_after
 
 
+class TooManyRequests(DomainError):
+    """A rate limit is used up; the caller may try again after `retry_after` seconds."""
+
+    status, code, title = 429, "rate-limited", "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
 class ReplayedCallback(DomainError):
     """A signed callback whose event id was already applied: refused, nothing changes."""
 

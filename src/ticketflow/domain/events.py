@@ -144,6 +144,7 @@ class TicketsHeld(DomainEvent):
     total_minor: int
     hold_expires_at: datetime
     lines: list[dict[str, Any]]
+    created_at: datetime  # when the buyer asked; a batched hold commits a moment later
 
     @classmethod
     def of(cls, booking: Booking) -> TicketsHeld:
@@ -156,6 +157,7 @@ class TicketsHeld(DomainEvent):
             total_minor=booking.total_minor,
             hold_expires_at=booking.hold_expires_at,
             lines=lines_data(booking.lines),
+            created_at=booking.created_at,
         )
 
 
@@ -179,6 +181,7 @@ class BookingConfirmed(DomainEvent):
     type, stream_type = "booking.confirmed", "booking"
     payment_id: UUID
     ticket_ids: list[str]
+    lines: list[dict[str, Any]]  # what was sold, for the sales read model
 
 
 @dataclass(frozen=True, kw_only=True)

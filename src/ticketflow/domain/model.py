@@ -233,6 +233,7 @@ class Booking:
             version=self.version,
             payment_id=payment_id,
             ticket_ids=[str(ticket_id) for ticket_id in ticket_ids],
+            lines=ev.lines_data(self.lines),
         )
 
     def refund(self) -> ev.BookingRefunded:

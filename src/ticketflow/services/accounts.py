@@ -11,8 +11,9 @@ from ticketflow.adapters.security import RefreshClaims
 from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import AlreadyExists, AuthenticationFailed, NotFound, PermissionDenied
-from ticketflow.domain.model import Role, User
+from ticketflow.domain.model import Actor, Role, User
 from ticketflow.services.messagebus import Deps
+from ticketflow.services.security_events import security_event
 from ticketflow.services.unit_of_work import UnitOfWork
 
 
@@ -60,7 +61,7 @@ async def change_user_role(command: cmd.ChangeUserRole, uow: UnitOfWork, deps: D
 async def _issue(deps: Deps, user: User, claims: RefreshClaims) -> TokenPair:
     now = deps.clock.now()
     return TokenPair(
-        access_token=deps.tokens.access_token(user.id, user.role, now),
+        access_token=deps.tokens.access_token(user.id, user.role, claims.session_id, now),
         refresh_token=deps.tokens.refresh_token(claims, now),
         expires_in=int(deps.tokens.access_ttl.total_seconds()),
     )
@@ -107,6 +108,14 @@ async def refresh_session(command: cmd.RefreshSession, uow: UnitOfWork, deps: De
                     )
                 )
                 await uow.commit()
+                security_event(
+                    "refresh_token_reuse",
+                    user_id=presented.user_id,
+                    session_id=presented.session_id,
+                    token_id=presented.token_id,
+                )
+            # Also when it had ended already: a retry re-publishes a cache write that was lost.
+            await deps.revoked_sessions.revoke(presented.session_id, now)
             raise AuthenticationFailed("The refresh token was already used or revoked.")
         user_id, generation = rotated
         user = await uow.users.get(user_id)
@@ -120,9 +129,20 @@ async def refresh_session(command: cmd.RefreshSession, uow: UnitOfWork, deps: De
 async def log_out(command: cmd.LogOut, uow: UnitOfWork, deps: Deps) -> None:
     presented = deps.tokens.refresh_claims(command.refresh_token)
     async with uow:
-        version = await uow.sessions.end(presented.session_id, "logout", uow.clock.now())
+        now = uow.clock.now()
+        version = await uow.sessions.end(presented.session_id, "logout", now)
         if version is not None:
             uow.record(
                 ev.SessionEnded(stream_id=presented.session_id, version=version, reason="logout")
             )
         await uow.commit()
+    # After the commit (the database is the record); a repeated logout re-publishes it.
+    await deps.revoked_sessions.revoke(presented.session_id, now)
+
+
+async def authenticate(deps: Deps, access_token: str) -> Actor:
+    """The caller an access token speaks for, unless its session has ended since it was minted."""
+    claims = deps.tokens.access_claims(access_token)
+    if await deps.revoked_sessions.is_revoked(claims.session_id):
+        raise AuthenticationFailed("The session of this access token has ended; log in again.")
+    return claims.actor

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from functools import partial
 from uuid import UUID
 
 from ticketflow.adapters.ids import new_id
@@ -19,6 +20,11 @@ from ticketflow.services.unit_of_work import UnitOfWork
 def require_organizer(actor: Actor) -> None:
     if actor.role not in (Role.MANAGER, Role.ADMIN):
         raise PermissionDenied("Only managers and admins manage events.")
+
+
+def forget_views(uow: UnitOfWork, deps: Deps, event_id: UUID) -> None:
+    """Cached catalog reads of this event go stale once this unit of work commits."""
+    uow.after_commit(partial(deps.views.forget_event, event_id))
 
 
 async def managed_event(uow: UnitOfWork, actor: Actor, event_id: UUID) -> Event:
@@ -73,6 +79,7 @@ async def update_event(command: cmd.UpdateEvent, uow: UnitOfWork, deps: Deps) ->
         if command.changes:
             uow.record(event.update(command.changes))
             await uow.catalog.save_event(event)
+        forget_views(uow, deps, event.id)
         await uow.commit()
     return event
 
@@ -82,6 +89,7 @@ async def publish_event(command: cmd.PublishEvent, uow: UnitOfWork, deps: Deps) 
         event = await managed_event(uow, command.actor, command.event_id)
         uow.record(event.publish())
         await uow.catalog.save_event(event)
+        forget_views(uow, deps, event.id)
         await uow.commit()
     return event
 
@@ -102,6 +110,7 @@ async def cancel_event(command: cmd.CancelEvent, uow: UnitOfWork, deps: Deps) ->
             version = payment.version
             uow.record(payment.request_refund(now, reason="event_cancelled"))
             await uow.payments.save(payment, version, now)
+        forget_views(uow, deps, event.id)
         await uow.commit()
     for payment in paid:
         with contextlib.suppress(ServiceUnavailable):
@@ -137,6 +146,7 @@ async def add_ticket_type(command: cmd.AddTicketType, uow: UnitOfWork, deps: Dep
                 max_per_booking=ticket_type.max_per_booking,
             )
         )
+        forget_views(uow, deps, event.id)
         await uow.commit()
     return ticket_type
 
@@ -157,5 +167,6 @@ async def update_ticket_type(
             await uow.catalog.save_ticket_type(ticket_type, ticket_type.total - old_total)
             if ticket_type.total > old_total:
                 uow.back_on_sale([ticket_type.id])
+        forget_views(uow, deps, ticket_type.event_id)
         await uow.commit()
     return ticket_type

@@ -15,10 +15,12 @@ from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import EventMeta
 from ticketflow.adapters.idempotency_store import KeyScope
 from ticketflow.adapters.payment_gateway import PaymentGateway
+from ticketflow.adapters.revoked_sessions import RevokedSessions
 from ticketflow.adapters.security import Passwords, Tokens
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.config import Settings
 from ticketflow.domain.commands import Command
+from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.hold_batcher import HoldBatcher
 from ticketflow.services.unit_of_work import UnitOfWork
 
@@ -39,9 +41,11 @@ class Deps:
     passwords: Passwords
     tokens: Tokens
     payments: PaymentGateway
+    revoked_sessions: RevokedSessions  # ended sessions whose access tokens must fail
     catalog: CatalogSnapshots
     soldout: SoldOutMarks
     holds: HoldBatcher
+    views: CatalogViews
     redis: Redis | None = None  # unset in the embedded mode: in-process stand-ins instead
 
 

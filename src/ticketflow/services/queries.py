@@ -14,6 +14,7 @@ from ticketflow.adapters.tables import (
     booking_lines,
     bookings,
     events,
+    rm_availability,
     ticket_types,
     tickets,
     users,
@@ -78,13 +79,34 @@ async def list_events(
 
 
 async def event_detail(connection: AsyncConnection, event_id: UUID, actor: Actor | None) -> Row:
-    found = await _rows(connection, select(*_EVENT_COLUMNS).where(events.c.id == event_id))
-    if not found or (
-        found[0]["status"] == EventStatus.DRAFT.value
-        and not (actor and actor.may_manage(found[0]["organizer_id"]))
-    ):
+    found = await event_row(connection, event_id)
+    if found is None or not visible(found, actor):
         raise NotFound("No such event.")
-    return (await _with_ticket_types(connection, found))[0]
+    return found
+
+
+async def event_row(connection: AsyncConnection, event_id: UUID) -> Row | None:
+    """An event with its ticket types, whoever asks (check `visible` before showing it)."""
+    found = await _rows(connection, select(*_EVENT_COLUMNS).where(events.c.id == event_id))
+    return (await _with_ticket_types(connection, found))[0] if found else None
+
+
+def visible(event: Row, actor: Actor | None) -> bool:
+    """Drafts are their organizer's (and admins') business; anything else is public."""
+    return event["status"] != EventStatus.DRAFT.value or bool(
+        actor and actor.may_manage(event["organizer_id"])
+    )
+
+
+async def availability(connection: AsyncConnection, event_id: UUID) -> dict[UUID, int]:
+    """Tickets left per ticket type of an event, as of the last commit: the availability read
+    model, projected in the transaction of every hold and release (adapters/projections.py)."""
+    rows = await connection.execute(
+        select(rm_availability.c.ticket_type_id, rm_availability.c.available).where(
+            rm_availability.c.event_id == event_id
+        )
+    )
+    return {row.ticket_type_id: row.available for row in rows}
 
 
 async def _with_lines(connection: AsyncConnection, found: list[Row]) -> list[Row]:
@@ -98,23 +120,6 @@ async def _with_lines(connection: AsyncConnection, found: list[Row]) -> list[Row
         for row in await _rows(connection, query):
             by_booking[row["booking_id"]].append(row)
     return [{**booking, "lines": by_booking[booking["id"]]} for booking in found]
-
-
-async def list_bookings(
-    connection: AsyncConnection, actor: Actor, *, cursor: str | None, limit: int
-) -> Page[Row]:
-    """The caller's own bookings, newest first (ids are time-ordered UUID v7)."""
-    query = (
-        select(*_BOOKING_COLUMNS)
-        .where(bookings.c.user_id == actor.user_id)
-        .order_by(bookings.c.id.desc())
-        .limit(limit + 1)
-    )
-    if cursor:
-        (after,) = decode_cursor(cursor, UUID)
-        query = query.where(bookings.c.id < after)
-    page = page_of(await _rows(connection, query), limit, lambda b: (b["id"],))
-    return Page(await _with_lines(connection, page.items), page.next_cursor)
 
 
 async def booking_detail(connection: AsyncConnection, booking_id: UUID, actor: Actor) -> Row:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -10,7 +10,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ticketflow.adapters import event_store, idempotency_store
+from ticketflow.adapters import event_store, idempotency_store, projections
 from ticketflow.adapters.booking_repository import BookingRepository
 from ticketflow.adapters.catalog_repository import CatalogRepository
 from ticketflow.adapters.clock import Clock
@@ -48,6 +48,7 @@ class UnitOfWork:
         self._soldout = soldout
         self._events: list[Recorded] = []
         self._returned: set[UUID] = set()
+        self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._connection: AsyncConnection | None = None
 
     async def __aenter__(self) -> Self:
@@ -97,6 +98,11 @@ class UnitOfWork:
         await self.catalog.return_tickets(quantities)
         self.back_on_sale(ticket_type_id for ticket_type_id, q in quantities.items() if q)
 
+    def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
+        """Run `callback` once this transaction has committed (cache invalidation and the like);
+        never before, so nobody outside sees a change that might still roll back."""
+        self._after_commit.append(callback)
+
     def back_on_sale(self, ticket_type_ids: Iterable[UUID]) -> None:
         """Tickets of these types became available (returned, or a larger total)."""
         self._returned.update(ticket_type_ids)
@@ -105,6 +111,12 @@ class UnitOfWork:
         assert self._connection is not None, "commit() outside `async with uow:`"
         recorded, self._events = self._events, []
         now = self.clock.now()
+        # The read models change with their events, in this transaction. First, so that the
+        # append (which draws the events' seqs) comes as late as possible: the outbox relay
+        # waits for a seq still in flight before it passes it (adapters/outbox.py).
+        await projections.project(
+            self._connection, projections.Appended.all((item.event for item in recorded), now)
+        )
         await event_store.append(
             self._connection, [(item.event, item.meta) for item in recorded], now
         )
@@ -121,6 +133,9 @@ class UnitOfWork:
         returned, self._returned = self._returned, set()
         if returned and self._soldout is not None:
             await self._soldout.clear(returned)
+        callbacks, self._after_commit = self._after_commit, []
+        for callback in callbacks:
+            await callback()
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,10 @@ from uuid import UUID
 from fastapi import APIRouter
 
 from ticketflow.api.deps import Bus, CurrentActor, Cursor, Limit, ReadConnection
+from ticketflow.api.rate_limit_guards import BOOKING_LIMIT
 from ticketflow.api.schemas import BookingIn, BookingOut, BookingPage
 from ticketflow.domain import commands as cmd
-from ticketflow.services import queries
+from ticketflow.services import queries, read_models
 from ticketflow.services.pagination import DEFAULT_LIMIT
 
 router = APIRouter(tags=["bookings"])
@@ -20,6 +21,7 @@ router = APIRouter(tags=["bookings"])
     status_code=201,
     summary="Hold tickets: a pending booking",
     responses={409: {"description": "Sold out, not enough tickets, or sales closed"}},
+    dependencies=[BOOKING_LIMIT],
 )
 async def create_booking(body: BookingIn, actor: CurrentActor, bus: Bus) -> BookingOut:
     booking = await bus.handle(
@@ -32,11 +34,15 @@ async def create_booking(body: BookingIn, actor: CurrentActor, bus: Bus) -> Book
     return BookingOut.of(booking, updated_at=booking.created_at)
 
 
-@router.get("/bookings", summary="Your bookings, newest first")
+@router.get(
+    "/bookings",
+    summary="Your bookings, newest first",
+    description="With ticket details: event title, ticket type names, issued ticket ids.",
+)
 async def list_bookings(
     actor: CurrentActor, db: ReadConnection, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
 ) -> BookingPage:
-    page = await queries.list_bookings(db, actor, cursor=cursor, limit=limit)
+    page = await read_models.my_bookings(db, actor, cursor=cursor, limit=limit)
     return BookingPage.model_validate(page, from_attributes=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 
 from ticketflow.api.deps import Bus, CurrentActor, Cursor, Limit, OptionalActor, ReadConnection
 from ticketflow.api.schemas import (
@@ -13,30 +13,41 @@ from ticketflow.api.schemas import (
     EventOut,
     EventPage,
     EventPatch,
+    SalesSummaryOut,
     TicketTypeIn,
     TicketTypeOut,
     TicketTypePatch,
 )
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import AuthenticationFailed
-from ticketflow.services import queries
+from ticketflow.services import queries, read_models
 from ticketflow.services.pagination import DEFAULT_LIMIT
 
 router = APIRouter(tags=["events"])
 
 
-@router.get("/events", summary="Published events by start time (or your own with mine=true)")
+@router.get(
+    "/events",
+    summary="Published events by start time (or your own with mine=true)",
+    description="Public pages are cached (header `X-Cache: hit|miss`); availability lags by at "
+    "most TICKETFLOW_AVAILABILITY_CACHE_TTL_SECONDS.",
+)
 async def list_events(
-    db: ReadConnection,
+    bus: Bus,
+    response: Response,
     actor: OptionalActor,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
     mine: Annotated[bool, Query(description="Organizers: all your events, drafts too")] = False,
 ) -> EventPage:
-    if mine and actor is None:
+    if not mine:
+        page, hit = await bus.deps.views.published(cursor, limit)
+        response.headers["X-Cache"] = "hit" if hit else "miss"
+        return EventPage.model_validate(page, from_attributes=True)
+    if actor is None:
         raise AuthenticationFailed("Send a bearer token to list your own events.")
-    organized_by = actor if mine else None
-    page = await queries.list_events(db, cursor=cursor, limit=limit, organized_by=organized_by)
+    async with bus.engine.connect() as db:
+        page = await queries.list_events(db, cursor=cursor, limit=limit, organized_by=actor)
     return EventPage.model_validate(page, from_attributes=True)
 
 
@@ -48,9 +59,25 @@ async def create_event(
     return EventOut.model_validate(await queries.event_detail(db, event.id, actor))
 
 
-@router.get("/events/{event_id}", summary="One event with live availability per ticket type")
-async def get_event(event_id: UUID, db: ReadConnection, actor: OptionalActor) -> EventOut:
-    return EventOut.model_validate(await queries.event_detail(db, event_id, actor))
+@router.get(
+    "/events/{event_id}",
+    summary="One event with live availability per ticket type",
+    description="Cached (header `X-Cache: hit|miss`); availability lags by at most "
+    "TICKETFLOW_AVAILABILITY_CACHE_TTL_SECONDS.",
+)
+async def get_event(event_id: UUID, bus: Bus, response: Response, actor: OptionalActor) -> EventOut:
+    event, hit = await bus.deps.views.event(event_id, actor)
+    response.headers["X-Cache"] = "hit" if hit else "miss"
+    return EventOut.model_validate(event)
+
+
+@router.get(
+    "/events/{event_id}/sales",
+    summary="Sales summary per ticket type (the event's organizer, admins)",
+    description="Sold, held and revenue per ticket type, from the sales read model.",
+)
+async def get_sales(event_id: UUID, actor: CurrentActor, db: ReadConnection) -> SalesSummaryOut:
+    return SalesSummaryOut.model_validate(await read_models.sales_summary(db, event_id, actor))
 
 
 @router.patch("/events/{event_id}", summary="Change an event (its organizer or an admin)")

@@ -24,7 +24,8 @@ IDEMPOTENCY_KEY_REQUIRED = {
             "in": "header",
             "required": True,
             "description": "One per payment or refund attempt, resent unchanged on retries",
-            "schema": {"type": "string", "maxLength": 255},
+            # What the middleware accepts: 1 to 255 visible ASCII characters.
+            "schema": {"type": "string", "pattern": r"^[\x21-\x7e]{1,255}$"},
         }
     ]
 }
@@ -59,6 +60,7 @@ async def booking_tickets(booking_id: UUID, actor: CurrentActor, db: ReadConnect
 @router.post(
     "/bookings/{booking_id}/refund",
     summary="Refund a paid booking; its tickets return to sale",
+    responses={503: {"description": "Provider unavailable; retry after Retry-After"}},
     openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
 )
 async def refund(booking_id: UUID, actor: CurrentActor, bus: Bus, db: ReadConnection) -> BookingOut:
@@ -66,7 +68,42 @@ async def refund(booking_id: UUID, actor: CurrentActor, bus: Bus, db: ReadConnec
     return BookingOut.model_validate(await queries.booking_detail(db, booking_id, actor))
 
 
-@router.post("/payments/webhook", summary="The payment provider's callback (HMAC-signed)")
+# The route reads the raw body itself (the signature covers its bytes): documented here.
+WEBHOOK_CONTRACT = {
+    "parameters": [
+        {
+            "name": "Provider-Signature",
+            "in": "header",
+            "required": True,
+            "description": "t=<unix time>,v1=<hex HMAC-SHA256 of '<t>.<body>'>",
+            "schema": {"type": "string"},
+        }
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["id", "type", "data"],
+                    "properties": {
+                        "id": {"type": "string"},
+                        "type": {"type": "string"},
+                        "data": {"type": "object"},
+                    },
+                }
+            }
+        },
+    },
+}
+
+
+@router.post(
+    "/payments/webhook",
+    summary="The payment provider's callback (HMAC-signed)",
+    responses={400: {"description": "Bad, stale or replayed signature, or not a provider event"}},
+    openapi_extra=WEBHOOK_CONTRACT,
+)
 async def provider_webhook(request: Request, bus: Bus) -> dict[str, bool]:
     body = await request.body()
     settings = bus.deps.settings

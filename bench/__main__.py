@@ -1,0 +1,93 @@
+"""`python -m bench [--phases burst,soldout] [--buyers N] ...`: see bench/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from pathlib import Path
+
+import uvloop
+from rich.console import Console
+
+from bench.config import PHASES, BenchConfig, doubling
+from bench.runner import run
+
+
+def parse(argv: list[str]) -> BenchConfig:
+    defaults = BenchConfig()
+    parser = argparse.ArgumentParser(
+        prog="python -m bench", description="The TicketFlow flash-sale benchmark."
+    )
+    add = parser.add_argument
+    add("--phases", default=",".join(PHASES), help=f"comma-separated, of: {', '.join(PHASES)}")
+    add("--buyers", type=int, default=defaults.buyers, help="U: buyers (burst connections)")
+    add("--tickets", type=int, default=defaults.tickets, help="T: tickets in the burst")
+    add("--workers", type=int, default=defaults.workers, help="app worker processes")
+    add("--clients", type=int, default=defaults.clients, help="load-generator processes")
+    add("--connections", type=int, default=defaults.connections, help="closed-loop connections")
+    add("--duration", type=float, default=defaults.duration, help="closed-loop seconds")
+    add(
+        "--rates",
+        default=None,
+        help="sustained rates, e.g. 500,1000,2000 (default: doubling from 500 up to 32000)",
+    )
+    add("--max-rate", type=int, default=32_000, help="sustained: highest doubled rate")
+    add("--step-duration", type=float, default=defaults.step_duration, help="sustained seconds")
+    add("--open-connections", type=int, default=defaults.open_connections)
+    add("--p99-budget-ms", type=float, default=defaults.p99_budget_ms)
+    add("--timeout", type=float, default=defaults.timeout, help="request timeout, seconds")
+    add("--no-idempotency-keys", action="store_true", help="send bookings without keys")
+    add("--engine", default=defaults.engine, help="booking engine measured (batched, direct)")
+    add("--postgres-url", default=defaults.postgres_url, help="server for bench_* databases")
+    add("--results-dir", type=Path, default=defaults.results_dir)
+    add(
+        "--app-setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra app setting (Settings field name), e.g. hold_batch_window_ms=2",
+    )
+    args = parser.parse_args(argv)
+    phases = tuple(phase.strip() for phase in args.phases.split(",") if phase.strip())
+    unknown = [phase for phase in phases if phase not in PHASES]
+    if unknown:
+        parser.error(f"unknown phases {unknown}; choose from {', '.join(PHASES)}")
+    rates = (
+        tuple(int(rate) for rate in args.rates.split(","))
+        if args.rates
+        else doubling(500, args.max_rate)
+    )
+    return BenchConfig(
+        phases=tuple(phase for phase in PHASES if phase in phases),  # always in the same order
+        buyers=args.buyers,
+        tickets=args.tickets,
+        workers=args.workers,
+        clients=args.clients,
+        connections=args.connections,
+        duration=args.duration,
+        rates=rates,
+        step_duration=args.step_duration,
+        open_connections=args.open_connections,
+        p99_budget_ms=args.p99_budget_ms,
+        timeout=args.timeout,
+        idempotency_keys=not args.no_idempotency_keys,
+        engine=args.engine,
+        postgres_url=args.postgres_url,
+        results_dir=args.results_dir,
+        extra_app_env=dict(setting.split("=", 1) for setting in args.app_setting),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse(sys.argv[1:] if argv is None else argv)
+    console = Console()
+    try:
+        return uvloop.run(run(config, console))
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("[yellow]interrupted: the stack was torn down[/yellow]")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

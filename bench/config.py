@@ -1,0 +1,44 @@
+"""The benchmark's knobs, with the issue's defaults (10,000 buyers for 5,000 tickets)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PHASES = ("ceiling", "burst", "sustained", "soldout", "browse", "baseline-lock")
+CORES = os.cpu_count() or 1
+
+
+def doubling(start: int, limit: int) -> tuple[int, ...]:
+    rates = [start]
+    while rates[-1] * 2 <= limit:
+        rates.append(rates[-1] * 2)
+    return tuple(rates)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    phases: tuple[str, ...] = PHASES
+    buyers: int = 10_000  # U: accounts, and connections in burst / baseline-lock
+    tickets: int = 5_000  # T: tickets of the burst's (and baseline-lock's) ticket type
+    workers: int = CORES  # app worker processes (`ticketflow serve --workers`)
+    clients: int = CORES  # load-generator processes
+    connections: int = 256  # closed-loop phases: ceiling, soldout, browse
+    duration: float = 10.0  # seconds of each closed-loop phase
+    rates: tuple[int, ...] = doubling(500, 32_000)  # sustained: requests/s, tried in order
+    step_duration: float = 5.0  # seconds at each sustained rate
+    open_connections: int = 1024  # sustained: connections the open-loop requests spread over
+    p99_budget_ms: float = 100.0  # sustained: a rate passes with p99 under this and no errors
+    timeout: float = 30.0  # seconds before a request counts as timed out
+    idempotency_keys: bool = True  # every booking request carries a fresh Idempotency-Key
+    engine: str = "batched"  # TICKETFLOW_BOOKING_ENGINE of every phase but baseline-lock
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    results_dir: Path = Path("bench/results")
+    extra_app_env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> dict[str, Any]:
+        described = asdict(self)
+        described["results_dir"] = str(self.results_dir)
+        return described

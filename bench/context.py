@@ -1,0 +1,130 @@
+"""What every phase gets: the configuration, the running stack, the seeded buyers, the load
+generator; and what every phase gives back."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from bench.config import BenchConfig
+from bench.invariants import OK
+from bench.pool import LoadGenerator
+from bench.seed import Sale, sale
+from bench.stack import RedisServer, running_app
+from bench.stats import Measurement
+from bench.worker import Job
+from tests.e2e.servers import ServerProcess
+from ticketflow.domain.model import Actor
+from ticketflow.services.messagebus import MessageBus
+
+
+@dataclass
+class AppHandle:
+    """The app server now running; phases may restart it with another booking engine."""
+
+    env_for: Callable[[str], dict[str, str]]  # booking engine -> the server's environment
+    workers: int
+    log_dir: Path
+    server: ServerProcess | None = None
+    engine: str = ""
+    _stack: AsyncExitStack | None = None
+
+    @property
+    def running(self) -> ServerProcess:
+        assert self.server is not None, "the app is not running"
+        return self.server
+
+    def process_group(self) -> int | None:
+        return self.server.process.pid if self.server else None  # started in its own session
+
+    async def start(self, engine: str) -> None:
+        await self.stop()
+        stack = AsyncExitStack()
+        self.server = await stack.enter_async_context(
+            running_app(self.env_for(engine), self.workers, self.log_dir)
+        )
+        self._stack, self.engine = stack, engine
+
+    async def stop(self) -> None:
+        stack, self._stack, self.server = self._stack, None, None
+        if stack is not None:
+            await stack.aclose()
+
+
+@dataclass
+class Context:
+    config: BenchConfig
+    console: Console
+    bus: MessageBus  # on the bench database, for seeding and checks
+    organizer: Actor
+    tokens: tuple[str, ...]
+    redis: RedisServer
+    app: AppHandle
+    load: LoadGenerator
+    event_ids: list[str] = field(default_factory=list)  # every event seeded so far
+
+    async def new_sale(self, total: int, title: str) -> Sale:
+        """A fresh event on sale with one ticket type of `total` tickets."""
+        seeded = await sale(self.bus, self.organizer, total, title=title)
+        self.event_ids.append(seeded.event_id)
+        return seeded
+
+    def job(self, **fields: Any) -> Job:
+        return Job(
+            host="127.0.0.1", port=self.app.running.port, timeout=self.config.timeout, **fields
+        )
+
+    async def drive(self, job: Job, label: str, expected: int | None = None) -> Measurement:
+        """Run `job` on the load generator with a live progress bar."""
+        columns = [
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,.0f} answered"),
+            TimeElapsedColumn(),
+        ]
+        with Progress(*columns, console=self.console, transient=True) as progress:
+            task = progress.add_task(label, total=expected)
+
+            def update(answered: int) -> None:
+                progress.update(task, completed=answered)
+
+            run = await asyncio.to_thread(self.load.run, job, update)
+        return Measurement.of(run)
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    summary: dict[str, Any]  # the phase's headline figures (also what the ratios use)
+    outcomes: dict[str, dict[str, Any]]  # outcome -> count and latency percentiles
+    checks: dict[str, str] = field(default_factory=dict)  # check -> "ok" or what broke
+    problems: list[str] = field(default_factory=list)  # why the phase itself did not measure
+    notes: list[str] = field(default_factory=list)  # what a reader must know to trust it
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def broken_checks(self) -> dict[str, str]:
+        return {name: verdict for name, verdict in self.checks.items() if verdict != OK}
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and not self.broken_checks
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "summary": self.summary,
+            "outcomes": self.outcomes,
+            "checks": self.checks,
+            "problems": self.problems,
+            "notes": self.notes,
+            "details": self.details,
+        }

@@ -1,0 +1,85 @@
+"""`sustained`: bookings at a constant arrival rate, open loop (latency from each request's
+intended send time), at increasing rates until one misses p99 < budget or errs; each rate on a
+fresh ticket type twice as large as the requests it gets, so it never sells out. If even the
+first rate fails, the rate is halved (down to `LOWEST_RATE`) to find one that passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.context import Context, PhaseResult
+from bench.invariants import check_sale
+from bench.phases.common import finish, measured
+from bench.requests import BookingRequests, Outcome
+from bench.stats import latency_summary
+
+# If the generator itself sends this late (p99), the step measured the client, not the server.
+GENERATOR_LAG_LIMIT_MS = 10.0
+LOWEST_RATE = 50
+
+
+async def sustained(context: Context) -> PhaseResult:
+    result = PhaseResult("sustained", summary={}, outcomes={})
+    steps: list[dict[str, Any]] = []
+    best = 0
+    for rate in context.config.rates:
+        steps.append(await _step(context, result, rate))
+        if not steps[-1]["passed"]:
+            break
+        best = rate
+    rate = context.config.rates[0] // 2
+    while not best and rate >= LOWEST_RATE:  # not even the first rate: find a floor
+        steps.append(await _step(context, result, rate))
+        best = rate if steps[-1]["passed"] else 0
+        rate //= 2
+    failed = [step["rate"] for step in steps if not step["passed"]]
+    result.summary = {
+        "best_rate_per_s": best,
+        "p99_budget_ms": context.config.p99_budget_ms,
+        "failed_at_rate": max(failed) if failed else None,
+    }
+    decisive = next((step for step in steps if step["rate"] == best), steps[-1])
+    result.outcomes = decisive["outcomes"]
+    result.details = {"steps": steps}
+    return await finish(context, result)
+
+
+async def _step(context: Context, result: PhaseResult, rate: int) -> dict[str, Any]:
+    config = context.config
+    requests_due = round(rate * config.step_duration)
+    sale = await context.new_sale(2 * requests_due, title=f"Bench sustained {rate}/s")
+    requests = BookingRequests(
+        sale.event_id, sale.ticket_type_id, context.tokens, idempotency_keys=config.idempotency_keys
+    )
+    job = context.job(
+        mode="open",
+        requests=requests,
+        connections=config.open_connections,
+        rate=rate,
+        duration=config.step_duration,
+    )
+    m = await context.drive(job, f"sustained: {rate:,} bookings/s", requests_due)
+    overall = latency_summary(m.overall())
+    # Anything but a hold is a failure here: the ticket type can't sell out.
+    failures = m.total - m.count(Outcome.HELD)
+    lag_p99 = latency_summary(m.lag)["p99_ms"]
+    checks, _, _ = await check_sale(
+        context.bus.engine, sale, m.held_ids, failures, m.count(Outcome.SOLD_OUT)
+    )
+    result.checks.update({f"{rate}/s: {name}": verdict for name, verdict in checks.items()})
+    if float(lag_p99) > GENERATOR_LAG_LIMIT_MS:
+        result.notes.append(
+            f"at {rate}/s the load generator itself sent late (p99 {lag_p99} ms): the "
+            "client was short of CPU too, so this step is a lower bound of the server"
+        )
+    return {
+        "rate": rate,
+        "answered_per_s": round(m.total / m.elapsed),
+        **{k: v for k, v in overall.items() if k != "count"},
+        "held": m.count(Outcome.HELD),
+        "failures": failures,
+        "generator_lag_p99_ms": lag_p99,
+        "passed": failures == 0 and float(overall["p99_ms"]) < config.p99_budget_ms,
+        "details": measured(m),
+        "outcomes": m.outcomes(),
+    }

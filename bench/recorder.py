@@ -1,0 +1,113 @@
+"""What one load-generator process saw: a latency histogram per outcome, and the raw facts the
+parent checks against the database (which bookings it was told were held)."""
+
+from __future__ import annotations
+
+import resource
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+from bench.http import Answer
+from bench.requests import Outcome, RequestStream, booking_id
+
+MAX_LATENCY_US = 300_000_000  # 5 minutes: anything slower is clamped, never dropped
+ERROR_KINDS = 5
+
+
+def new_histogram() -> HdrHistogram:
+    return HdrHistogram(1, MAX_LATENCY_US, 3)
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+@dataclass
+class WorkerResult:
+    counts: dict[str, int]
+    histograms: dict[str, bytes]  # outcome -> encoded HdrHistogram of latency in microseconds
+    lag: bytes  # encoded histogram: how late the generator itself sent (open loop), us
+    first_send: float  # monotonic
+    last_send: float  # monotonic: when the last request was written
+    last_answer: float  # monotonic
+    last_held: float  # monotonic time of the last 201, or 0
+    cpu_seconds: float  # this process, from the start signal to its last answer
+    cache_answers: dict[str, int]  # X-Cache header value -> answers carrying it
+    held_ids: list[str]
+    error_kinds: dict[str, int]  # what went wrong -> how often (a few distinct kinds)
+    connections: int
+
+
+@dataclass
+class Recorder:
+    stream: RequestStream
+    on_answer: Callable[[], None]  # progress: one more request finished
+    histograms: dict[Outcome, HdrHistogram] = field(default_factory=dict)
+    lag: HdrHistogram = field(default_factory=new_histogram)
+    held_bodies: list[bytes] = field(default_factory=list)
+    error_kinds: dict[str, int] = field(default_factory=dict)
+    cache_answers: dict[str, int] = field(default_factory=dict)
+    first_send: float = 0.0
+    last_send: float = 0.0
+    last_answer: float = 0.0
+    last_held: float = 0.0
+    cpu_at_start: float = 0.0
+    cpu_at_stop: float = 0.0
+
+    def start(self, at: float) -> None:
+        self.first_send = at
+        self.cpu_at_start = cpu_seconds()
+
+    def stop(self) -> None:
+        """The measured window ends: what is done after (parsing ids) is not the load's cost."""
+        self.cpu_at_stop = cpu_seconds()
+
+    def record(self, outcome: Answer | BaseException, since: float, now: float) -> Outcome:
+        """Judge and time one request; `since` is when it was (meant to be) sent."""
+        if isinstance(outcome, Answer):
+            judged = self.stream.judge(outcome.status, outcome.body)
+            at = outcome.at
+            if outcome.cache:
+                cache = outcome.cache.decode("latin-1")
+                self.cache_answers[cache] = self.cache_answers.get(cache, 0) + 1
+            if judged is Outcome.HELD:
+                self.held_bodies.append(outcome.body)
+                self.last_held = max(self.last_held, at)
+            elif judged is Outcome.ERROR:
+                self.note_error(f"HTTP {outcome.status}: {outcome.body[:200]!r}")
+        else:
+            judged = Outcome.TIMEOUT if isinstance(outcome, TimeoutError) else Outcome.ERROR
+            at = now
+            if judged is Outcome.ERROR:
+                self.note_error(f"{type(outcome).__name__}: {outcome}")
+        histogram = self.histograms.get(judged)
+        if histogram is None:
+            histogram = self.histograms[judged] = new_histogram()
+        histogram.record_value(min(MAX_LATENCY_US, max(1, round((at - since) * 1e6))))
+        self.last_answer = max(self.last_answer, at)
+        self.on_answer()
+        return judged
+
+    def note_error(self, text: str) -> None:
+        if text not in self.error_kinds and len(self.error_kinds) >= ERROR_KINDS:
+            text = "(other kinds)"
+        self.error_kinds[text] = self.error_kinds.get(text, 0) + 1
+
+    def result(self, connections: int) -> WorkerResult:
+        return WorkerResult(
+            counts={str(o): h.get_total_count() for o, h in self.histograms.items()},
+            histograms={str(o): h.encode() for o, h in self.histograms.items()},
+            lag=self.lag.encode(),
+            first_send=self.first_send,
+            last_send=self.last_send,
+            last_answer=self.last_answer,
+            last_held=self.last_held,
+            cpu_seconds=self.cpu_at_stop - self.cpu_at_start,
+            cache_answers=self.cache_answers,
+            held_ids=[booking_id(body) for body in self.held_bodies],
+            error_kinds=self.error_kinds,
+            connections=connections,
+        )

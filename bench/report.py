@@ -1,0 +1,184 @@
+"""Results on the terminal (rich), and as JSON + Markdown in the results directory."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.context import PhaseResult
+from bench.targets import Target
+
+LATENCY_COLUMNS = ("count", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "NO"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    return str(value)
+
+
+def _cpu(result: PhaseResult) -> dict[str, Any]:
+    """CPU figures of a phase (sustained: of its last rate, the one that decided it)."""
+    details = result.details
+    if details.get("steps"):
+        details = details["steps"][-1]["details"]
+    cpu: dict[str, Any] = details.get("cpu", {})
+    return cpu
+
+
+def _error_kinds(details: dict[str, Any]) -> dict[str, int]:
+    steps = details.get("steps")
+    kinds: dict[str, int] = (steps[-1]["details"] if steps else details).get("error_kinds", {})
+    return kinds
+
+
+def show_phase(console: Console, result: PhaseResult) -> None:
+    table = Table(title=f"{result.name}", title_justify="left")
+    table.add_column("outcome")
+    for column in LATENCY_COLUMNS:
+        table.add_column(column.replace("_ms", " ms"), justify="right")
+    for outcome, figures in result.outcomes.items():
+        table.add_row(outcome, *(_fmt(figures[column]) for column in LATENCY_COLUMNS))
+    console.print(table)
+    for step in result.details.get("steps", []):
+        console.print(
+            f"  {step['rate']:>6,}/s offered: {step['answered_per_s']:,}/s answered, "
+            f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, max {step['max_ms']} ms, "
+            f"failures {step['failures']}, generator lag p99 {step['generator_lag_p99_ms']} ms "
+            + ("[green]pass[/green]" if step["passed"] else "[red]fail[/red]")
+        )
+    console.print(
+        "  " + ", ".join(f"{k} [bold]{_fmt(v)}[/bold]" for k, v in result.summary.items())
+    )
+    cpu = _cpu(result)
+    if cpu:
+        console.print(
+            f"  cores used: load generator {cpu['load_generator_cores']:.2f} "
+            f"({cpu['load_generator_share_of_machine']:.0%} of the machine), "
+            f"app {cpu['app_cores']:.2f}, postgres+redis+other "
+            f"{cpu['postgres_redis_other_cores']:.2f} (machine {cpu['machine_cores']:.2f})"
+        )
+    for kind, count in _error_kinds(result.details).items():
+        console.print(f"  [red]{count:,} x[/red] {kind}")
+    broken = result.broken_checks
+    if broken:
+        for name, verdict in broken.items():
+            console.print(f"  [bold red]CHECK FAILED[/bold red] {name}: {verdict}")
+    else:
+        console.print(f"  [green]{len(result.checks)} invariant checks ok[/green]")
+    for problem in result.problems:
+        console.print(f"  [bold red]PROBLEM[/bold red] {problem}")
+    for note in result.notes:
+        console.print(f"  [yellow]note[/yellow] {note}")
+
+
+def _client_share(cpu: dict[str, Any]) -> str:
+    if not cpu:
+        return "n/a"
+    return f"{cpu['load_generator_cores']} ({cpu['load_generator_share_of_machine']:.0%})"
+
+
+def targets_table(found: list[Target]) -> Table:
+    table = Table(title="targets (ratios from this run)", title_justify="left")
+    for column in ("target", "value", "goal", "met"):
+        table.add_column(column)
+    for target in found:
+        met = {True: "[green]met[/green]", False: "[red]missed[/red]", None: "n/a"}[target.met]
+        table.add_row(target.name, target.value, target.goal, met)
+    return table
+
+
+def markdown(document: dict[str, Any]) -> str:
+    machine, config = document["machine"], document["config"]
+    lines = [
+        f"# TicketFlow benchmark — {document['finished_at']}",
+        "",
+        f"Machine: {machine['cores']} cores ({machine['cpu_model']}), {machine['ram_gib']} GiB "
+        f"RAM, PostgreSQL {machine['postgresql']} (synchronous_commit "
+        f"{machine['postgresql_synchronous_commit']}), Python {machine['python']}, granian "
+        f"{machine['granian']}, commit {machine['commit']}"
+        + (" + uncommitted changes" if machine["uncommitted_changes"] else "")
+        + ". Load generator, app, PostgreSQL and Redis all on this one machine; "
+        f"{machine['busy_cores_before_run']} cores were busy before the run started.",
+        "",
+        f"Config: {config['buyers']:,} buyers, {config['tickets']:,} tickets, "
+        f"{config['workers']} app workers, {config['clients']} load-generator processes, "
+        f"{config['connections']} connections x {config['duration']:g} s (closed loop), "
+        f"booking engine {config['engine']}, "
+        f"idempotency keys {'on' if config['idempotency_keys'] else 'off'}.",
+        "",
+        "| phase | headline | load generator cores (share) | app cores | postgres+redis+other "
+        "| ok |",
+        "|---|---|---|---|---|---|",
+    ]
+    for phase in document["phases"]:
+        cpu = _cpu(
+            PhaseResult(
+                **{k: phase[k] for k in ("name", "summary", "outcomes")}, details=phase["details"]
+            )
+        )
+        headline = ", ".join(f"{k} {_fmt(v)}" for k, v in phase["summary"].items())
+        lines.append(
+            f"| {phase['name']} | {headline} | {_client_share(cpu)} | "
+            f"{cpu.get('app_cores', 'n/a')} | {cpu.get('postgres_redis_other_cores', 'n/a')} | "
+            f"{'yes' if phase['ok'] else '**NO**'} |"
+        )
+    for phase in document["phases"]:
+        lines += [
+            "",
+            f"## {phase['name']}",
+            "",
+            "| outcome | " + " | ".join(LATENCY_COLUMNS) + " |",
+            "|---" * (len(LATENCY_COLUMNS) + 1) + "|",
+        ]
+        for outcome, figures in phase["outcomes"].items():
+            lines.append(
+                f"| {outcome} | " + " | ".join(_fmt(figures[c]) for c in LATENCY_COLUMNS) + " |"
+            )
+        for step in phase["details"].get("steps", []):
+            lines.append(
+                f"- {step['rate']:,}/s: p99 {step['p99_ms']} ms, failures {step['failures']}, "
+                f"generator lag p99 {step['generator_lag_p99_ms']} ms — "
+                + ("pass" if step["passed"] else "fail")
+            )
+        lines += [f"- {n:,} x `{kind}`" for kind, n in _error_kinds(phase["details"]).items()]
+        lines += [f"- **{problem}**" for problem in phase["problems"]]
+        lines += [f"- note: {note}" for note in phase["notes"]]
+        broken = {k: v for k, v in phase["checks"].items() if v != "ok"}
+        lines.append(
+            f"- invariant checks: {len(phase['checks'])} run, "
+            + (f"**BROKEN: {broken}**" if broken else "all ok")
+        )
+    lines += ["", "## Targets", "", "| target | value | goal | met |", "|---|---|---|---|"]
+    for target in document["targets"]:
+        met = {True: "met", False: "**missed**", None: "n/a"}[target["met"]]
+        lines.append(f"| {target['name']} | {target['value']} | {target['goal']} | {met} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_results(directory: Path, document: dict[str, Any]) -> list[Path]:
+    """latest.json + latest.md, and a timestamped copy of each."""
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    text_json = json.dumps(document, indent=2, default=str) + "\n"
+    text_md = markdown(document)
+    written = []
+    for name, content in (
+        ("latest.json", text_json),
+        ("latest.md", text_md),
+        (f"run-{stamp}.json", text_json),
+        (f"run-{stamp}.md", text_md),
+    ):
+        path = directory / name
+        path.write_text(content)
+        written.append(path)
+    return written

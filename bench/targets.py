@@ -1,0 +1,86 @@
+"""The issue's targets, as ratios from one run (so machine noise cancels)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bench.context import PhaseResult
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    value: str  # as shown; "n/a" when a phase it needs did not run
+    goal: str
+    met: bool | None  # None: not measured in this run
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "value": self.value, "goal": self.goal, "met": self.met}
+
+
+def _ratio(name: str, top: float | None, bottom: float | None, goal: float, pct: bool) -> Target:
+    shown_goal = f">= {goal:.0%}" if pct else f">= {goal:g}x"
+    if top is None or bottom is None:
+        return Target(name, "n/a", shown_goal, None)
+    if not bottom:  # e.g. the baseline held nothing at all
+        return Target(name, "inf" if top else "n/a", shown_goal, True if top else None)
+    ratio = top / bottom
+    return Target(name, f"{ratio:.1%}" if pct else f"{ratio:.2f}x", shown_goal, ratio >= goal)
+
+
+def _get(results: dict[str, PhaseResult], phase: str, figure: str) -> Any:
+    result = results.get(phase)
+    return result.summary.get(figure) if result else None
+
+
+def targets(results: dict[str, PhaseResult]) -> list[Target]:
+    ceiling = _get(results, "ceiling", "req_per_s")
+    holds = _get(results, "burst", "holds_per_s")
+    found = [
+        _ratio("burst holds/s ÷ ceiling req/s", holds, ceiling, 0.25, pct=True),
+        _ratio(
+            "soldout req/s ÷ ceiling req/s",
+            _get(results, "soldout", "req_per_s"),
+            ceiling,
+            0.60,
+            pct=True,
+        ),
+        _ratio(
+            "engine ÷ baseline-lock holds/s",
+            holds,
+            _get(results, "baseline-lock", "holds_per_s"),
+            5,
+            pct=False,
+        ),
+    ]
+    rate = _get(results, "browse", "cache_hit_rate")
+    if isinstance(rate, float):
+        found.append(Target("browse cache hit rate", f"{rate:.1%}", ">= 90%", rate >= 0.9))
+    else:
+        found.append(Target("browse cache hit rate", "n/a", ">= 90%", None))
+    burst = results.get("burst")
+    if burst is None or "drain_s" not in burst.summary:  # not run, or could not measure
+        found += [Target(name, "n/a", goal, None) for name, goal in _BURST_GOALS]
+        return found
+    s = burst.summary
+    found += [
+        Target("burst drain time", f"{s['drain_s']:.2f} s", "< 3 s", s["drain_s"] < 3),
+        Target(
+            "burst: exactly T held (stored, and answered 201)",
+            f"{s['stored_held']:,} stored, {s['held']:,} answered, of {s['tickets']:,}",
+            "exactly T",
+            bool(s["exactly_T_held"]),
+        ),
+        Target("burst: errors", str(s["errors"]), "0", s["errors"] == 0),
+        Target("burst: timeouts", str(s["timeouts"]), "0", s["timeouts"] == 0),
+    ]
+    return found
+
+
+_BURST_GOALS = (
+    ("burst drain time", "< 3 s"),
+    ("burst: exactly T held (stored, and answered 201)", "exactly T"),
+    ("burst: errors", "0"),
+    ("burst: timeouts", "0"),
+)

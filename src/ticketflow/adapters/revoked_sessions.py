@@ -1,0 +1,176 @@
+"""Revoked sessions: once a session ends, its access tokens stop working at once, everywhere.
+
+The database (`auth_sessions.ended_at`) is the record. A cache in front of it answers the question
+every authenticated request asks, without a query. In Redis (shared by all processes) each revoked
+session is a key that lives as long as the session's access tokens can, and a marker key says
+"this cache holds every revocation of the database". A flushed or restarted Redis has lost the
+marker, so the next check reloads the revocations from the database before it answers. The marker
+also lapses every `resync` seconds: that bounds how long a revocation whose Redis write failed
+(Redis unreachable at logout) can go unseen. Without Redis each process keeps the same set in
+memory and reloads it as often, for the other processes sharing the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Protocol
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from ticketflow.adapters.clock import Clock
+from ticketflow.adapters.user_repository import SessionRepository
+
+log = logging.getLogger(__name__)
+
+MARKER = "ticketflow:revocations:loaded"
+RELOAD_LOCK = "ticketflow:revocations:reloading"
+RELOAD_LOCK_SECONDS = 30  # a reloader that dies frees the lock by then
+
+# Publishes a reload only if Redis was not flushed since it began (the flush took the lock along):
+# a reload that read the database before a revocation must not mark an emptied cache as complete.
+# KEYS: lock, marker, revoked keys...; ARGV: lock token, marker ttl, one ttl per revoked key.
+_PUBLISH_RELOAD = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+for i = 3, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ARGV[i]) end
+redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+class RevokedSessions(Protocol):
+    async def revoke(self, session_id: UUID, ended_at: datetime) -> None: ...
+
+    async def is_revoked(self, session_id: UUID) -> bool: ...
+
+
+def _key(session_id: UUID) -> str:
+    return f"ticketflow:revoked-session:{session_id}"
+
+
+class _Database:
+    """The record the caches are rebuilt from."""
+
+    def __init__(self, engine: AsyncEngine, access_ttl: timedelta) -> None:
+        self._engine = engine
+        self.access_ttl = access_ttl
+
+    async def ended_recently(self, now: datetime) -> dict[UUID, datetime]:
+        """Sessions ended so recently that some access token of theirs may still be valid."""
+        async with self._engine.connect() as connection:
+            return await SessionRepository(connection).ended_since(now - self.access_ttl)
+
+    async def has_ended(self, session_id: UUID) -> bool:
+        async with self._engine.connect() as connection:
+            return await SessionRepository(connection).has_ended(session_id)
+
+
+class RedisRevokedSessions:
+    def __init__(
+        self, redis: Redis, engine: AsyncEngine, clock: Clock, access_ttl: timedelta, resync: float
+    ) -> None:
+        self._redis = redis
+        self._db = _Database(engine, access_ttl)
+        self._clock = clock
+        self._resync = max(1, math.ceil(resync))
+        self._publish_reload = redis.register_script(_PUBLISH_RELOAD)
+
+    def _seconds_left(self, ended_at: datetime, now: datetime) -> int:
+        """How long the session's newest access token may still live (none is minted after)."""
+        return math.ceil((ended_at + self._db.access_ttl - now).total_seconds())
+
+    async def revoke(self, session_id: UUID, ended_at: datetime) -> None:
+        seconds = self._seconds_left(ended_at, self._clock.now())
+        if seconds <= 0:
+            return
+        try:
+            await self._redis.set(_key(session_id), b"1", ex=seconds)
+        except RedisError:
+            log.warning(
+                "revocations: Redis unreachable; session %s is revoked in the database and "
+                "reaches the cache within %ss",
+                session_id,
+                self._resync,
+            )
+
+    async def is_revoked(self, session_id: UUID) -> bool:
+        try:
+            loaded, revoked = await self._redis.mget(MARKER, _key(session_id))
+            if revoked is not None:
+                return True
+            if loaded is not None:
+                return False
+            ended = await self._reload()
+        except RedisError:
+            log.warning("revocations: Redis unreachable, asking the database")
+            ended = None
+        if ended is not None:
+            return session_id in ended
+        return await self._db.has_ended(session_id)
+
+    async def _reload(self) -> set[UUID] | None:
+        """Copy the database's recent revocations into Redis; None if another process is at it."""
+        token = uuid.uuid4().hex
+        if not await self._redis.set(RELOAD_LOCK, token, nx=True, ex=RELOAD_LOCK_SECONDS):
+            return None
+        now = self._clock.now()
+        ended = await self._db.ended_recently(now)
+        live = {sid: self._seconds_left(at, now) for sid, at in ended.items()}
+        live = {sid: seconds for sid, seconds in live.items() if seconds > 0}
+        published = await self._publish_reload(
+            keys=[RELOAD_LOCK, MARKER, *(_key(sid) for sid in live)],
+            args=[token, self._resync, *live.values()],
+        )
+        log.info("revocations: reloaded %d from the database (published: %s)", len(live), published)
+        return set(ended)
+
+
+class LocalRevokedSessions:
+    """The embedded mode: one process's memory in front of the database."""
+
+    def __init__(
+        self, engine: AsyncEngine, clock: Clock, access_ttl: timedelta, resync: float
+    ) -> None:
+        self._db = _Database(engine, access_ttl)
+        self._clock = clock
+        self._resync = timedelta(seconds=resync)
+        self._ended: dict[UUID, datetime] = {}
+        self._loaded_at: datetime | None = None
+        self._reloading = asyncio.Lock()
+
+    async def revoke(self, session_id: UUID, ended_at: datetime) -> None:
+        self._ended[session_id] = ended_at
+
+    async def is_revoked(self, session_id: UUID) -> bool:
+        if self._is_stale():
+            async with self._reloading:
+                if self._is_stale():
+                    await self._reload()
+        return session_id in self._ended
+
+    def _is_stale(self) -> bool:
+        return self._loaded_at is None or self._clock.now() - self._loaded_at >= self._resync
+
+    async def _reload(self) -> None:
+        now = self._clock.now()
+        fresh = await self._db.ended_recently(now)
+        horizon = now - self._db.access_ttl
+        # Merged, not replaced: a revocation made here while the query ran must not be dropped.
+        merged = {**self._ended, **fresh}
+        self._ended = {sid: at for sid, at in merged.items() if at > horizon}
+        self._loaded_at = now
+
+
+def revoked_sessions_for(
+    redis: Redis | None, engine: AsyncEngine, clock: Clock, access_ttl: timedelta, resync: float
+) -> RevokedSessions:
+    if redis is None:
+        return LocalRevokedSessions(engine, clock, access_ttl, resync)
+    return RedisRevokedSessions(redis, engine, clock, access_ttl, resync)

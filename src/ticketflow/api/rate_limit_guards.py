@@ -1,0 +1,91 @@
+"""Where the rate limits apply: a middleware for the per-IP default, dependencies for the routes
+with limits of their own (login, registration, bookings)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ticketflow.api.client_ip import client_ip
+from ticketflow.api.deps import CurrentActor
+from ticketflow.api.errors import problem
+from ticketflow.api.rate_limits import RateLimits
+from ticketflow.config import Settings
+from ticketflow.domain.errors import TooManyRequests
+
+API = "/api/v1"
+# Requests counted by a limit of their own, and probes (a load balancer asks from one address).
+OWN_LIMITS = {
+    ("POST", f"{API}/auth/login"),
+    ("POST", f"{API}/auth/register"),
+    ("POST", f"{API}/bookings"),
+}
+UNLIMITED_PATHS = {"/health", "/health/ready"}
+
+
+class DefaultRateLimitMiddleware:
+    """The per-IP default for every request without a limit of its own; 429 problem+json."""
+
+    def __init__(self, app: ASGIApp, limits: RateLimits) -> None:
+        self.app = app
+        self.limits = limits
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or not self.limits.enabled
+            or scope["path"] in UNLIMITED_PATHS
+            or (scope["method"], scope["path"]) in OWN_LIMITS
+        ):
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.limits.check_default(client_ip(scope, self.limits.proxies))
+        except TooManyRequests as refused:
+            answer = problem(
+                Request(scope),
+                refused.status,
+                refused.code,
+                refused.title,
+                refused.detail,
+                headers={"Retry-After": str(refused.retry_after)},
+            )
+            await answer(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def install_rate_limits(app: FastAPI, settings: Settings) -> None:
+    limits = RateLimits(settings)
+    app.state.rate_limits = limits
+    app.add_middleware(DefaultRateLimitMiddleware, limits=limits)
+
+
+def _rate_limits(request: Request) -> RateLimits:
+    limits: RateLimits = request.app.state.rate_limits
+    return limits
+
+
+RateLimitsDep = Annotated[RateLimits, Depends(_rate_limits)]
+
+
+def _client_ip(request: Request, limits: RateLimitsDep) -> str:
+    return client_ip(request.scope, limits.proxies)
+
+
+ClientIp = Annotated[str, Depends(_client_ip)]
+
+
+async def _limit_registrations(limits: RateLimitsDep, ip: ClientIp) -> None:
+    await limits.check_registration(ip)
+
+
+async def _limit_bookings(limits: RateLimitsDep, actor: CurrentActor) -> None:
+    await limits.check_booking(actor.user_id)
+
+
+# For a route's `dependencies=[...]`.
+REGISTRATION_LIMIT = Depends(_limit_registrations)
+BOOKING_LIMIT = Depends(_limit_bookings)

@@ -1,0 +1,38 @@
+"""Refuse to run in production with the demo secrets: anyone who read our README could mint
+tokens for any account, or sign payment webhooks."""
+
+from __future__ import annotations
+
+from ticketflow.config import DEMO_JWT_SECRET, Settings
+
+MIN_SECRET_LENGTH = 32  # HS256 keys shorter than the hash (32 bytes) weaken it (RFC 7518 3.2)
+
+
+class UnsafeProductionSettings(RuntimeError):
+    pass
+
+
+def production_problems(settings: Settings) -> list[str]:
+    """What makes these settings unfit for production; empty when they are fit (or not prod)."""
+    if settings.environment != "production":
+        return []
+    problems = []
+    jwt_keys = settings.jwt_keys or {"(TICKETFLOW_JWT_SECRET)": settings.jwt_secret}
+    for kid, secret in jwt_keys.items():
+        if secret == DEMO_JWT_SECRET:
+            problems.append(f"JWT key {kid} is the demo secret: set TICKETFLOW_JWT_SECRET")
+        elif len(secret) < MIN_SECRET_LENGTH:
+            problems.append(f"JWT key {kid} is shorter than {MIN_SECRET_LENGTH} characters")
+    demo_webhook_secret = Settings.model_fields["payment_webhook_secret"].default
+    if settings.payment_webhook_secret == demo_webhook_secret:
+        problems.append(
+            "the payment webhook secret is the demo one: set TICKETFLOW_PAYMENT_WEBHOOK_SECRET"
+        )
+    return problems
+
+
+def refuse_unsafe_production(settings: Settings) -> None:
+    if problems := production_problems(settings):
+        raise UnsafeProductionSettings(
+            "refusing to start in production: " + "; ".join(problems) + "."
+        )
