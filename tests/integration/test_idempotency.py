@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from datetime import timedelta
 
@@ -28,6 +29,15 @@ def _bus(client: httpx.AsyncClient) -> MessageBus:
 async def _booking_count(bus: MessageBus) -> int:
     async with bus.engine.connect() as connection:
         return int(await connection.scalar(select(func.count()).select_from(bookings)) or 0)
+
+
+def _raw_booking(sale: EventOnSale) -> bytes:
+    """The body `_book` sends for one ticket, as bytes (for fingerprints)."""
+    body = {
+        "event_id": str(sale.event.id),
+        "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": 1}],
+    }
+    return json.dumps(body).encode()
 
 
 async def _book(
@@ -83,10 +93,7 @@ async def test_refusals_are_replayed_too(client: httpx.AsyncClient) -> None:
 async def test_key_in_flight_is_409_with_retry_after(client: httpx.AsyncClient) -> None:
     bus = _bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
-    body = (
-        f'{{"event_id": "{sale.event.id}", "lines": [{{"ticket_type_id": '
-        f'"{sale.ticket_types[0].id}", "quantity": 1}}]}}'
-    ).encode()
+    body = _raw_booking(sale)
     now = bus.deps.clock.now()
     scope = KeyScope(buyer.actor.user_id, "busy")
     body_print = fingerprint("POST", "/api/v1/bookings", body)
@@ -105,10 +112,7 @@ async def test_key_of_a_crashed_request_is_retaken_after_its_lease(
 ) -> None:
     bus = _bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
-    body = (
-        f'{{"event_id": "{sale.event.id}", "lines": [{{"ticket_type_id": '
-        f'"{sale.ticket_types[0].id}", "quantity": 1}}]}}'
-    ).encode()
+    body = _raw_booking(sale)
     scope = KeyScope(buyer.actor.user_id, "crashed")
     await store.claim(
         bus.engine,
@@ -156,10 +160,7 @@ async def test_a_failure_after_commit_never_lets_the_retry_repeat_the_change(
     """5xx after the change committed: the key is kept (answer lost), not forgotten."""
     bus = _bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
-    body = (
-        f'{{"event_id": "{sale.event.id}", "lines": [{{"ticket_type_id": '
-        f'"{sale.ticket_types[0].id}", "quantity": 1}}]}}'
-    ).encode()
+    body = _raw_booking(sale)
     scope = KeyScope(buyer.actor.user_id, "committed-then-500")
     path = "/api/v1/bookings"
     await store.claim(
