@@ -57,7 +57,7 @@ def migrate() -> None:
     """Create or upgrade the database schema (Alembic) to the newest revision."""
     settings = Settings()
     migrations.upgrade(settings)
-    console.print(f"schema is at revision {migrations.head_revision(settings)}")
+    console.print(f"schema is at revision {migrations.head_revision()}")
     replayed = _with_bus(lambda bus: rebuild_if_missing(bus.engine))
     if replayed is not None:  # the read models were just created on a database with events
         console.print(f"read models built from {replayed} events")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import cache
+
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -24,8 +26,11 @@ def upgrade(settings: Settings, revision: str = "head") -> None:
     command.upgrade(alembic_config(settings), revision)
 
 
-def head_revision(settings: Settings) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(settings)).get_current_head()
+@cache
+def head_revision() -> str | None:
+    """The newest revision this code ships; read from the scripts once per process (readiness
+    asks on every probe)."""
+    return ScriptDirectory.from_config(alembic_config(Settings())).get_current_head()
 
 
 async def current_revision(connection: AsyncConnection) -> str | None:

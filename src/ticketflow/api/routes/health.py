@@ -32,7 +32,7 @@ async def ready(request: Request) -> JSONResponse:
             await connection.execute(text("SELECT 1"))
             revision = await current_revision(connection)
         checks["database"] = "ok"
-        head = head_revision(bus.deps.settings)
+        head = head_revision()
         checks["migrations"] = "ok" if revision == head else f"at {revision}, head is {head}"
     except Exception as error:  # any failure to reach the database means "not ready"
         checks["database"] = f"unreachable: {type(error).__name__}"
