@@ -1,10 +1,9 @@
 """What the app says about itself: cache hits and misses from its Prometheus `/metrics`.
 
 The browse phase counts hits from each answer's `X-Cache` header first; this is the fallback for
-an app that reports them only as counters. TODO(metrics): no `/metrics` endpoint exists yet. It
-is expected to serve, in Prometheus text format and summed over all worker processes
-(prometheus-client's multiprocess mode), `ticketflow_cache_hits_total` and
-`ticketflow_cache_misses_total` (any labels, e.g. `{cache="event"}`, are summed).
+an app that reports them only as counters: `/metrics` serves, in Prometheus text format and summed
+over all worker processes (prometheus-client's multiprocess mode), `ticketflow_cache_hits_total`
+and `ticketflow_cache_misses_total` (any labels, e.g. `{cache="event"}`, are summed).
 """
 
 from __future__ import annotations

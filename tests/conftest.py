@@ -114,6 +114,8 @@ def settings_for(url: str, **overrides: object) -> Settings:
         "run_sweeper": False,
         "run_reconciler": False,
         "run_relay": False,  # tests that relay events start a relay of their own
+        "run_consumers": False,  # tests that consume events run the consumer themselves
+        "run_webhook_deliveries": False,  # webhook tests drive the delivery worker themselves
         "availability_cache_ttl_seconds": 0,
         "rate_limits": "off",  # tests that check limits turn them on
         **overrides,

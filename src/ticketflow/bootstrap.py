@@ -16,7 +16,7 @@ from ticketflow.adapters.security import Passwords, SigningKeys, Tokens
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
-from ticketflow.services import accounts, baseline_lock, bookings, catalog, payments
+from ticketflow.services import accounts, baseline_lock, bookings, catalog, check_ins, payments
 from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.hold_batcher import HoldBatcher
 from ticketflow.services.messagebus import Deps, Handler, MessageBus
@@ -40,6 +40,7 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.RefundBooking: payments.refund_booking,
     cmd.ApplyProviderEvent: payments.apply_provider_event,
     cmd.ReconcilePayments: payments.reconcile_payments,
+    cmd.CheckInTicket: check_ins.check_in_ticket,
 }
 
 
@@ -53,7 +54,7 @@ def build_bus(
     clock = clock or SystemClock()
     engine = create_engine(settings)
     redis = create_redis(settings)
-    soldout = SoldOutMarks(redis, settings.soldout_local_ttl_seconds)
+    soldout = SoldOutMarks(redis, settings.soldout_local_ttl_seconds, engine)
     deps = Deps(
         settings=settings,
         clock=clock,

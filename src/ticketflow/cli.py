@@ -5,20 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from sqlalchemy.engine import make_url
 
+from ticketflow import metrics
 from ticketflow.adapters import migrations
 from ticketflow.bootstrap import build_bus
+from ticketflow.cli_failures import fail, failures_explained
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
-from ticketflow.domain.errors import DomainError
 from ticketflow.domain.model import Role
+from ticketflow.logging_setup import configure_logging
 from ticketflow.production_safety import production_problems
 from ticketflow.services.demo import seed_demo
 from ticketflow.services.messagebus import MessageBus
@@ -37,28 +42,36 @@ console = Console()
 T = TypeVar("T")
 
 
+def _settings() -> Settings:
+    with failures_explained():
+        return Settings()
+
+
 def _with_bus(work: Callable[[MessageBus], Awaitable[T]]) -> T:
+    """Run `work` on a bus of its own; a failure the operator can fix ends the command clearly."""
+    settings = _settings()
+    configure_logging(settings.log_format, settings.log_level)
+
     async def run() -> T:
-        bus = build_bus(Settings())
+        bus = build_bus(settings)
         try:
             return await work(bus)
         finally:
             await bus.engine.dispose()
 
-    try:
+    with failures_explained():
         return asyncio.run(run())
-    except DomainError as error:
-        console.print(f"[red]error:[/red] {error.detail}")
-        raise typer.Exit(1) from error
 
 
 @app.command()
 def migrate() -> None:
     """Create or upgrade the database schema (Alembic) to the newest revision."""
-    settings = Settings()
-    migrations.upgrade(settings)
+    settings = _settings()
+    with console.status("migrating the database schema"), failures_explained():
+        migrations.upgrade(settings)
     console.print(f"schema is at revision {migrations.head_revision()}")
-    replayed = _with_bus(lambda bus: rebuild_if_missing(bus.engine))
+    with console.status("checking the read models"):
+        replayed = _with_bus(lambda bus: rebuild_if_missing(bus.engine))
     if replayed is not None:  # the read models were just created on a database with events
         console.print(f"read models built from {replayed} events")
 
@@ -66,7 +79,8 @@ def migrate() -> None:
 @app.command("seed-demo")
 def seed_demo_command() -> None:
     """Seed demo accounts and a published event, if the database has no users yet."""
-    accounts = _with_bus(seed_demo)
+    with console.status("seeding demo data"):
+        accounts = _with_bus(seed_demo)
     if accounts is None:
         console.print("database already has users: demo data not seeded")
         return
@@ -91,8 +105,7 @@ def create_admin(
         else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     )
     if len(password) < 8:
-        console.print("[red]error:[/red] the password needs at least 8 characters")
-        raise typer.Exit(1)
+        fail("the password needs at least 8 characters")
     user = _with_bus(lambda bus: bus.handle(cmd.RegisterUser(email, password, Role.ADMIN)))
     console.print(f"admin {user.email} created ({user.id})")
 
@@ -100,14 +113,16 @@ def create_admin(
 @app.command()
 def sweep() -> None:
     """Release every expired hold now (the app also does this continuously)."""
-    released = _with_bus(sweep_once)
+    with console.status("releasing expired holds"):
+        released = _with_bus(sweep_once)
     console.print(f"released {released} expired holds")
 
 
 @app.command()
 def reconcile() -> None:
     """Settle payments a crash left pending (asks the provider), finish requested refunds."""
-    settled = _with_bus(reconcile_once)
+    with console.status("settling pending payments with the provider"):
+        settled = _with_bus(reconcile_once)
     console.print(f"settled {settled} payments")
 
 
@@ -138,9 +153,8 @@ def relay(
 ) -> None:
     """Publish committed domain events to the Redis Stream (app instances do it too, unless
     TICKETFLOW_RUN_RELAY=false); any number may run, one publishes at a time."""
-    if not Settings().redis_url:
-        console.print("[red]error:[/red] the relay publishes to Redis: set TICKETFLOW_REDIS_URL")
-        raise typer.Exit(1)
+    if not _settings().redis_url:
+        fail("the relay publishes to Redis: set TICKETFLOW_REDIS_URL")
 
     async def work(bus: MessageBus) -> int:
         outbox_relay = redis_relay(bus)
@@ -173,23 +187,32 @@ def serve(
     from granian.constants import Interfaces, Loops
     from granian.server import Server
 
-    settings = Settings()
+    settings = _settings()
     if problems := production_problems(settings):  # refuse here, before any worker starts
-        console.print("[red]error:[/red] refusing to start in production: " + "; ".join(problems))
-        raise typer.Exit(1)
+        fail("refusing to start in production: " + "; ".join(problems))
     console.print(f"TicketFlow on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
-    console.print(f"database: {settings.database_url}")
-    Server(
-        "ticketflow.api.app:create_app",
-        address=host,
-        port=port,
-        interface=Interfaces.ASGI,
-        workers=workers or os.cpu_count() or 1,
-        loop=Loops.uvloop,
-        factory=True,
-        log_access=False,
-        backlog=backlog,
-    ).serve()
+    with failures_explained():  # a malformed URL fails here, before any worker starts
+        # Deployments put the password in the URL (compose, the k8s Secret): keep it off logs.
+        console.print(f"database: {make_url(settings.database_url).render_as_string()}")
+    workers = workers or os.cpu_count() or 1
+    with metrics.shared_by_workers(workers):
+        server = Server(
+            "ticketflow.api.app:create_app",
+            address=host,
+            port=port,
+            interface=Interfaces.ASGI,
+            workers=workers,
+            loop=Loops.uvloop,
+            factory=True,
+            log_access=False,
+            backlog=backlog,
+            # SIGTERM: the workers stop accepting and finish what is in flight; one still busy
+            # after the grace period is killed, so the process always ends within it.
+            workers_kill_timeout=settings.shutdown_grace_seconds,
+        )
+        # After granian set up its own logging: its lines then come through ours.
+        configure_logging(settings.log_format, settings.log_level)
+        server.serve()
 
 
 @app.command("payment-provider")
@@ -220,8 +243,7 @@ def payment_provider(
     try:
         settings = ProviderSettings()  # refuse here, not in the worker, when settings are wrong
     except ValueError as error:
-        console.print(f"[red]error:[/red] {error}")
-        raise typer.Exit(1) from error
+        fail(str(error))
     console.print(f"sandbox payment provider on http://{host}:{port}  (docs: /docs)")
     console.print(f"ledger: {settings.ledger}  webhooks: {settings.webhook_url or 'off'}")
     Server(
@@ -234,3 +256,18 @@ def payment_provider(
         factory=True,
         log_access=False,
     ).serve()
+
+
+# The benchmark lives beside the package in a checkout (bench/), not in the installed wheel.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def bench(context: typer.Context) -> None:
+    """Run the flash-sale benchmark (bench/README.md) from a source checkout; every argument
+    is passed on (`ticketflow bench -- --help` lists them), e.g. --phases burst --buyers 2000."""
+    if not (REPO_ROOT / "bench" / "__main__.py").is_file():
+        fail("the benchmark ships with the source checkout, not the package: run it there", 2)
+    arguments = [argument for argument in context.args if argument != "--"]
+    finished = subprocess.run([sys.executable, "-m", "bench", *arguments], cwd=REPO_ROOT)
+    raise typer.Exit(finished.returncode)

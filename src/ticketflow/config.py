@@ -16,6 +16,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TICKETFLOW_", extra="ignore")
 
     environment: Literal["development", "production"] = "development"
+    # One line per record on stdout: JSON for log pipelines, or readable (`make run`).
+    log_format: Literal["json", "console"] = "json"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
     database_url: str = "sqlite:///./ticketflow.db"
     redis_url: str | None = None
     redis_max_connections: int = Field(default=200, ge=1)
@@ -59,8 +62,30 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=500, gt=0)
     events_stream: str = "ticketflow:events"
     events_stream_maxlen: int = Field(default=1_000_000, gt=0)  # trimmed approximately
+    # Background consumers of the events (services/consumer_runtime.py): e-mail, webhooks, ...
+    run_consumers: bool = True
+    consumer_idle_seconds: float = Field(default=0.2, gt=0)
+    # Organizers' webhooks (services/webhook_delivery.py): the worker POSTs due deliveries,
+    # retrying failures with doubling delays (plus jitter) until `give_up` after creation.
+    run_webhook_deliveries: bool = True
+    webhook_interval_seconds: float = Field(default=1.0, gt=0)
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    webhook_concurrency: int = Field(default=10, ge=1)
+    webhook_batch_size: int = Field(default=100, ge=1)
+    webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
+    webhook_give_up_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Live availability (GET /events/{id}/live): how long several events share one read, the
+    # updates a client may fall behind by before it is dropped, and the SSE keepalive.
+    live_coalesce_seconds: float = Field(default=0.1, ge=0)
+    live_queue_size: int = Field(default=16, ge=1)
+    live_keepalive_seconds: float = Field(default=15.0, gt=0)
+    live_poll_seconds: float = Field(default=0.1, gt=0)  # embedded: how often the store is read
 
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, gt=0)
+    # SIGTERM: stop accepting, let requests in flight finish, flush the outbox position; a worker
+    # still busy after this long is killed (keep it under the orchestrator's own grace period).
+    shutdown_grace_seconds: int = Field(default=20, ge=1, le=1800)
 
     rate_limits: str = "on"
     # `limits` notation: "20/minute", "10/15 minutes", several joined by ";".
@@ -82,6 +107,15 @@ class Settings(BaseSettings):
     reconcile_interval_seconds: float = Field(default=15.0, gt=0)
     payment_webhook_secret: str = "ticketflow-demo-webhook-secret"
     webhook_tolerance_seconds: int = Field(default=300, gt=0)
+    # Buyers' e-mails (tickets with QR codes, cancellations, refunds). No SMTP host: each mail
+    # is logged instead of sent, so a development setup needs nothing else.
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = True
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0)
+    mail_from: str = "TicketFlow <tickets@ticketflow.example>"
 
     @field_validator(
         "rate_limit_login_per_ip",
@@ -93,6 +127,11 @@ class Settings(BaseSettings):
     def _rate_limit_notation(cls, value: str) -> str:
         parse_many(value)  # a typo fails at start-up, not at the first request it limits
         return value
+
+    @field_validator("log_format", "log_level", mode="before")
+    @classmethod
+    def _lowercase(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value  # LOG_LEVEL=INFO is fine too
 
     @model_validator(mode="after")
     def _active_jwt_kid_is_configured(self) -> Settings:

@@ -21,6 +21,7 @@ from ticketflow.api.app import create_app
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.domain.model import Role
+from ticketflow.services.webhook_endpoints import register_endpoint
 
 from ..builders import account, event_on_sale
 from ..conftest import FAST_PASSWORDS, settings_for, wipe
@@ -47,6 +48,9 @@ REFUSES_SOME_VALID_REQUESTS = {
     ("POST", "/api/v1/bookings/{booking_id}/payments"): KEY_REUSE,
     ("POST", "/api/v1/bookings/{booking_id}/refund"): KEY_REUSE,
     ("POST", "/api/v1/payments/webhook"): "only the provider can sign a body (HMAC)",
+    ("GET", "/api/v1/webhooks"): CURSOR,
+    ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): CURSOR,
+    ("POST", "/api/v1/webhooks"): "a URL's host and port must parse, which its pattern can't say",
 }
 OPERATIONS = sorted(
     (method.upper(), path)
@@ -71,6 +75,13 @@ async def _seed(database_url: str) -> tuple[dict[str, dict[str, str]], dict[str,
             await account(bus, role) for role in (Role.ADMIN, Role.MANAGER, Role.USER)
         ]
         sale = await event_on_sale(bus, manager)
+        hook = await register_endpoint(
+            bus.engine,
+            manager.actor,
+            "https://example.com/hooks",
+            ["booking.held"],
+            bus.deps.clock.now(),
+        )
     finally:
         await bus.engine.dispose()
     headers = {"admin": admin.headers, "manager": manager.headers, "user": user.headers}
@@ -78,6 +89,7 @@ async def _seed(database_url: str) -> tuple[dict[str, dict[str, str]], dict[str,
         "event_id": str(sale.event.id),
         "ticket_type_id": str(sale.ticket_types[0].id),
         "user_id": str(user.actor.user_id),
+        "webhook_id": str(hook["id"]),
     }
     return {**headers, "anonymous": {}}, real_ids
 

@@ -63,3 +63,32 @@ async def test_an_embedded_consumer_applies_each_stored_event_once_in_order(
     async with bus.engine.connect() as connection:
         inbox = await connection.scalar(select(func.count()).select_from(consumer_inbox))
     assert inbox == len(seen)
+
+
+async def test_a_consumer_with_outside_effects_holds_no_write_lock_while_it_works(
+    bus: MessageBus,
+) -> None:
+    """A mail server that takes its time must not stop bookings: while the handler works (here:
+    it books, as a slow SMTP exchange would let buyers do), no write transaction is open, which
+    on SQLite would lock the whole database. Each event is still applied once."""
+    sale = await event_on_sale(bus, totals=(50,))
+    buyer = await account(bus)
+    handled: list[Identity] = []
+
+    async def handler(_: AsyncConnection, event: StoredEvent) -> None:
+        lines = ((sale.ticket_types[0].id, 1),)
+        await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, lines))  # a write, now
+        handled.append((event.stream_type, event.stream_id, event.version))
+
+    consumer = EventConsumer(bus.engine, bus.deps.clock, "slow-mail", handler, effects_outside=True)
+    events = await event_store_events(bus)
+    for event in events:
+        assert await consumer.apply(event)
+    for event in events:
+        assert not await consumer.apply(event)  # recorded: never handled twice
+    assert handled == [(e.stream_type, e.stream_id, e.version) for e in events]
+
+
+async def event_store_events(bus: MessageBus) -> list[StoredEvent]:
+    async with bus.engine.connect() as connection:
+        return await event_store.read_after(connection, 0, 1_000_000)

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 import pytest
 
+from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.security import RefreshClaims, SigningKeys, Tokens
 from ticketflow.config import Settings
 from ticketflow.domain.errors import AuthenticationFailed, InvalidInput
@@ -43,6 +44,22 @@ def test_expired_access_token_is_refused() -> None:
     )
     with pytest.raises(AuthenticationFailed, match="expired"):
         TOKENS.access_claims(token)
+
+
+def test_a_token_verified_before_still_expires_on_time() -> None:
+    """Verified tokens are remembered (no second signature check), their expiry is not."""
+    clock = ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
+    tokens = Tokens(SigningKeys({"k1": KEY}, "k1"), timedelta(minutes=15), timedelta(days=7), clock)
+    token = tokens.access_token(uuid.uuid4(), Role.USER, uuid.uuid4(), clock.now())
+    first = tokens.access_claims(token)
+    clock.advance(15 * 60 - 1)
+    assert tokens.access_claims(token) == first
+    clock.advance(1)
+    with pytest.raises(AuthenticationFailed, match="expired"):
+        tokens.access_claims(token)
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    with pytest.raises(AuthenticationFailed):
+        tokens.access_claims(tampered)  # a look-alike is checked, not recognized
 
 
 def test_refresh_token_is_not_an_access_token() -> None:

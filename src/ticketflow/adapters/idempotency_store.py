@@ -79,7 +79,18 @@ async def claim_many(
     async with engine.connect() as connection:
         await connection.execution_options(**WRITE)
         async with connection.begin():
-            upsert = _insert_for(connection.dialect.name)(keys).values(
+            upsert = _insert_for(connection.dialect.name)(keys)
+            fresh_values = {
+                c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
+            }
+            # Many parameter sets for one statement, not one statement with many VALUES: the
+            # statement is compiled once per process, and SQLAlchemy batches the rows itself.
+            taken_rows = await connection.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=[keys.c.user_id, keys.c.key],
+                    set_=fresh_values,
+                    where=keys.c.expires_at <= now,  # an expired key counts as never used
+                ).returning(keys.c.user_id, keys.c.key),
                 [
                     {
                         "user_id": r.scope.user_id,
@@ -98,17 +109,7 @@ async def claim_many(
                         "response_content_type": None,
                     }
                     for r in first.values()
-                ]
-            )
-            fresh_values = {
-                c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
-            }
-            taken_rows = await connection.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[keys.c.user_id, keys.c.key],
-                    set_=fresh_values,
-                    where=keys.c.expires_at <= now,  # an expired key counts as never used
-                ).returning(keys.c.user_id, keys.c.key)
+                ],
             )
             taken = {KeyScope(row.user_id, row.key) for row in taken_rows}
             seen = [scope for scope in first if scope not in taken]
@@ -132,6 +133,20 @@ async def claim_many(
                 else:
                     outcomes.append(await _judge(connection, rows[request.scope], request, now))
             return outcomes
+
+
+async def unused(engine: AsyncEngine, scopes: list[KeyScope], now: datetime) -> list[bool]:
+    """For each key, whether it has never been used (or its use expired): read only, one query
+    for many keys."""
+    async with engine.connect() as connection:
+        found = await connection.execute(
+            select(keys.c.user_id, keys.c.key).where(
+                tuple_(keys.c.user_id, keys.c.key).in_([(s.user_id, s.key) for s in scopes]),
+                keys.c.expires_at > now,
+            )
+        )
+        used = {KeyScope(row.user_id, row.key) for row in found}
+    return [scope not in used for scope in scopes]
 
 
 def _insert_for(dialect: str) -> Any:
@@ -196,12 +211,27 @@ async def mark_committed(
     connection: AsyncConnection, scope: KeyScope, resource_type: str, resource_id: UUID
 ) -> None:
     """Inside the business transaction: the key's change is now durable with it."""
+    await mark_many_committed(connection, [(scope, resource_type, resource_id)])
+
+
+async def mark_many_committed(
+    connection: AsyncConnection, spent: list[tuple[KeyScope, str, UUID]]
+) -> None:
+    """`mark_committed` for the keys of a whole batch, in one statement."""
+    if not spent:
+        return
     await connection.execute(
         update(keys)
         .where(
-            keys.c.user_id == scope.user_id, keys.c.key == scope.key, keys.c.state == "in_flight"
+            keys.c.user_id == bindparam("uid"),
+            keys.c.key == bindparam("k"),
+            keys.c.state == "in_flight",
         )
-        .values(state="committed", resource_type=resource_type, resource_id=resource_id)
+        .values(state="committed", resource_type=bindparam("rtype"), resource_id=bindparam("rid")),
+        [
+            {"uid": scope.user_id, "k": scope.key, "rtype": rtype, "rid": rid}
+            for scope, rtype, rid in spent
+        ],
     )
 
 

@@ -81,6 +81,17 @@ async def anything_after_position(connection: AsyncConnection, name: str) -> boo
     return found is not None
 
 
+async def events_after_position(connection: AsyncConnection, name: str) -> int:
+    """How many seqs the newest event is past the position `name`: a reader's lag (cheap: the
+    newest seq comes from the primary key's index)."""
+    newest = select(func.coalesce(func.max(domain_events.c.seq), 0)).scalar_subquery()
+    position = (
+        select(outbox_positions.c.last_seq).where(outbox_positions.c.name == name).scalar_subquery()
+    )
+    lag = await connection.scalar(select(newest - func.coalesce(position, 0)))
+    return max(0, int(lag or 0))
+
+
 async def advance_position(
     connection: AsyncConnection, name: str, last_seq: int, now: datetime
 ) -> None:

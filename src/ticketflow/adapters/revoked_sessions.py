@@ -25,6 +25,8 @@ from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow.adapters.clock import Clock
+from ticketflow.adapters.micro_batch import MicroBatcher
+from ticketflow.adapters.single_flight import SingleFlight
 from ticketflow.adapters.user_repository import SessionRepository
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,9 @@ class RedisRevokedSessions:
         self._clock = clock
         self._resync = max(1, math.ceil(resync))
         self._publish_reload = redis.register_script(_PUBLISH_RELOAD)
+        # Every authenticated request asks; concurrent ones share a round trip.
+        self._lookups: MicroBatcher[UUID, bool | None] = MicroBatcher(self._lookup, 1000)
+        self._reloads: SingleFlight[str, set[UUID]] = SingleFlight()
 
     def _seconds_left(self, ended_at: datetime, now: datetime) -> int:
         """How long the session's newest access token may still live (none is minted after)."""
@@ -100,14 +105,20 @@ class RedisRevokedSessions:
                 self._resync,
             )
 
+    async def _lookup(self, session_ids: list[UUID]) -> list[bool | Exception | None]:
+        """One MGET for the sessions of every request checking now: revoked, not, or None when
+        the cache is not loaded (the marker is missing)."""
+        loaded, *revoked = await self._redis.mget(MARKER, *map(_key, session_ids))
+        return [True if hit is not None else (False if loaded else None) for hit in revoked]
+
     async def is_revoked(self, session_id: UUID) -> bool:
         try:
-            loaded, revoked = await self._redis.mget(MARKER, _key(session_id))
+            revoked = await self._lookups.submit(session_id)
             if revoked is not None:
-                return True
-            if loaded is not None:
-                return False
-            ended = await self._reload()
+                return revoked
+            # Not loaded (flushed, or the marker lapsed): every request in flight finds out at
+            # once, and one reload answers them all.
+            ended = await self._reloads.run("reload", self._reload)
         except RedisError:
             log.warning("revocations: Redis unreachable, asking the database")
             ended = None
@@ -115,20 +126,23 @@ class RedisRevokedSessions:
             return session_id in ended
         return await self._db.has_ended(session_id)
 
-    async def _reload(self) -> set[UUID] | None:
-        """Copy the database's recent revocations into Redis; None if another process is at it."""
+    async def _reload(self) -> set[UUID]:
+        """The database's recent revocations, copied into Redis unless another process is
+        copying them already (then only this process's waiting requests are answered)."""
         token = uuid.uuid4().hex
-        if not await self._redis.set(RELOAD_LOCK, token, nx=True, ex=RELOAD_LOCK_SECONDS):
-            return None
+        publishing = await self._redis.set(RELOAD_LOCK, token, nx=True, ex=RELOAD_LOCK_SECONDS)
         now = self._clock.now()
         ended = await self._db.ended_recently(now)
-        live = {sid: self._seconds_left(at, now) for sid, at in ended.items()}
-        live = {sid: seconds for sid, seconds in live.items() if seconds > 0}
-        published = await self._publish_reload(
-            keys=[RELOAD_LOCK, MARKER, *(_key(sid) for sid in live)],
-            args=[token, self._resync, *live.values()],
-        )
-        log.info("revocations: reloaded %d from the database (published: %s)", len(live), published)
+        if publishing:
+            live = {sid: self._seconds_left(at, now) for sid, at in ended.items()}
+            live = {sid: seconds for sid, seconds in live.items() if seconds > 0}
+            published = await self._publish_reload(
+                keys=[RELOAD_LOCK, MARKER, *(_key(sid) for sid in live)],
+                args=[token, self._resync, *live.values()],
+            )
+            log.info(
+                "revocations: reloaded %d from the database (published: %s)", len(live), published
+            )
         return set(ended)
 
 

@@ -249,6 +249,16 @@ tickets = Table(
     Column("voided_at", UTCDateTime()),
 )
 
+# A ticket admitted at the door: the primary key admits each ticket once, whoever scans it.
+check_ins = Table(
+    "check_ins",
+    metadata,
+    Column("ticket_id", Uuid, ForeignKey("tickets.id"), primary_key=True),
+    Column("event_id", Uuid, ForeignKey("events.id"), nullable=False, index=True),
+    Column("admitted_at", UTCDateTime(), nullable=False),
+    Column("admitted_by", Uuid, ForeignKey("users.id"), nullable=False),
+)
+
 webhook_receipts = Table(
     "webhook_receipts",
     metadata,
@@ -328,4 +338,49 @@ consumer_inbox = Table(
     Column("stream_id", Uuid, primary_key=True),
     Column("version", Integer, primary_key=True),
     Column("handled_at", UTCDateTime(), nullable=False, index=True),
+)
+
+# Organizers' webhooks: where to POST which event types, signed with the endpoint's secret.
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("owner_id", Uuid, ForeignKey("users.id"), nullable=False),
+    Column("url", String(2048), nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("event_types", Json, nullable=False),  # the domain event type names it wants
+    _created_at(),
+    Column("disabled_at", UTCDateTime()),  # deleted: kept for its delivery log
+    Index("ix_webhook_endpoints_owner_id_id", "owner_id", "id"),
+)
+
+# One row per (endpoint, domain event): the delivery log, and the worker's queue while pending.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("endpoint_id", Uuid, ForeignKey("webhook_endpoints.id"), nullable=False),
+    Column("stream_type", String(32), nullable=False),
+    Column("stream_id", Uuid, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("event_type", String(64), nullable=False),
+    Column("payload", Json, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", UTCDateTime()),  # while pending: when it is due (or leased until)
+    Column("last_status_code", Integer),
+    Column("last_error", String(500)),
+    _created_at(),
+    Column("delivered_at", UTCDateTime()),
+    UniqueConstraint(
+        "endpoint_id", "stream_type", "stream_id", "version", name="uq_webhook_deliveries_event"
+    ),
+    CheckConstraint("status IN ('pending', 'delivered', 'dead')", name="status"),
+    Index("ix_webhook_deliveries_endpoint_id_id", "endpoint_id", "id"),
+    Index(
+        "ix_webhook_deliveries_due",
+        "next_attempt_at",
+        postgresql_where=text("status = 'pending'"),
+        sqlite_where=text("status = 'pending'"),
+    ),
 )

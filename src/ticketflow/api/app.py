@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from opentelemetry.sdk.trace import TracerProvider
 
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.payment_gateway import PaymentGateway
@@ -17,42 +16,40 @@ from ticketflow.adapters.security import Passwords
 from ticketflow.api.errors import install_error_handlers
 from ticketflow.api.hardening import install_hardening
 from ticketflow.api.idempotency import IdempotencyMiddleware
+from ticketflow.api.observability import install_observability
 from ticketflow.api.openapi_contract import document_api_contract
 from ticketflow.api.rate_limit_guards import install_rate_limits
-from ticketflow.api.routes import admin, auth, bookings, events, health, payments
+from ticketflow.api.routes import (
+    admin,
+    auth,
+    bookings,
+    events,
+    health,
+    live,
+    payments,
+    webhooks,
+)
+from ticketflow.api.routes import check_ins as check_in_routes
+from ticketflow.api.routes import metrics as metrics_routes
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
+from ticketflow.logging_setup import configure_logging
+from ticketflow.metrics import forget_this_process, shared_between_processes
 from ticketflow.production_safety import refuse_unsafe_production
-from ticketflow.services.messagebus import current_request_id
+from ticketflow.services.consumer_runtime import CONSUMERS, run_consumer
+from ticketflow.services.graceful_shutdown import flush_outbox
+from ticketflow.services.live_availability import live_availability_for
 from ticketflow.services.outbox_relay import redis_relay
 from ticketflow.services.sweeper import reconcile_once, run_periodically, sweep_once
+from ticketflow.services.webhook_delivery import deliver_webhooks_forever
+from ticketflow.tracing import (
+    fastapi_telemetry,
+    instrument,
+    tracer_provider_from_environment,
+    uninstrument,
+)
 
 API_PREFIX = "/api/v1"
-
-
-class RequestIdMiddleware:
-    """Takes `X-Request-ID` from the caller (or makes one), scopes it to the request, returns it."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = given[:64] if given.isprintable() and given else uuid.uuid4().hex
-
-        async def send_with_id(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
-            await send(message)
-
-        token = current_request_id.set(request_id)
-        try:
-            await self.app(scope, receive, send_with_id)
-        finally:
-            current_request_id.reset(token)
 
 
 def create_app(
@@ -60,15 +57,22 @@ def create_app(
     clock: Clock | None = None,
     passwords: Passwords | None = None,
     payment_gateway: PaymentGateway | None = None,
+    tracer_provider: TracerProvider | None = None,
 ) -> FastAPI:
-    """The app; tests inject a clock, cheap password hashing or a gateway on another transport."""
+    """The app; tests inject a clock, cheap password hashing, a gateway on another transport or
+    a tracer provider (else OTEL_* variables decide whether requests are traced)."""
     settings = settings or Settings()
     refuse_unsafe_production(settings)
+    configure_logging(settings.log_format, settings.log_level)
+    tracer_provider = tracer_provider or tracer_provider_from_environment()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = build_bus(settings, clock, passwords, payment_gateway)
         app.state.bus = bus
+        if tracer_provider is not None:
+            instrument(tracer_provider, bus.engine)
+        app.state.live = live_availability_for(bus)  # follows the events from its first client
         jobs = []
         if settings.run_sweeper:
             jobs.append(
@@ -80,6 +84,7 @@ def create_app(
                     "payment reconciler", reconcile_once, bus, settings.reconcile_interval_seconds
                 )
             )
+        relay = None
         if settings.run_relay and bus.deps.redis is not None:  # embedded: consumers read the store
             relay = redis_relay(bus)
             jobs.append(
@@ -90,35 +95,58 @@ def create_app(
                     settings.relay_interval_seconds,
                 )
             )
+        if settings.run_consumers:
+            jobs.extend(
+                run_consumer(bus, spec, settings.consumer_idle_seconds) for spec in CONSUMERS
+            )
+        if settings.run_webhook_deliveries:
+            jobs.append(deliver_webhooks_forever(bus))
+        if shared_between_processes():  # a scrape reaches one worker: the others keep theirs
+            jobs.append(
+                run_periodically(
+                    "metrics sampler", metrics_routes.keep_process_gauges_fresh, bus, 5.0
+                )
+            )
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
             yield
         finally:
+            await app.state.live.aclose()
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if relay is not None:  # publish what committed since its last round, store the position
+                await flush_outbox(relay, settings.shutdown_grace_seconds)
             await bus.deps.payments.aclose()
             await app.state.rate_limits.aclose()
             if bus.deps.redis is not None:
                 await bus.deps.redis.aclose()
             await bus.engine.dispose()
+            if tracer_provider is not None:
+                uninstrument()
+            forget_this_process()
 
     app = FastAPI(
         title="TicketFlow",
         version="0.1.0",
         summary="Event ticket booking that never oversells.",
         lifespan=lifespan,
+        telemetry=fastapi_telemetry(tracer_provider),
     )
     app.state.settings = settings
     install_error_handlers(app)
     for router in (auth.router, events.router, bookings.router, payments.router, admin.router):
         app.include_router(router, prefix=API_PREFIX)
+    app.include_router(check_in_routes.router, prefix=API_PREFIX)
+    app.include_router(webhooks.router, prefix=API_PREFIX)
+    app.include_router(live.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(metrics_routes.router)
     app.add_middleware(IdempotencyMiddleware, fastapi_app=app)
     install_rate_limits(app, settings)  # the per-IP default, before any work on the request
     install_hardening(app, settings)  # body size limit, CORS, security headers
-    app.add_middleware(RequestIdMiddleware)
+    install_observability(app)  # outermost: request id, access log line, request metrics
     document_api_contract(app)
     return app

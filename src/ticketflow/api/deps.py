@@ -11,9 +11,9 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketflow.api.caller import request_caller
 from ticketflow.domain.errors import AuthenticationFailed
 from ticketflow.domain.model import Actor
-from ticketflow.services.accounts import authenticate
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.pagination import MAX_LIMIT
 
@@ -37,9 +37,12 @@ _bearer = HTTPBearer(auto_error=False, description="An access token from /auth/l
 
 
 async def _optional_actor(
-    bus: Bus, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request,
+    bus: Bus,
+    # Declared for the OpenAPI security scheme; the token is read (once) by request_caller.
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Actor | None:
-    return await authenticate(bus.deps, credentials.credentials) if credentials else None
+    return await request_caller(bus, request.scope)
 
 
 async def _actor(actor: Annotated[Actor | None, Depends(_optional_actor)]) -> Actor:

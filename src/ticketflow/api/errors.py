@@ -32,13 +32,15 @@ def problem(
     detail: str,
     errors: list[dict[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
+    extensions: Mapping[str, str] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
+        **(extensions or {}),
         "type": f"urn:ticketflow:problem:{code}",
         "title": title,
         "status": status,
         "detail": detail,
-        "instance": request.url.path,
+        "instance": request.scope["path"],  # not request.url: building a URL costs more
     }
     if errors:
         body["errors"] = errors
@@ -47,13 +49,27 @@ def problem(
 
 async def _domain_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, DomainError)
+    return domain_problem(request, error)
+
+
+def domain_problem(request: Request, error: DomainError) -> JSONResponse:
+    """The answer to a domain refusal, wherever it is caught."""
     errors = [{"field": error.field, "message": error.detail}] if error.field else None
     headers: dict[str, str] | None = None
     if isinstance(error, AuthenticationFailed):
         headers = {"WWW-Authenticate": "Bearer"}
     elif isinstance(error, ServiceUnavailable | TooManyRequests):
         headers = {"Retry-After": str(error.retry_after)}
-    return problem(request, error.status, error.code, error.title, error.detail, errors, headers)
+    return problem(
+        request,
+        error.status,
+        error.code,
+        error.title,
+        error.detail,
+        errors,
+        headers,
+        error.extensions(),
+    )
 
 
 def _field(location: tuple[Any, ...]) -> str:

@@ -81,35 +81,28 @@ class BodySizeLimitMiddleware:
         await _too_large(Request(scope), BodyTooLarge(self.max_bytes))(scope, receive, send)
 
 
-class SecurityHeadersMiddleware:
-    def __init__(self, app: ASGIApp, production: bool) -> None:
-        self.app = app
-        self.production = production
+def security_headers(path: str, production: bool) -> list[tuple[bytes, bytes]]:
+    """The headers every answer on `path` carries (added by the outermost middleware, so 500s
+    and refusals made before routing carry them too; see api/observability.py)."""
+    added = [
+        (b"x-content-type-options", b"nosniff"),
+        (b"x-frame-options", b"DENY"),
+        (b"referrer-policy", b"no-referrer"),
+        (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else API_CSP).encode()),
+    ]
+    if path.startswith("/api/v1/auth/"):
+        added.append((b"cache-control", b"no-store"))  # token pairs must not be cached
+    if production:
+        added.append((b"strict-transport-security", HSTS.encode()))
+    return added
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        path: str = scope["path"]
-        added = [
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else API_CSP).encode()),
-        ]
-        if path.startswith("/api/v1/auth/"):
-            added.append((b"cache-control", b"no-store"))  # token pairs must not be cached
-        if self.production:
-            added.append((b"strict-transport-security", HSTS.encode()))
 
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = message.setdefault("headers", [])
-                present = {name.lower() for name, _ in headers}
-                headers.extend((name, value) for name, value in added if name not in present)
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+def with_headers(
+    headers: list[tuple[bytes, bytes]], added: list[tuple[bytes, bytes]]
+) -> list[tuple[bytes, bytes]]:
+    """`headers` plus those of `added` the answer does not set itself."""
+    present = {name.lower() for name, _ in headers}
+    return [*headers, *((name, value) for name, value in added if name not in present)]
 
 
 def cors_origins(settings: Settings) -> list[str]:
@@ -117,8 +110,8 @@ def cors_origins(settings: Settings) -> list[str]:
 
 
 def install_hardening(app: FastAPI, settings: Settings) -> None:
-    """Added innermost first: the body limit, then CORS (so refusals carry its headers), then
-    the security headers around everything."""
+    """Added innermost first: the body limit, then CORS; the security headers are added around
+    everything by the observability middleware."""
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_exception_handler(BodyTooLarge, _too_large)
     if origins := cors_origins(settings):
@@ -131,4 +124,3 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
             allow_credentials=False,  # bearer tokens, no cookies: nothing ambient to protect
             max_age=600,
         )
-    app.add_middleware(SecurityHeadersMiddleware, production=settings.environment == "production")

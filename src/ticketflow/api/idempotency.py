@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -22,10 +22,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.idempotency_store import ClaimOutcome, KeyScope
 from ticketflow.adapters.micro_batch import MicroBatcher
+from ticketflow.api.booking_hot_path import PATH as HOT_PATH
+from ticketflow.api.booking_hot_path import BookingHotPath
+from ticketflow.api.caller import request_caller
 from ticketflow.api.errors import problem
 from ticketflow.domain.errors import DomainError
-from ticketflow.services.accounts import authenticate
+from ticketflow.domain.model import Actor
 from ticketflow.services.messagebus import MessageBus, current_idempotency_scope
+
+log = logging.getLogger(__name__)
 
 HEADER = b"idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -52,6 +57,7 @@ class IdempotencyMiddleware:
         self.fastapi_app = fastapi_app
         self._claims: MicroBatcher[store.ClaimRequest, store.Claim] | None = None
         self._answers: MicroBatcher[store.Answer, None] | None = None
+        self._hot: BookingHotPath | None = None
 
     def _batchers(
         self, bus: MessageBus
@@ -84,7 +90,21 @@ class IdempotencyMiddleware:
         request = Request(scope)
         key = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
         bus: MessageBus = self.fastapi_app.state.bus
-        actor = await self._actor(bus, request)
+        caller = await self._caller(bus, request)
+        actor = caller.user_id if caller else None
+        app = self.app
+        if caller is not None and path == HOT_PATH and (not key or VALID_KEY.match(key)):
+            body = await _read_body(receive)
+            receive = _replaying(body)
+            hot = self._hot_path(bus)
+            command = hot.command(request, caller, body)
+            if command is not None:
+                key_scope = KeyScope(caller.user_id, key) if key else None
+                refusal = await hot.sold_out(request, command, key_scope)
+                if refusal is not None:
+                    await refusal(scope, receive, send)
+                    return
+                app = hot.hold(command)
         if not key:
             if KEY_REQUIRED.match(path) and actor is not None:
                 await problem(
@@ -96,10 +116,10 @@ class IdempotencyMiddleware:
                     "generate once per payment attempt and resend on retries).",
                 )(scope, receive, send)
                 return
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
         if actor is None:  # the route answers 401; there is nobody to scope the key to
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
         if not VALID_KEY.match(key):
             await problem(
@@ -125,26 +145,31 @@ class IdempotencyMiddleware:
         if claimed.outcome is not ClaimOutcome.PROCEED:
             await _answer_claimed(request, claimed)(scope, receive, send)
             return
-        await self._run(scope, body, send, bus, key_scope)
+        await self._run(app, scope, body, send, bus, key_scope)
+
+    def _hot_path(self, bus: MessageBus) -> BookingHotPath:
+        if self._hot is None:
+            self._hot = BookingHotPath(bus, self.fastapi_app.state.rate_limits)
+        return self._hot
 
     @staticmethod
-    async def _actor(bus: MessageBus, request: Request) -> UUID | None:
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return None
+    async def _caller(bus: MessageBus, request: Request) -> Actor | None:
         try:
-            return (await authenticate(bus.deps, token)).user_id
+            return await request_caller(bus, request.scope)
         except DomainError:
-            return None
+            return None  # the route answers 401
 
     async def _run(
-        self, scope: Scope, body: bytes, send: Send, bus: MessageBus, key_scope: KeyScope
+        self,
+        app: ASGIApp,
+        scope: Scope,
+        body: bytes,
+        send: Send,
+        bus: MessageBus,
+        key_scope: KeyScope,
     ) -> None:
         start: Message = {}
         chunks: list[bytes] = []
-
-        async def replay_body() -> Message:
-            return {"type": "http.request", "body": body, "more_body": False}
 
         async def capture(message: Message) -> None:
             nonlocal start
@@ -155,7 +180,7 @@ class IdempotencyMiddleware:
 
         token = current_idempotency_scope.set(key_scope)
         try:
-            await self.app(scope, replay_body, capture)
+            await app(scope, _replaying(body), capture)
         except BaseException:
             await store.release(bus.engine, key_scope, bus.deps.clock.now())
             raise
@@ -166,13 +191,30 @@ class IdempotencyMiddleware:
         headers = dict(start.get("headers", []))
         if status >= 500:
             await store.release(bus.engine, key_scope, bus.deps.clock.now())
-        else:
-            content_type = headers.get(b"content-type", b"").decode()
+            await send(start)
+            await send({"type": "http.response.body", "body": answer})
+            return
+        # The caller hears first, the answer is kept for replays right after: a commit less
+        # between a buyer and their hold. Until it is kept, a retry is told "in flight, retry";
+        # if keeping it fails, the key says what was done (see _answer_claimed).
+        await send(start)
+        await send({"type": "http.response.body", "body": answer})
+        content_type = headers.get(b"content-type", b"").decode()
+        try:
             await self._batchers(bus)[1].submit(
                 store.Answer(key_scope, status, answer.decode(), content_type)
             )
-        await send(start)
-        await send({"type": "http.response.body", "body": answer})
+        except Exception:
+            log.exception("idempotency: could not keep the answer for key %s", key_scope.key)
+
+
+def _replaying(body: bytes) -> Receive:
+    """A `receive` that hands the app a body read already."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
 
 
 async def _read_body(receive: Receive) -> bytes:

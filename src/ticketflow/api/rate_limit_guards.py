@@ -16,13 +16,14 @@ from ticketflow.config import Settings
 from ticketflow.domain.errors import TooManyRequests
 
 API = "/api/v1"
-# Requests counted by a limit of their own, and probes (a load balancer asks from one address).
+# Requests counted by a limit of their own, and probes and scrapes (a load balancer or Prometheus
+# asks from one address).
 OWN_LIMITS = {
     ("POST", f"{API}/auth/login"),
     ("POST", f"{API}/auth/register"),
     ("POST", f"{API}/bookings"),
 }
-UNLIMITED_PATHS = {"/health", "/health/ready"}
+UNLIMITED_PATHS = {"/health", "/health/ready", "/metrics"}
 
 
 class DefaultRateLimitMiddleware:
@@ -63,7 +64,9 @@ def install_rate_limits(app: FastAPI, settings: Settings) -> None:
     app.add_middleware(DefaultRateLimitMiddleware, limits=limits)
 
 
-def _rate_limits(request: Request) -> RateLimits:
+# Dependencies are coroutines: FastAPI runs a plain `def` one in a worker thread, a hop that cost
+# more than the work on the booking path.
+async def _rate_limits(request: Request) -> RateLimits:
     limits: RateLimits = request.app.state.rate_limits
     return limits
 
@@ -71,7 +74,7 @@ def _rate_limits(request: Request) -> RateLimits:
 RateLimitsDep = Annotated[RateLimits, Depends(_rate_limits)]
 
 
-def _client_ip(request: Request, limits: RateLimitsDep) -> str:
+async def _client_ip(request: Request, limits: RateLimitsDep) -> str:
     return client_ip(request.scope, limits.proxies)
 
 

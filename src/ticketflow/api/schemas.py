@@ -381,3 +381,23 @@ class AuditEventOut(BaseModel):
 class AuditPage(BaseModel):
     items: list[AuditEventOut]
     next_cursor: str | None
+
+
+class CheckInIn(Write):
+    code: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$"),
+        Field(description="The ticket's code, as its QR code holds it"),
+    ]
+
+
+class CheckInOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    ticket_id: UUID
+    event_id: UUID
+    booking_id: UUID
+    ticket_type_id: UUID
+    ticket_type_name: str
+    admitted_at: datetime
+    admitted_by: UUID

@@ -139,3 +139,12 @@ class ApplyProviderEvent(Command):
 @dataclass(frozen=True)
 class ReconcilePayments(Command):
     batch_size: int = 100
+
+
+@dataclass(frozen=True)
+class CheckInTicket(Command):
+    """Admit the ticket with `code` to the event (its organizer or an admin, at the door)."""
+
+    actor: Actor
+    event_id: UUID
+    code: str

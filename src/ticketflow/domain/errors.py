@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 
 class DomainError(Exception):
     """A request the domain refuses; `code` names the problem type, `status` its HTTP status."""
@@ -14,6 +16,11 @@ class DomainError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.field = field
+
+    def extensions(self) -> dict[str, str]:
+        """Members the problem+json body carries besides the standard ones (RFC 9457 calls
+        them extension members)."""
+        return {}
 
 
 class NotFound(DomainError):
@@ -48,6 +55,25 @@ class InvalidTransition(Conflict):
 
 class AlreadyExists(Conflict):
     code, title = "already-exists", "Already exists"
+
+
+class AlreadyCheckedIn(Conflict):
+    """A ticket scanned again: the body says when it was first admitted (`admitted_at`)."""
+
+    code, title = "already-checked-in", "Ticket already admitted"
+
+    def __init__(self, detail: str, *, admitted_at: datetime) -> None:
+        super().__init__(detail)
+        self.admitted_at = admitted_at
+
+    def extensions(self) -> dict[str, str]:
+        return {"admitted_at": self.admitted_at.isoformat()}
+
+
+class TicketVoid(Conflict):
+    """The ticket's booking was refunded or cancelled: it admits nobody."""
+
+    code, title = "ticket-void", "Ticket no longer valid"
 
 
 class InvalidInput(DomainError):

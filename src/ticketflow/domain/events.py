@@ -23,7 +23,7 @@ def _jsonable(value: Any) -> Any:
         return value.value
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, (list, tuple)):
         return [_jsonable(item) for item in value]
     return value
 
@@ -224,3 +224,15 @@ class PaymentRefunded(DomainEvent):
     type, stream_type = "payment.refunded", "payment"
     refund_ref: str
     amount_minor: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class TicketCheckedIn(DomainEvent):
+    """A ticket was admitted at the door: the first (so far only) fact of a ticket's stream,
+    whose issue is recorded on its booking's (BookingConfirmed)."""
+
+    type, stream_type = "ticket.checked_in", "ticket"
+    event_id: UUID
+    booking_id: UUID
+    ticket_type_id: UUID
+    admitted_at: datetime

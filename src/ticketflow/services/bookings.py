@@ -27,10 +27,10 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
     by a conditional decrement in the transaction that inserts the booking and its event.
     """
     booking, snapshot = await checked_booking(command, deps)
+    refusal = await _marked_sold_out(command, deps, snapshot)
+    if refusal is not None:
+        raise refusal
     ids = [ticket_type_id for ticket_type_id, _ in command.lines]
-    if len(ids) == 1 and await deps.soldout.is_sold_out(ids[0]):
-        name = snapshot[1][ids[0]].name
-        raise NotEnoughTickets(f"'{name}' is sold out.", field="quantity")
     if len(ids) == 1 and deps.settings.booking_engine == "batched":
         return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope)
     async with uow:
@@ -50,6 +50,27 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
         uow.record(ev.TicketsHeld.of(booking))
         await uow.commit()
     return booking
+
+
+async def sold_out_refusal(command: cmd.HoldTickets, deps: Deps) -> NotEnoughTickets | None:
+    """The refusal `hold_tickets` would give `command` before any write, because its ticket
+    type is marked sold out; None when it would go further (or refuse for another reason)."""
+    try:
+        _, snapshot = await checked_booking(command, deps)
+    except DomainError:
+        return None
+    return await _marked_sold_out(command, deps, snapshot)
+
+
+async def _marked_sold_out(
+    command: cmd.HoldTickets, deps: Deps, snapshot: Snapshot
+) -> NotEnoughTickets | None:
+    if len(command.lines) != 1:
+        return None  # only single-line holds are marked (the batcher's)
+    ticket_type_id = command.lines[0][0]
+    if not await deps.soldout.is_sold_out(ticket_type_id):
+        return None
+    return NotEnoughTickets(f"'{snapshot[1][ticket_type_id].name}' is sold out.", field="quantity")
 
 
 async def checked_booking(command: cmd.HoldTickets, deps: Deps) -> tuple[Booking, Snapshot]:

@@ -23,8 +23,10 @@ def require_organizer(actor: Actor) -> None:
 
 
 def forget_views(uow: UnitOfWork, deps: Deps, event_id: UUID) -> None:
-    """Cached catalog reads of this event go stale once this unit of work commits."""
+    """Cached catalog reads of this event, and this process's copy for the booking path, go
+    stale once this unit of work commits."""
     uow.after_commit(partial(deps.views.forget_event, event_id))
+    uow.after_commit(partial(deps.catalog.forget, event_id))
 
 
 async def managed_event(uow: UnitOfWork, actor: Actor, event_id: UUID) -> Event:
@@ -111,6 +113,9 @@ async def cancel_event(command: cmd.CancelEvent, uow: UnitOfWork, deps: Deps) ->
             uow.record(payment.request_refund(now, reason="event_cancelled"))
             await uow.payments.save(payment, version, now)
         forget_views(uow, deps, event.id)
+        # Sold-out marks must not outlive the sale: a buyer is told the sale is over, not that
+        # it sold out (the marks only ever mean "sold out on a sale that is on").
+        uow.back_on_sale((await uow.catalog.ticket_types_of(event.id)).keys())
         await uow.commit()
     for payment in paid:
         with contextlib.suppress(ServiceUnavailable):

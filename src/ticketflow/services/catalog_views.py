@@ -13,6 +13,7 @@ from uuid import UUID
 from cashews import Cache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ticketflow import metrics
 from ticketflow.domain.errors import NotFound
 from ticketflow.domain.model import Actor
 from ticketflow.services import queries
@@ -87,8 +88,10 @@ class CatalogViews:
     def _count(self, answer: T, hit: bool) -> tuple[T, bool]:
         if hit:
             self.hits += 1
+            metrics.CACHE_HITS.inc()
         else:
             self.misses += 1
+            metrics.CACHE_MISSES.inc()
         return answer, hit
 
 

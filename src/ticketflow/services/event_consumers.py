@@ -17,7 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
-from sqlalchemy import insert
+from sqlalchemy import Select, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -38,28 +38,70 @@ class EventSource(Protocol):
 
 
 class EventConsumer:
-    def __init__(self, engine: AsyncEngine, clock: Clock, name: str, handler: Handler) -> None:
+    """`effects_outside`: the handler's effects are outside the database (mail). It then runs on
+    a read connection and the event is recorded right after, in a short write of its own, so no
+    write lock (on SQLite: THE write lock) is held while a mail server takes its time. A crash in
+    between repeats the effect, which at-least-once allows."""
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        name: str,
+        handler: Handler,
+        *,
+        effects_outside: bool = False,
+    ) -> None:
         self._engine, self._clock, self.name, self._handler = engine, clock, name, handler
+        self._effects_outside = effects_outside
 
     async def apply(self, event: StoredEvent) -> bool:
         """Handle `event` unless this consumer has before; whether it did now."""
+        if self._effects_outside:
+            return await self._apply_then_record(event)
         async with self._engine.connect() as connection:
             await connection.execution_options(**WRITE)
             async with connection.begin():
-                try:
-                    async with connection.begin_nested():
-                        await connection.execute(
-                            insert(consumer_inbox).values(
-                                consumer=self.name,
-                                stream_type=event.stream_type,
-                                stream_id=event.stream_id,
-                                version=event.version,
-                                handled_at=self._clock.now(),
-                            )
-                        )
-                except IntegrityError:  # recorded: handled before (or right now, elsewhere)
+                if not await self._recorded_now(connection, event):
                     return False
                 await self._handler(connection, event)
+        return True
+
+    async def _apply_then_record(self, event: StoredEvent) -> bool:
+        async with self._engine.connect() as connection:
+            if await connection.scalar(select(self._inbox_row(event).exists())):
+                return False
+            await self._handler(connection, event)
+        async with self._engine.connect() as connection:
+            await connection.execution_options(**WRITE)
+            async with connection.begin():
+                await self._recorded_now(connection, event)  # False: a twin got here first
+        return True
+
+    def _inbox_row(self, event: StoredEvent) -> Select[tuple[int]]:
+        return select(1).where(
+            consumer_inbox.c.consumer == self.name,
+            consumer_inbox.c.stream_type == event.stream_type,
+            consumer_inbox.c.stream_id == event.stream_id,
+            consumer_inbox.c.version == event.version,
+        )
+
+    async def _recorded_now(self, connection: AsyncConnection, event: StoredEvent) -> bool:
+        """Record `event` in the inbox, in `connection`'s transaction; False if it was already
+        (handled before, or right now elsewhere)."""
+        try:
+            async with connection.begin_nested():
+                await connection.execute(
+                    insert(consumer_inbox).values(
+                        consumer=self.name,
+                        stream_type=event.stream_type,
+                        stream_id=event.stream_id,
+                        version=event.version,
+                        handled_at=self._clock.now(),
+                    )
+                )
+        except IntegrityError:
+            return False
         return True
 
 

@@ -20,12 +20,11 @@ from ticketflow.adapters.security import Passwords, Tokens
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.config import Settings
 from ticketflow.domain.commands import Command
+from ticketflow.request_context import current_request_id as current_request_id  # re-exported
 from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.hold_batcher import HoldBatcher
 from ticketflow.services.unit_of_work import UnitOfWork
 
-# Set by the HTTP layer for each request; recorded with every domain event it causes.
-current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 # Set while a request with an Idempotency-Key runs: its commit marks the key as used.
 current_idempotency_scope: ContextVar[KeyScope | None] = ContextVar(
     "current_idempotency_scope", default=None

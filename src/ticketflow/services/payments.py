@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
+from ticketflow import metrics
 from ticketflow.adapters.catalog_repository import sum_quantities
 from ticketflow.adapters.ids import new_id
 from ticketflow.adapters.payment_gateway import (
@@ -88,6 +89,7 @@ async def pay_for_booking(command: cmd.PayForBooking, uow: UnitOfWork, deps: Dep
             reference=str(booking.id),
         )
     except GatewayUnavailable as error:
+        metrics.PAYMENTS.labels("unavailable").inc()
         raise ServiceUnavailable(
             f"{error} The booking stays held; retry with the same Idempotency-Key.",
             retry_after=error.retry_after,
@@ -120,9 +122,11 @@ async def settle_charge(uow: UnitOfWork, payment_id: UUID, charge: Charge | None
     if charge is None or not charge.succeeded:
         reason = (charge.decline_reason or "declined") if charge else NOT_CHARGED
         uow.record(payment.fail(reason))
+        metrics.PAYMENTS.labels("declined" if charge else NOT_CHARGED).inc()
         await uow.payments.save(payment, version, now)
         return payment
     uow.record(payment.succeed(charge.id))
+    metrics.PAYMENTS.labels("succeeded").inc()
     booking = await uow.bookings.get(payment.booking_id)
     assert booking is not None
     if booking.status is BookingStatus.PENDING:
@@ -184,6 +188,7 @@ async def complete_refund(uow: UnitOfWork, deps: Deps, payment_id: UUID) -> None
             return  # someone else completed it meanwhile
         now, version = uow.clock.now(), payment.version
         uow.record(payment.refunded(refund.id))
+        metrics.PAYMENTS.labels("refunded").inc()
         await uow.payments.save(payment, version, now)
         booking = await uow.bookings.get(payment.booking_id)
         if booking is not None and booking.status is BookingStatus.CONFIRMED:

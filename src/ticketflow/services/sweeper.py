@@ -10,6 +10,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
+from ticketflow import metrics
 from ticketflow.adapters import idempotency_store
 from ticketflow.domain.commands import ReconcilePayments, ReleaseExpiredHolds
 from ticketflow.services.messagebus import MessageBus
@@ -24,6 +25,7 @@ async def sweep_once(bus: MessageBus) -> int:
     while True:
         count: int = await bus.handle(ReleaseExpiredHolds(batch_size=batch))
         released += count
+        metrics.HOLDS_EXPIRED.inc(count)
         if count < batch:
             break
     await idempotency_store.purge_expired(bus.engine, bus.deps.clock.now())

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from ticketflow.adapters import event_store, idempotency_store, projections
 from ticketflow.adapters.booking_repository import BookingRepository
 from ticketflow.adapters.catalog_repository import CatalogRepository
+from ticketflow.adapters.check_in_repository import CheckInRepository
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.db import WRITE
 from ticketflow.adapters.idempotency_store import KeyScope
@@ -32,6 +33,7 @@ class UnitOfWork:
     catalog: CatalogRepository
     bookings: BookingRepository
     payments: PaymentRepository
+    check_ins: CheckInRepository
 
     def __init__(
         self,
@@ -61,6 +63,7 @@ class UnitOfWork:
         self.catalog = CatalogRepository(connection)
         self.bookings = BookingRepository(connection)
         self.payments = PaymentRepository(connection)
+        self.check_ins = CheckInRepository(connection)
         return self
 
     async def __aexit__(
@@ -124,11 +127,11 @@ class UnitOfWork:
         for item in recorded:
             if item.key is not None:
                 spent.setdefault(item.key, item.event)
-        for key, first in spent.items():
-            # A request's key is spent together with the change it made, never apart.
-            await idempotency_store.mark_committed(
-                self._connection, key, first.stream_type, first.stream_id
-            )
+        # A request's key is spent together with the change it made, never apart.
+        await idempotency_store.mark_many_committed(
+            self._connection,
+            [(key, first.stream_type, first.stream_id) for key, first in spent.items()],
+        )
         await self._connection.commit()
         returned, self._returned = self._returned, set()
         if returned and self._soldout is not None:

@@ -1,0 +1,159 @@
+"""`python -m bench.profile_app [--path soldout|health|hold] [--requests N] [--concurrency C]
+[--profile]`: the app's own cost per request, in process, without an HTTP server or a load
+generator in the way — where the CPU of one request goes (cProfile), for tuning the hot path.
+
+It starts the same throwaway stack as the benchmark (a `bench_*` PostgreSQL database and a
+redis-server of its own), calls the ASGI app directly with C requests in flight, and prints
+requests per second of app CPU. The numbers are not the benchmark's: they leave out granian,
+sockets and the client, which is the point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import uvloop
+
+from bench import seed
+from bench.config import BenchConfig
+from bench.runner import app_settings
+from bench.stack import throwaway_database, throwaway_redis
+from ticketflow.api.app import create_app
+from ticketflow.config import Settings
+from ticketflow.domain import commands as cmd
+from ticketflow.domain.model import Role
+
+
+def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+        "state": {},
+    }
+
+
+async def _call(app: Any, scope: dict[str, Any], body: bytes) -> int:
+    status = 0
+    sent = False
+
+    async def receive() -> dict[str, Any]:
+        nonlocal sent
+        if sent:
+            await asyncio.Event().wait()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+
+    await app(scope, receive, send)
+    return status
+
+
+async def _main(args: argparse.Namespace) -> None:
+    config = BenchConfig()
+    with tempfile.TemporaryDirectory() as directory:
+        async with (
+            throwaway_redis(Path(directory)) as redis,
+            throwaway_database(config.postgres_url) as database_url,
+        ):
+            values = app_settings(database_url, redis.url)
+            values.update(run_sweeper=False, run_relay=False, run_consumers=False)
+            app = create_app(Settings(**values))  # type: ignore[arg-type]
+            async with app.router.lifespan_context(app):
+                bus = app.state.bus
+                organizer = (await seed.accounts(bus, 1, Role.MANAGER))[0]
+                buyers = await seed.accounts(bus, args.concurrency)
+                tokens = seed.access_tokens(bus, buyers)
+                warm_up = 5  # requests per lane before measuring
+                size = 1 if args.path == "soldout" else args.requests + warm_up * args.concurrency
+                sale = await seed.sale(bus, organizer, size, title="profile")
+                if args.path == "soldout":
+                    await bus.handle(
+                        cmd.HoldTickets(
+                            actor=buyers[0],
+                            event_id=uuid.UUID(sale.event_id),
+                            lines=((uuid.UUID(sale.ticket_type_id), 1),),
+                        )
+                    )
+                body = json.dumps(
+                    {
+                        "event_id": sale.event_id,
+                        "lines": [{"ticket_type_id": sale.ticket_type_id, "quantity": 1}],
+                    }
+                ).encode()
+
+                def request(index: int) -> tuple[dict[str, Any], bytes]:
+                    if args.path == "health":
+                        return _scope("GET", "/health", []), b""
+                    headers = [
+                        (b"authorization", f"Bearer {tokens[index % len(tokens)]}".encode()),
+                        (b"content-type", b"application/json"),
+                        (b"idempotency-key", uuid.uuid4().hex.encode()),
+                    ]
+                    return _scope("POST", "/api/v1/bookings", headers), body
+
+                async def lane(lane_index: int, count: int, statuses: list[int]) -> None:
+                    for number in range(count):
+                        scope, payload = request(lane_index + number * args.concurrency)
+                        statuses.append(await _call(app, scope, payload))
+
+                per_lane = args.requests // args.concurrency
+                await asyncio.gather(*(lane(i, warm_up, []) for i in range(args.concurrency)))
+                statuses: list[int] = []
+                profiler = cProfile.Profile() if args.profile else None
+                started_cpu, started = time.process_time(), time.perf_counter()
+                if profiler:
+                    profiler.enable()
+                await asyncio.gather(
+                    *(lane(i, per_lane, statuses) for i in range(args.concurrency))
+                )
+                if profiler:
+                    profiler.disable()
+                cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+                counts = {status: statuses.count(status) for status in set(statuses)}
+                print(
+                    f"{args.path}: {len(statuses)} requests {counts}, "
+                    f"{len(statuses) / cpu:,.0f} per CPU-second of this process "
+                    f"({1e6 * cpu / len(statuses):,.0f} us each), "
+                    f"wall {len(statuses) / wall:,.0f}/s"
+                )
+                if profiler:
+                    stats = pstats.Stats(profiler).sort_stats(args.sort)
+                    stats.print_stats(args.lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_app")
+    parser.add_argument("--path", choices=("soldout", "health", "hold"), default="soldout")
+    parser.add_argument("--requests", type=int, default=5000)
+    parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--sort", default="cumulative")
+    parser.add_argument("--lines", type=int, default=60)
+    uvloop.run(_main(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

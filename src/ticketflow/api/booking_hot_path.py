@@ -1,0 +1,102 @@
+"""The booking hot path: `POST /api/v1/bookings` from an authenticated caller with a valid body,
+handled by the idempotency layer itself instead of by the framework's router.
+
+In a flash sale this one request is nearly all the traffic, and resolving the route and its
+dependencies cost more CPU than holding the tickets. Anything else about the request (no or a
+bad token, a body that does not validate) goes the normal way, so the route, its documentation
+and its error answers stay the one definition; this path runs the same command and gives the
+same answers (tests/integration/test_booking_hot_path.py compares them).
+
+Sold out: a booking that `hold_tickets` would refuse at once because its ticket type is marked
+sold out (services/bookings.py `sold_out_refusal`) is refused before the idempotency key is
+claimed. The refusal changed nothing, so it is not stored and the key stays unused: a retry is
+judged afresh. A key that WAS used (the retry of a request that may have succeeded) never takes
+this shortcut: it is claimed and gets its first answer replayed. Asking costs one read, shared
+by the concurrent requests.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi.telemetry._api import _route_selected
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ticketflow.adapters import idempotency_store as store
+from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.micro_batch import MicroBatcher
+from ticketflow.api.errors import domain_problem
+from ticketflow.api.rate_limits import RateLimits
+from ticketflow.api.schemas import BookingIn, BookingOut
+from ticketflow.domain import commands as cmd
+from ticketflow.domain.errors import DomainError, TooManyRequests
+from ticketflow.domain.model import Actor
+from ticketflow.services.bookings import sold_out_refusal
+from ticketflow.services.messagebus import MessageBus
+
+PATH = "/api/v1/bookings"
+
+
+class BookingHotPath:
+    def __init__(self, bus: MessageBus, limits: RateLimits) -> None:
+        self._bus, self._limits = bus, limits
+
+        async def unused(scopes: list[KeyScope]) -> list[Any]:
+            return await store.unused(bus.engine, scopes, bus.deps.clock.now())
+
+        self._unused_keys = MicroBatcher(unused, max_batch=1000)
+
+    @staticmethod
+    def command(request: Request, actor: Actor, body: bytes) -> cmd.HoldTickets | None:
+        """The hold the request asks for; None if the route should explain what is wrong."""
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            return None
+        try:  # parsed, then validated, as the route does
+            wanted = BookingIn.model_validate(json.loads(body))
+        except (ValueError, ValidationError):
+            return None
+        return cmd.HoldTickets(
+            actor=actor,
+            event_id=wanted.event_id,
+            lines=tuple((line.ticket_type_id, line.quantity) for line in wanted.lines),
+        )
+
+    async def sold_out(
+        self, request: Request, command: cmd.HoldTickets, key: KeyScope | None
+    ) -> Response | None:
+        """The answer for a hold refused as sold out, before its key is claimed; None to go on."""
+        refused = await sold_out_refusal(command, self._bus.deps)
+        if refused is None or (key is not None and not await self._unused_keys.submit(key)):
+            return None
+        _as_routed(request.scope)
+        try:  # counted as the route counts it, only now that this path answers
+            await self._limits.check_booking(command.actor.user_id)
+        except TooManyRequests as limited:
+            return domain_problem(request, limited)
+        return domain_problem(request, refused)
+
+    def hold(self, command: cmd.HoldTickets) -> ASGIApp:
+        """The route's work for `command`, as an ASGI app (run under the key's claim)."""
+
+        async def app(scope: Scope, receive: Receive, send: Send) -> None:
+            _as_routed(scope)
+            try:
+                await self._limits.check_booking(command.actor.user_id)
+                booking = await self._bus.handle(command)
+            except DomainError as refused:
+                answer: Response = domain_problem(Request(scope), refused)
+            else:
+                held = BookingOut.of(booking, updated_at=booking.created_at)
+                answer = JSONResponse(held.model_dump(mode="json"), status_code=201)
+            await answer(scope, receive, send)
+
+        return app
+
+
+def _as_routed(scope: Scope) -> None:
+    """Tell FastAPI's tracing (when on) which route answered, as its router would have."""
+    _route_selected(scope=scope, path=PATH)

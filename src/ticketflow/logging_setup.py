@@ -1,0 +1,109 @@
+"""Logging, configured once per process: one line per record, JSON by default (what a log
+pipeline reads) or readable console lines for development. Our own lines go through structlog;
+the standard library's (background jobs, libraries, granian) are rendered the same way."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any, Literal, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from ticketflow.request_context import current_caller, current_request_id
+
+LogFormat = Literal["json", "console"]
+# Servers that install handlers of their own: their lines go through ours instead.
+SERVER_LOGGERS = ("_granian", "granian", "granian.access", "uvicorn", "uvicorn.error")
+# Built once: json.dumps(..., default=...) would build an encoder for every line.
+_ENCODER = json.JSONEncoder(default=str)
+
+
+def _to_json(event_dict: EventDict, **_: object) -> str:
+    return _ENCODER.encode(event_dict)
+
+
+def _request_context(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """The request a line was written for, if any: its id and authenticated caller."""
+    request_id = current_request_id.get()
+    if request_id is not None:
+        event_dict.setdefault("request_id", request_id)
+        caller = current_caller.get()
+        if caller is not None:
+            user_id = caller.user_id
+            event_dict.setdefault("user_id", None if user_id is None else str(user_id))
+    return event_dict
+
+
+def _json_message_fields(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """A standard-library line whose message is already a JSON object (security events) keeps
+    its fields as fields, instead of arriving as one escaped string."""
+    message = event_dict.get("event")
+    if isinstance(message, str) and message.startswith("{"):
+        try:
+            fields = json.loads(message)
+        except ValueError:
+            return event_dict
+        if isinstance(fields, dict):
+            event_dict.update(fields)
+    return event_dict
+
+
+class _Access:
+    """The logger of the per-request line, rebuilt by every configure_logging(): bound once,
+    not looked up on each request."""
+
+    logger: Any = structlog.get_logger("ticketflow.access")
+
+
+def access_log() -> Any:
+    return _Access.logger
+
+
+class _OurHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Marks the root handler we installed, so configuring again replaces only it."""
+
+
+def configure_logging(
+    log_format: LogFormat = "json", level: str = "info", stream: TextIO | None = None
+) -> None:
+    """Configure structlog and the standard library's root logger; safe to call again (each
+    app does), and test harnesses' own handlers are left in place."""
+    stream = stream or sys.stdout
+    level_number = logging.getLevelNamesMapping()[level.upper()]
+    shared: list[Processor] = [
+        _request_context,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    renderer: list[Processor] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_to_json)]
+        if log_format == "json"
+        else [structlog.dev.ConsoleRenderer()]
+    )
+    structlog.configure(
+        processors=[*shared, *renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(level_number),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        cache_logger_on_first_use=False,  # so a later configure_logging() reaches every logger
+    )
+    _Access.logger = structlog.get_logger().bind()
+
+    handler = _OurHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, _json_message_fields, *shared],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
+        )
+    )
+    root = logging.getLogger()
+    for previous in [h for h in root.handlers if isinstance(h, _OurHandler)]:
+        root.removeHandler(previous)
+    root.addHandler(handler)
+    root.setLevel(level_number)
+    for name in SERVER_LOGGERS:
+        server_logger = logging.getLogger(name)
+        server_logger.handlers.clear()
+        server_logger.propagate = True

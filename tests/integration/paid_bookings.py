@@ -1,0 +1,62 @@
+"""An app that pays through the sandbox provider served in-process, and paid bookings on it:
+what the e-mail and check-in tests start from."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from uuid import UUID
+
+import httpx
+from sqlalchemy import select
+
+from ticketflow.adapters.clock import Clock
+from ticketflow.adapters.payment_gateway import HttpPaymentGateway
+from ticketflow.adapters.tables import tickets
+from ticketflow.api.app import create_app
+from ticketflow.config import Settings
+from ticketflow.domain import commands as cmd
+from ticketflow.payment_provider.app import create_provider_app
+from ticketflow.payment_provider.settings import ProviderSettings
+from ticketflow.services.messagebus import MessageBus
+
+from ..builders import Account, EventOnSale
+from ..conftest import FAST_PASSWORDS, wipe
+
+
+@asynccontextmanager
+async def paying_client(
+    settings: Settings, clock: Clock, ledger: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The conftest `client` (`client.app_bus` included), charging the in-process sandbox."""
+    provider_app = create_provider_app(ProviderSettings(ledger=ledger))
+    async with provider_app.router.lifespan_context(provider_app):
+        to_provider = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=provider_app), base_url="http://provider"
+        )
+        gateway = HttpPaymentGateway(settings, client=to_provider)
+        app = create_app(settings, clock, FAST_PASSWORDS, gateway)
+        async with app.router.lifespan_context(app):
+            await wipe(app.state.bus.engine)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                client.app_bus = app.state.bus  # type: ignore[attr-defined]
+                yield client
+
+
+async def paid_booking(bus: MessageBus, buyer: Account, sale: EventOnSale, quantity: int) -> UUID:
+    """A booking of `quantity` tickets of the sale's first type, paid: confirmed, issued."""
+    lines = ((sale.ticket_types[0].id, quantity),)
+    booking = await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, lines))
+    await bus.handle(cmd.PayForBooking(buyer.actor, booking.id, "pm_card_visa"))
+    booking_id: UUID = booking.id
+    return booking_id
+
+
+async def ticket_codes(bus: MessageBus, booking_id: UUID) -> list[str]:
+    async with bus.engine.connect() as connection:
+        codes = await connection.scalars(
+            select(tickets.c.code).where(tickets.c.booking_id == booking_id)
+        )
+        return list(codes)

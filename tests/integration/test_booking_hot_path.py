@@ -1,0 +1,136 @@
+"""The booking hot path (api/booking_hot_path.py): holds answered as the route answers them; a
+booking refused as sold out is answered before the idempotency claim, without a write; a key
+used before still replays its first answer; limits and authentication still apply."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy import func, select
+
+from ticketflow.adapters.clock import ManualClock
+from ticketflow.adapters.tables import idempotency_keys
+from ticketflow.domain import commands as cmd
+from ticketflow.services.messagebus import MessageBus
+
+from ..builders import Account, EventOnSale, account, app_bus, booking_body, event_on_sale, problem
+from .conftest import Stack, running_app
+
+API = "/api/v1"
+
+
+async def _book(
+    client: httpx.AsyncClient, buyer: Account, sale: EventOnSale, key: str | None, quantity: int = 1
+) -> httpx.Response:
+    headers = {**buyer.headers, **({"Idempotency-Key": key} if key else {})}
+    body = booking_body(sale.event.id, (sale.ticket_types[0].id, quantity))
+    return await client.post(f"{API}/bookings", json=body, headers=headers)
+
+
+async def _keys(bus: MessageBus) -> int:
+    async with bus.engine.connect() as connection:
+        count = await connection.scalar(select(func.count()).select_from(idempotency_keys))
+    return int(count or 0)
+
+
+def _sold_out(response: httpx.Response) -> None:
+    body = problem(response, 409)
+    assert body["type"] == "urn:ticketflow:problem:not-enough-tickets", body
+    assert "sold out" in body["detail"]
+
+
+async def test_a_hold_reads_back_exactly_as_answered(client: httpx.AsyncClient) -> None:
+    bus = app_bus(client)
+    sale = await event_on_sale(bus)
+    buyer = await account(bus)
+    held = await _book(client, buyer, sale, None)
+    assert held.status_code == 201
+    assert held.headers["content-type"] == "application/json"
+    read = await client.get(f"{API}/bookings/{held.json()['id']}", headers=buyer.headers)
+    assert read.content == held.content  # same fields, same formats, byte for byte
+
+
+async def test_sold_out_is_refused_without_storing_the_key(client: httpx.AsyncClient) -> None:
+    bus = app_bus(client)
+    sale = await event_on_sale(bus, totals=(1,))
+    winner, loser = await account(bus), await account(bus)
+    assert (await _book(client, winner, sale, "win")).status_code == 201
+    keys_after_sale = await _keys(bus)
+    for attempt in range(5):  # the hold that took the last ticket marked the type sold out
+        _sold_out(await _book(client, loser, sale, f"loss-{attempt}"))
+        _sold_out(await _book(client, loser, sale, None))
+    assert await _keys(bus) == keys_after_sale
+
+
+async def test_a_used_key_replays_its_success_after_the_sell_out(
+    client: httpx.AsyncClient,
+) -> None:
+    """The retry of a hold whose answer was lost must hear "201, here is your booking", not
+    "sold out" — though the hold was the last ticket and the type is marked sold out now."""
+    bus = app_bus(client)
+    sale = await event_on_sale(bus, totals=(1,))
+    buyer, other = await account(bus), await account(bus)
+    first = await _book(client, buyer, sale, "mine")
+    assert first.status_code == 201
+    _sold_out(await _book(client, other, sale, "theirs"))  # answered by the fast path
+    again = await _book(client, buyer, sale, "mine")
+    assert again.status_code == 201
+    assert again.content == first.content
+    assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_a_key_refused_by_the_fast_path_books_once_tickets_return(
+    client: httpx.AsyncClient,
+) -> None:
+    bus = app_bus(client)
+    sale = await event_on_sale(bus, totals=(1,))
+    holder, waiting = await account(bus), await account(bus)
+    held = await _book(client, holder, sale, "holder")
+    assert held.status_code == 201
+    _sold_out(await _book(client, waiting, sale, "patient"))  # the fast path: nothing kept
+    cancelled = await client.post(
+        f"{API}/bookings/{held.json()['id']}/cancel", headers=holder.headers
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    retried = await _book(client, waiting, sale, "patient")
+    assert retried.status_code == 201, retried.text
+
+
+async def test_bad_requests_get_the_routes_answers_not_sold_out(
+    client: httpx.AsyncClient,
+) -> None:
+    bus = app_bus(client)
+    sale = await event_on_sale(bus, totals=(1,), max_per_booking=2)
+    buyer, other = await account(bus), await account(bus)
+    assert (await _book(client, buyer, sale, None)).status_code == 201
+    _sold_out(await _book(client, other, sale, None))
+    _sold_out(await _book(client, other, sale, None))
+    body = booking_body(sale.event.id, (sale.ticket_types[0].id, 1))
+    anonymous = await client.post(f"{API}/bookings", json=body)
+    problem(anonymous, 401)
+    forged = {"Authorization": "Bearer not-a-token"}
+    problem(await client.post(f"{API}/bookings", json=body, headers=forged), 401)
+    too_many = await _book(client, other, sale, None, quantity=3)  # over max_per_booking
+    assert problem(too_many, 422)["errors"][0]["field"] == "quantity"
+    extra = {**body, "coupon": "FREE"}
+    problem(await client.post(f"{API}/bookings", json=extra, headers=other.headers), 422)
+    bad_key = {**other.headers, "Idempotency-Key": "spaces are not allowed"}
+    problem(await client.post(f"{API}/bookings", json=body, headers=bad_key), 400)
+
+
+async def test_the_fast_path_counts_against_the_booking_limit(
+    stack: Stack, clock: ManualClock
+) -> None:
+    settings = stack.settings(rate_limits="on", rate_limit_bookings_per_user="4/minute")
+    async with running_app(settings, clock) as app:
+        sale = await event_on_sale(app.bus, totals=(1,))
+        buyer, other = await account(app.bus), await account(app.bus)
+        await app.bus.handle(
+            cmd.HoldTickets(
+                actor=buyer.actor,
+                event_id=sale.event.id,
+                lines=((sale.ticket_types[0].id, 1),),
+            )
+        )
+        client = app.client()
+        statuses = [(await _book(client, other, sale, None)).status_code for _ in range(6)]
+        assert statuses == [409, 409, 409, 409, 429, 429]
