@@ -92,3 +92,25 @@ async def test_a_consumer_with_outside_effects_holds_no_write_lock_while_it_work
 async def event_store_events(bus: MessageBus) -> list[StoredEvent]:
     async with bus.engine.connect() as connection:
         return await event_store.read_after(connection, 0, 1_000_000)
+
+
+async def test_events_a_consumer_has_no_interest_in_cost_no_write(bus: MessageBus) -> None:
+    sale = await event_on_sale(bus, totals=(5,))
+    buyer = await account(bus)
+    await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((sale.ticket_types[0].id, 1),)))
+    handled: list[str] = []
+
+    async def handler(_: AsyncConnection, event: StoredEvent) -> None:
+        handled.append(event.type)
+
+    async def only_holds(event: StoredEvent) -> bool:
+        return event.type == "booking.held"
+
+    consumer = EventConsumer(bus.engine, bus.deps.clock, "holds", handler, interested=only_holds)
+    events = await event_store_events(bus)
+    applied = [await consumer.apply(event) for event in events]
+    assert handled == ["booking.held"]
+    assert applied == [event.type == "booking.held" for event in events]
+    async with bus.engine.connect() as connection:
+        inbox = await connection.scalar(select(func.count()).select_from(consumer_inbox))
+    assert inbox == 1  # the others were looked at, not written down

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, select, tuple_, update
+from sqlalchemy import bindparam, delete, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -79,6 +79,7 @@ async def claim_many(
     async with engine.connect() as connection:
         await connection.execution_options(**WRITE)
         async with connection.begin():
+            await _without_waiting_for_the_disk(connection)
             upsert = _insert_for(connection.dialect.name)(keys)
             fresh_values = {
                 c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
@@ -147,6 +148,19 @@ async def unused(engine: AsyncEngine, scopes: list[KeyScope], now: datetime) -> 
         )
         used = {KeyScope(row.user_id, row.key) for row in found}
     return [scope not in used for scope in scopes]
+
+
+async def _without_waiting_for_the_disk(connection: AsyncConnection) -> None:
+    """Claims and stored answers commit without waiting for their WAL flush (PostgreSQL).
+
+    Safe because neither is what makes a change durable: the change's own transaction marks the
+    key `committed` and waits for its flush, and a flush covers all WAL written before it, so a
+    claim is durable whenever the change it led to is. A crash can lose a claim whose change
+    never committed (the retry then runs as new, correctly) or a stored answer (the retry gets
+    "in flight"/"answer lost", as after any lost answer). What it saves is one disk wait on the
+    way to every hold."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SET LOCAL synchronous_commit = off"))
 
 
 def _insert_for(dialect: str) -> Any:
@@ -252,6 +266,7 @@ async def store_answer(
 async def store_answers(engine: AsyncEngine, answers: list[Answer]) -> list[None]:
     """Keep each request's answer for its replays: one statement, one transaction, many keys."""
     async with engine.begin() as connection:
+        await _without_waiting_for_the_disk(connection)
         await connection.execute(
             update(keys)
             .where(keys.c.user_id == bindparam("uid"), keys.c.key == bindparam("k"))

@@ -33,7 +33,7 @@ from ticketflow.api.errors import domain_problem
 from ticketflow.api.rate_limits import RateLimits
 from ticketflow.api.schemas import BookingIn, BookingOut
 from ticketflow.domain import commands as cmd
-from ticketflow.domain.errors import DomainError, TooManyRequests
+from ticketflow.domain.errors import DomainError, NotEnoughTickets, TooManyRequests
 from ticketflow.domain.model import Actor
 from ticketflow.services.bookings import sold_out_refusal
 from ticketflow.services.messagebus import MessageBus
@@ -49,6 +49,7 @@ class BookingHotPath:
             return await store.unused(bus.engine, scopes, bus.deps.clock.now())
 
         self._unused_keys = MicroBatcher(unused, max_batch=1000)
+        self._refusals: dict[str, _Fixed] = {}
 
     @staticmethod
     def command(request: Request, actor: Actor, body: bytes) -> cmd.HoldTickets | None:
@@ -67,7 +68,7 @@ class BookingHotPath:
 
     async def sold_out(
         self, request: Request, command: cmd.HoldTickets, key: KeyScope | None
-    ) -> Response | None:
+    ) -> ASGIApp | None:
         """The answer for a hold refused as sold out, before its key is claimed; None to go on."""
         refused = await sold_out_refusal(command, self._bus.deps)
         if refused is None or (key is not None and not await self._unused_keys.submit(key)):
@@ -77,7 +78,19 @@ class BookingHotPath:
             await self._limits.check_booking(command.actor.user_id)
         except TooManyRequests as limited:
             return domain_problem(request, limited)
-        return domain_problem(request, refused)
+        return self._rendered(request, refused)
+
+    def _rendered(self, request: Request, refused: NotEnoughTickets) -> ASGIApp:
+        """The refusal's answer, rendered once per ticket type and detail: in a flash sale it is
+        the same few hundred bytes thousands of times a second."""
+        answer = self._refusals.get(refused.detail)
+        if answer is None:
+            rendered = domain_problem(request, refused)
+            answer = _Fixed(rendered.status_code, rendered.raw_headers, bytes(rendered.body))
+            if len(self._refusals) >= 1_000:  # a bound: names of sold-out types are few
+                self._refusals.clear()
+            self._refusals[refused.detail] = answer
+        return answer
 
     def hold(self, command: cmd.HoldTickets) -> ASGIApp:
         """The route's work for `command`, as an ASGI app (run under the key's claim)."""
@@ -95,6 +108,18 @@ class BookingHotPath:
             await answer(scope, receive, send)
 
         return app
+
+
+class _Fixed:
+    """An answer that never changes, sent as it was rendered."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self._status, self._headers, self._body = status, headers, body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self._status}
+        await send({**start, "headers": list(self._headers)})  # a copy: later layers add to it
+        await send({"type": "http.response.body", "body": self._body})
 
 
 def _as_routed(scope: Scope) -> None:

@@ -17,6 +17,7 @@ from ticketflow.services import ticket_emails, webhook_fanout
 from ticketflow.services.event_consumers import (
     EventConsumer,
     Handler,
+    Interest,
     consume_once,
     event_source_for,
 )
@@ -30,13 +31,25 @@ class ConsumerSpec:
     name: str  # the consumer group / inbox name: never rename one that has run
     handler_for: Callable[[MessageBus], Handler]
     effects_outside: bool = False  # see EventConsumer: mail, not database writes
+    interest_for: Callable[[MessageBus], Interest] | None = None  # see event_consumers.Interest
 
 
 CONSUMERS: list[ConsumerSpec] = []
 CONSUMERS.append(
-    ConsumerSpec(ticket_emails.CONSUMER, ticket_emails.handler_for, effects_outside=True)
+    ConsumerSpec(
+        ticket_emails.CONSUMER,
+        ticket_emails.handler_for,
+        effects_outside=True,
+        interest_for=ticket_emails.interest_for,
+    )
 )
-CONSUMERS.append(ConsumerSpec(webhook_fanout.CONSUMER, webhook_fanout.handler_for))
+CONSUMERS.append(
+    ConsumerSpec(
+        webhook_fanout.CONSUMER,
+        webhook_fanout.handler_for,
+        interest_for=webhook_fanout.interest_for,
+    )
+)
 
 
 async def run_consumer(bus: MessageBus, spec: ConsumerSpec, idle_seconds: float) -> None:
@@ -49,6 +62,7 @@ async def run_consumer(bus: MessageBus, spec: ConsumerSpec, idle_seconds: float)
         spec.name,
         spec.handler_for(bus),
         effects_outside=spec.effects_outside,
+        interested=spec.interest_for(bus) if spec.interest_for else None,
     )
     while True:
         try:

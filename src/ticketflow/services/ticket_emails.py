@@ -22,7 +22,7 @@ from ticketflow.adapters.event_store import StoredEvent
 from ticketflow.adapters.mailer import Mailer, Undeliverable, mailer_for
 from ticketflow.adapters.tables import bookings, events, ticket_types, tickets, users
 from ticketflow.domain import events as ev
-from ticketflow.services.event_consumers import Handler
+from ticketflow.services.event_consumers import Handler, Interest
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.ticket_email_messages import (
     BookingFacts,
@@ -38,6 +38,16 @@ log = logging.getLogger(__name__)
 CONSUMER = "email"  # its consumer group and inbox name: never rename
 
 
+MAILED = frozenset({ev.BookingConfirmed.type, ev.BookingCancelled.type, ev.BookingRefunded.type})
+
+
+def interest_for(_: MessageBus) -> Interest:
+    async def interested(event: StoredEvent) -> bool:
+        return event.type in MAILED
+
+    return interested
+
+
 def handler_for(bus: MessageBus) -> Handler:
     settings = bus.deps.settings
     return TicketEmails(mailer_for(settings), bus.deps.clock, settings.mail_from).handle
@@ -49,11 +59,7 @@ class TicketEmails:
 
     async def handle(self, connection: AsyncConnection, event: StoredEvent) -> None:
         """Mail what `event` means to its buyer, reading the rest in the inbox's transaction."""
-        if event.type not in (
-            ev.BookingConfirmed.type,
-            ev.BookingCancelled.type,
-            ev.BookingRefunded.type,
-        ):
+        if event.type not in MAILED:
             return
         booking = await _booking_facts(connection, event.stream_id)
         if booking is None:

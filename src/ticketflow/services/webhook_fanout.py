@@ -8,20 +8,21 @@ endpoint never slows a booking.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from uuid import UUID
 
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import StoredEvent
 from ticketflow.adapters.ids import new_id
 from ticketflow.adapters.tables import bookings, events, payments, ticket_types, tickets
 from ticketflow.adapters.tables import webhook_deliveries as deliveries
 from ticketflow.adapters.tables import webhook_endpoints as endpoints
 from ticketflow.domain.events import DomainEvent
-from ticketflow.services.event_consumers import Handler
+from ticketflow.services.event_consumers import Handler, Interest
 from ticketflow.services.messagebus import MessageBus
 
 CONSUMER = "webhooks"  # its inbox and consumer group: never rename
@@ -76,6 +77,42 @@ async def _organizer_event(
         select(events.c.organizer_id).where(events.c.id == event_id)
     )
     return (event_id, organizer) if organizer is not None else None
+
+
+def interest_for(bus: MessageBus) -> Interest:
+    return LiveEndpoints(bus.engine, bus.deps.clock).could_want
+
+
+# How long a registration may take to commit: "no endpoint as of t" is only trusted for t this
+# far in the past of the moment it was asked.
+REGISTRATION_MARGIN = timedelta(seconds=5)
+
+
+class LiveEndpoints:
+    """Whether any endpoint could want an event (one live when it happened; one registered
+    later never gets it, see fan_out). With no endpoint at all, "none as of t" holds for every
+    event that happened by t, so a consumer working through a backlog asks once, not per event."""
+
+    def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
+        self._engine, self._clock = engine, clock
+        self._none_as_of: datetime | None = None
+
+    async def could_want(self, event: StoredEvent) -> bool:
+        if event.type not in webhook_event_types():
+            return False
+        if self._none_as_of is not None and event.occurred_at <= self._none_as_of:
+            return False
+        as_of = self._clock.now() - REGISTRATION_MARGIN
+        async with self._engine.connect() as connection:
+            live = select(endpoints.c.id).where(
+                endpoints.c.disabled_at.is_(None), endpoints.c.created_at <= event.occurred_at
+            )
+            any_live = bool(await connection.scalar(select(live.exists())))
+            if not any_live:
+                anywhere = select(endpoints.c.id).where(endpoints.c.disabled_at.is_(None))
+                if not await connection.scalar(select(anywhere.exists())):
+                    self._none_as_of = as_of
+        return any_live
 
 
 async def fan_out(connection: AsyncConnection, event: StoredEvent, now: datetime) -> None:
