@@ -9,6 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 from argon2 import PasswordHasher
+from fastapi import FastAPI
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -161,16 +163,23 @@ async def bus(settings: Settings, clock: ManualClock) -> AsyncIterator[MessageBu
         await bus.engine.dispose()
 
 
-@pytest.fixture
-async def client(settings: Settings, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
-    """The app in-process over httpx; `client.app_bus` is the bus the app runs on."""
-    app = create_app(settings, clock, FAST_PASSWORDS)
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """`app` started (lifespan) on an emptied database, in-process over httpx;
+    `client.app_bus` is the bus the app runs on."""
     async with app.router.lifespan_context(app):
         await wipe(app.state.bus.engine)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             client.app_bus = app.state.bus  # type: ignore[attr-defined]
             yield client
+
+
+@pytest.fixture
+async def client(settings: Settings, clock: ManualClock) -> AsyncIterator[httpx.AsyncClient]:
+    """The app in-process over httpx (see `serving`)."""
+    async with serving(create_app(settings, clock, FAST_PASSWORDS)) as client:
+        yield client
 
 
 async def scalar(engine: AsyncEngine, sql: str, **params: object) -> object:

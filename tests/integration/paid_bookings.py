@@ -22,7 +22,7 @@ from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import Account, EventOnSale
-from ..conftest import FAST_PASSWORDS, wipe
+from ..conftest import FAST_PASSWORDS, serving
 
 
 @asynccontextmanager
@@ -37,12 +37,8 @@ async def paying_client(
         )
         gateway = HttpPaymentGateway(settings, client=to_provider)
         app = create_app(settings, clock, FAST_PASSWORDS, gateway)
-        async with app.router.lifespan_context(app):
-            await wipe(app.state.bus.engine)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                client.app_bus = app.state.bus  # type: ignore[attr-defined]
-                yield client
+        async with serving(app) as client:
+            yield client
 
 
 async def paid_booking(bus: MessageBus, buyer: Account, sale: EventOnSale, quantity: int) -> UUID:

@@ -14,7 +14,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import account, event_on_sale
-from ..conftest import FAST_PASSWORDS, wipe
+from ..conftest import FAST_PASSWORDS, serving
 
 
 @pytest.fixture
@@ -22,12 +22,8 @@ async def cached(settings: Settings, clock: ManualClock) -> AsyncIterator[httpx.
     """The app with its caches on, availability kept a whole minute to make lag observable."""
     settings = settings.model_copy(update={"availability_cache_ttl_seconds": 60})
     app = create_app(settings, clock, FAST_PASSWORDS)
-    async with app.router.lifespan_context(app):
-        await wipe(app.state.bus.engine)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            client.app_bus = app.state.bus  # type: ignore[attr-defined]
-            yield client
+    async with serving(app) as client:
+        yield client
 
 
 def _bus(client: httpx.AsyncClient) -> MessageBus:

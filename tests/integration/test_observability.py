@@ -25,7 +25,7 @@ from ticketflow.logging_setup import configure_logging
 from ticketflow.services.sweeper import sweep_once
 
 from ..builders import account, app_bus, booking_body, event_on_sale
-from ..conftest import FAST_PASSWORDS, settings_for, wipe
+from ..conftest import FAST_PASSWORDS, serving, settings_for
 from .conftest import flush
 
 BOOKINGS = "/api/v1/bookings"
@@ -184,12 +184,8 @@ async def traced_client(
     provider.add_span_processor(SimpleSpanProcessor(spans))
     settings: Settings = settings_for(postgresql_url, redis_url=redis_url)
     app = create_app(settings, clock, FAST_PASSWORDS, tracer_provider=provider)
-    async with app.router.lifespan_context(app):
-        await wipe(app.state.bus.engine)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            client.app_bus = app.state.bus  # type: ignore[attr-defined]
-            yield client
+    async with serving(app) as client:
+        yield client
     provider.shutdown()
 
 

@@ -26,7 +26,7 @@ from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.projection_rebuild import rebuild_read_models
 
 from ..builders import Account, account, app_bus, booking_body, event_on_sale, problem
-from ..conftest import FAST_PASSWORDS, wipe
+from ..conftest import FAST_PASSWORDS, serving
 from ..invariants import assert_read_models_match_state
 
 API = "/api/v1"
@@ -44,12 +44,8 @@ async def shop(
         )
         gateway = HttpPaymentGateway(settings, client=to_provider)
         app = create_app(settings, clock, FAST_PASSWORDS, gateway)
-        async with app.router.lifespan_context(app):
-            await wipe(app.state.bus.engine)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                client.app_bus = app.state.bus  # type: ignore[attr-defined]
-                yield client
+        async with serving(app) as client:
+            yield client
 
 
 async def _hold(client: httpx.AsyncClient, buyer: Account, body: dict[str, Any]) -> str:

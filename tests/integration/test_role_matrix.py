@@ -42,7 +42,7 @@ from ..builders import (
     problem,
     ticket_type_body,
 )
-from ..conftest import FAST_PASSWORDS, wipe
+from ..conftest import FAST_PASSWORDS, serving
 
 OK = "2xx"
 Expected = int | str  # 401, 403, 404 or OK
@@ -62,12 +62,8 @@ async def client(
         app = create_app(
             settings, clock, FAST_PASSWORDS, HttpPaymentGateway(settings, client=to_provider)
         )
-        async with app.router.lifespan_context(app):
-            await wipe(app.state.bus.engine)
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-                client.app_bus = app.state.bus  # type: ignore[attr-defined]
-                yield client
+        async with serving(app) as client:
+            yield client
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -37,7 +36,11 @@ from ticketflow.logging_setup import configure_logging
 from ticketflow.metrics import forget_this_process, shared_between_processes
 from ticketflow.production_safety import refuse_unsafe_production
 from ticketflow.services.consumer_runtime import CONSUMERS, run_consumer
-from ticketflow.services.graceful_shutdown import flush_outbox
+from ticketflow.services.graceful_shutdown import (
+    FLUSH_SHARE_OF_GRACE,
+    flush_outbox,
+    stop_background_jobs,
+)
 from ticketflow.services.live_availability import live_availability_for
 from ticketflow.services.outbox_relay import redis_relay
 from ticketflow.services.sweeper import reconcile_once, run_periodically, sweep_once
@@ -112,11 +115,9 @@ def create_app(
             yield
         finally:
             await app.state.live.aclose()
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_background_jobs(
+                tasks, settings.shutdown_grace_seconds * FLUSH_SHARE_OF_GRACE
+            )
             if relay is not None:  # publish what committed since its last round, store the position
                 await flush_outbox(relay, settings.shutdown_grace_seconds)
             await bus.deps.payments.aclose()

@@ -27,3 +27,22 @@ async def flush_outbox(relay: OutboxRelay, grace_seconds: float) -> int:
     except Exception:  # whatever went wrong, the rest of the shutdown must still run
         log.warning("last outbox relay round at shutdown did not finish", exc_info=True)
         return 0
+
+
+async def stop_background_jobs(tasks: list[asyncio.Task[None]], patience: float) -> None:
+    """Cancel the background jobs and wait for them, asking again while any still runs.
+
+    Asking again is not superstition: on Python 3.11, `asyncio.wait_for` (used inside the
+    database pool and redis-py) can swallow a cancellation that lands as its inner call
+    completes, and a job looping fast then never stops; waiting for it once hung a shutdown.
+    """
+    deadline = asyncio.get_running_loop().time() + patience
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        left = deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            log.warning("%d background jobs did not stop within %ss", len(pending), patience)
+            return
+        _, pending = await asyncio.wait(pending, timeout=min(left, 0.5))
