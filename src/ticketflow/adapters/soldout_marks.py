@@ -26,6 +26,7 @@ from ticketflow.adapters.tables import events, ticket_types
 log = logging.getLogger(__name__)
 
 SHARED_TTL = 2  # seconds a Redis mark lives unless cleared sooner (bounds a missed clear)
+KNOWN_KEPT = 10_000  # a bound, not an eviction policy: a sale has a few hot ticket types
 
 
 def _key(ticket_type_id: UUID) -> str:
@@ -55,7 +56,7 @@ class SoldOutMarks:
         if self._redis is not None:
             try:
                 if await self._redis.exists(_key(ticket_type_id)):
-                    self._known[ticket_type_id] = (True, asked_at)
+                    self._remember(ticket_type_id, True, asked_at)
                     return True
             except RedisError:
                 log.warning("sold-out marks: Redis unreachable, asking the database instead")
@@ -69,11 +70,16 @@ class SoldOutMarks:
         if sold_out:
             await self.mark(ticket_type_id)
         else:
-            self._known[ticket_type_id] = (False, asked_at)
+            self._remember(ticket_type_id, False, asked_at)
         return sold_out
 
+    def _remember(self, ticket_type_id: UUID, sold_out: bool, at: float) -> None:
+        if len(self._known) >= KNOWN_KEPT:  # ids come from requests: any UUID may be asked
+            self._known.clear()
+        self._known[ticket_type_id] = (sold_out, at)
+
     async def mark(self, ticket_type_id: UUID) -> None:
-        self._known[ticket_type_id] = (True, time.monotonic())
+        self._remember(ticket_type_id, True, time.monotonic())
         if self._redis is not None:
             try:
                 await self._redis.set(_key(ticket_type_id), b"1", ex=SHARED_TTL)

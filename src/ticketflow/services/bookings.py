@@ -27,9 +27,8 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
     by a conditional decrement in the transaction that inserts the booking and its event.
     """
     booking, snapshot = await checked_booking(command, deps)
-    refusal = await _marked_sold_out(command, deps, snapshot)
-    if refusal is not None:
-        raise refusal
+    if await _is_marked(command, deps):
+        raise _sold_out(command, snapshot)
     ids = [ticket_type_id for ticket_type_id, _ in command.lines]
     if len(ids) == 1 and deps.settings.booking_engine == "batched":
         return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope)
@@ -54,23 +53,25 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
 
 async def sold_out_refusal(command: cmd.HoldTickets, deps: Deps) -> NotEnoughTickets | None:
     """The refusal `hold_tickets` would give `command` before any write, because its ticket
-    type is marked sold out; None when it would go further (or refuse for another reason)."""
+    type is marked sold out; None when it would go further (or refuse for another reason).
+    The mark is asked first: a hold that goes on is then checked once, by `hold_tickets`."""
+    if not await _is_marked(command, deps):
+        return None
     try:
         _, snapshot = await checked_booking(command, deps)
     except DomainError:
-        return None
-    return await _marked_sold_out(command, deps, snapshot)
+        return None  # refused for another reason: the route says which
+    return _sold_out(command, snapshot)
 
 
-async def _marked_sold_out(
-    command: cmd.HoldTickets, deps: Deps, snapshot: Snapshot
-) -> NotEnoughTickets | None:
-    if len(command.lines) != 1:
-        return None  # only single-line holds are marked (the batcher's)
-    ticket_type_id = command.lines[0][0]
-    if not await deps.soldout.is_sold_out(ticket_type_id):
-        return None
-    return NotEnoughTickets(f"'{snapshot[1][ticket_type_id].name}' is sold out.", field="quantity")
+async def _is_marked(command: cmd.HoldTickets, deps: Deps) -> bool:
+    """Only single-line holds are marked (the batcher's)."""
+    return len(command.lines) == 1 and await deps.soldout.is_sold_out(command.lines[0][0])
+
+
+def _sold_out(command: cmd.HoldTickets, snapshot: Snapshot) -> NotEnoughTickets:
+    name = snapshot[1][command.lines[0][0]].name
+    return NotEnoughTickets(f"'{name}' is sold out.", field="quantity")
 
 
 async def checked_booking(command: cmd.HoldTickets, deps: Deps) -> tuple[Booking, Snapshot]:

@@ -17,9 +17,9 @@ from ticketflow.services.payments import complete_refund
 from ticketflow.services.unit_of_work import UnitOfWork
 
 
-def require_organizer(actor: Actor) -> None:
+def require_organizer(actor: Actor, what: str = "manage events") -> None:
     if actor.role not in (Role.MANAGER, Role.ADMIN):
-        raise PermissionDenied("Only managers and admins manage events.")
+        raise PermissionDenied(f"Only managers and admins {what}.")
 
 
 def forget_views(uow: UnitOfWork, deps: Deps, event_id: UUID) -> None:

@@ -19,8 +19,9 @@ from ticketflow.adapters import idempotency_store
 from ticketflow.adapters.db import WRITE
 from ticketflow.adapters.ids import new_id
 from ticketflow.adapters.tables import webhook_deliveries, webhook_endpoints
-from ticketflow.domain.errors import NotFound, PermissionDenied
+from ticketflow.domain.errors import NotFound
 from ticketflow.domain.model import Actor, Role
+from ticketflow.services.catalog import require_organizer
 from ticketflow.services.messagebus import current_idempotency_scope
 from ticketflow.services.pagination import Page, decode_cursor, page_of
 
@@ -37,11 +38,6 @@ _LOG = tuple(
 )
 
 
-def _organizer(actor: Actor) -> None:
-    if actor.role not in (Role.MANAGER, Role.ADMIN):
-        raise PermissionDenied("Only organizers (managers) and admins have webhooks.")
-
-
 def _visible(query: Select[Any], actor: Actor) -> Select[Any]:
     query = query.where(webhook_endpoints.c.disabled_at.is_(None))
     if actor.role is Role.ADMIN:
@@ -53,7 +49,7 @@ async def register_endpoint(
     engine: AsyncEngine, actor: Actor, url: str, event_types: list[str], now: datetime
 ) -> Row:
     """A new endpoint of `actor`'s, with its signing secret (shown to the caller this once)."""
-    _organizer(actor)
+    require_organizer(actor, "have webhooks")
     endpoint_id = new_id()
     row: Row = {
         "id": endpoint_id,
@@ -76,7 +72,7 @@ async def register_endpoint(
 
 
 async def endpoint(connection: AsyncConnection, actor: Actor, endpoint_id: UUID) -> Row:
-    _organizer(actor)
+    require_organizer(actor, "have webhooks")
     query = _visible(select(*_SHOWN), actor).where(webhook_endpoints.c.id == endpoint_id)
     found = (await connection.execute(query)).mappings().first()
     if found is None:
@@ -87,7 +83,7 @@ async def endpoint(connection: AsyncConnection, actor: Actor, endpoint_id: UUID)
 async def list_endpoints(
     connection: AsyncConnection, actor: Actor, *, cursor: str | None, limit: int
 ) -> Page[Row]:
-    _organizer(actor)
+    require_organizer(actor, "have webhooks")
     query = _visible(select(*_SHOWN), actor).order_by(webhook_endpoints.c.id).limit(limit + 1)
     if cursor:
         (after,) = decode_cursor(cursor, UUID)

@@ -89,9 +89,9 @@ REGISTRATION_MARGIN = timedelta(seconds=5)
 
 
 class LiveEndpoints:
-    """Whether any endpoint could want an event (one live when it happened; one registered
-    later never gets it, see fan_out). With no endpoint at all, "none as of t" holds for every
-    event that happened by t, so a consumer working through a backlog asks once, not per event."""
+    """Whether an endpoint could want an event (fan_out decides which one, by owner, type and
+    registration time). With no live endpoint at all, "none as of t" holds for every event that
+    happened by t, so a consumer working through a backlog asks once, not per event."""
 
     def __init__(self, engine: AsyncEngine, clock: Clock) -> None:
         self._engine, self._clock = engine, clock
@@ -103,15 +103,11 @@ class LiveEndpoints:
         if self._none_as_of is not None and event.occurred_at <= self._none_as_of:
             return False
         as_of = self._clock.now() - REGISTRATION_MARGIN
+        live = select(endpoints.c.id).where(endpoints.c.disabled_at.is_(None))
         async with self._engine.connect() as connection:
-            live = select(endpoints.c.id).where(
-                endpoints.c.disabled_at.is_(None), endpoints.c.created_at <= event.occurred_at
-            )
             any_live = bool(await connection.scalar(select(live.exists())))
-            if not any_live:
-                anywhere = select(endpoints.c.id).where(endpoints.c.disabled_at.is_(None))
-                if not await connection.scalar(select(anywhere.exists())):
-                    self._none_as_of = as_of
+        if not any_live:
+            self._none_as_of = as_of
         return any_live
 
 
