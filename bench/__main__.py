@@ -10,7 +10,7 @@ from pathlib import Path
 import uvloop
 from rich.console import Console
 
-from bench.config import PHASES, BenchConfig, doubling
+from bench.config import PHASES, SERVERS, BenchConfig, doubling
 from bench.runner import run
 
 
@@ -39,6 +39,12 @@ def parse(argv: list[str]) -> BenchConfig:
     add("--timeout", type=float, default=defaults.timeout, help="request timeout, seconds")
     add("--no-idempotency-keys", action="store_true", help="send bookings without keys")
     add("--engine", default=defaults.engine, help="booking engine measured (batched, direct)")
+    add(
+        "--server",
+        choices=SERVERS,
+        default=defaults.server,
+        help="granian (`ticketflow serve`, the product's) or uvicorn, to compare the two",
+    )
     add("--postgres-url", default=defaults.postgres_url, help="server for bench_* databases")
     add("--results-dir", type=Path, default=defaults.results_dir)
     add(
@@ -73,6 +79,7 @@ def parse(argv: list[str]) -> BenchConfig:
         timeout=args.timeout,
         idempotency_keys=not args.no_idempotency_keys,
         engine=args.engine,
+        server=args.server,
         postgres_url=args.postgres_url,
         results_dir=args.results_dir,
         extra_app_env=dict(setting.split("=", 1) for setting in args.app_setting),

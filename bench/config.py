@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 PHASES = ("ceiling", "burst", "sustained", "soldout", "browse", "baseline-lock")
+SERVERS = ("granian", "uvicorn")
 CORES = os.cpu_count() or 1
 
 
@@ -34,6 +35,7 @@ class BenchConfig:
     timeout: float = 30.0  # seconds before a request counts as timed out
     idempotency_keys: bool = True  # every booking request carries a fresh Idempotency-Key
     engine: str = "batched"  # TICKETFLOW_BOOKING_ENGINE of every phase but baseline-lock
+    server: str = "granian"  # what serves the app: `ticketflow serve`, or uvicorn to compare
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     results_dir: Path = Path("bench/results")
     extra_app_env: dict[str, str] = field(default_factory=dict)

@@ -32,6 +32,7 @@ class AppHandle:
     env_for: Callable[[str], dict[str, str]]  # booking engine -> the server's environment
     workers: int
     log_dir: Path
+    server_kind: str = "granian"
     server: ServerProcess | None = None
     engine: str = ""
     _stack: AsyncExitStack | None = None
@@ -48,7 +49,7 @@ class AppHandle:
         await self.stop()
         stack = AsyncExitStack()
         self.server = await stack.enter_async_context(
-            running_app(self.env_for(engine), self.workers, self.log_dir)
+            running_app(self.env_for(engine), self.workers, self.log_dir, self.server_kind)
         )
         self._stack, self.engine = stack, engine
 

@@ -1,6 +1,8 @@
-"""`python -m bench.profile_app [--path soldout|health|hold] [--requests N] [--concurrency C]
-[--profile]`: the app's own cost per request, in process, without an HTTP server or a load
-generator in the way — where the CPU of one request goes (cProfile), for tuning the hot path.
+"""`python -m bench.profile_app [--path soldout|health|hold|burst] [--requests N]
+[--concurrency C] [--profile]`: the app's own cost per request, in process, without an HTTP
+server or a load generator in the way — where the CPU of one request goes (cProfile), for tuning
+the hot path. `burst` is the benchmark's burst in miniature: N buyers, each with a token never
+seen before, all asking at once for N/2 tickets.
 
 It starts the same throwaway stack as the benchmark (a `bench_*` PostgreSQL database and a
 redis-server of its own), calls the ASGI app directly with C requests in flight, and prints
@@ -31,6 +33,7 @@ from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
+from ticketflow.gc_tuning import settle_for_serving
 
 
 def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -71,6 +74,11 @@ async def _call(app: Any, scope: dict[str, Any], body: bytes) -> int:
     return status
 
 
+def _booking_body(sale: seed.Sale) -> bytes:
+    lines = [{"ticket_type_id": sale.ticket_type_id, "quantity": 1}]
+    return json.dumps({"event_id": sale.event_id, "lines": lines}).encode()
+
+
 async def _main(args: argparse.Namespace) -> None:
     config = BenchConfig()
     with tempfile.TemporaryDirectory() as directory:
@@ -82,12 +90,19 @@ async def _main(args: argparse.Namespace) -> None:
             values.update(run_sweeper=False, run_relay=False, run_consumers=False)
             app = create_app(Settings(**values))  # type: ignore[arg-type]
             async with app.router.lifespan_context(app):
+                settle_for_serving()  # as `ticketflow serve` does once its app started
                 bus = app.state.bus
                 organizer = (await seed.accounts(bus, 1, Role.MANAGER))[0]
+                burst = args.path == "burst"
+                if burst:  # one request per buyer; the warm-up uses tokens of its own
+                    args.concurrency = args.requests
                 buyers = await seed.accounts(bus, args.concurrency)
                 tokens = seed.access_tokens(bus, buyers)
                 warm_up = 5  # requests per lane before measuring
                 size = 1 if args.path == "soldout" else args.requests + warm_up * args.concurrency
+                if burst:
+                    size = args.requests // 2
+                    warm_up_tokens = seed.access_tokens(bus, buyers)
                 sale = await seed.sale(bus, organizer, size, title="profile")
                 if args.path == "soldout":
                     await bus.handle(
@@ -97,12 +112,7 @@ async def _main(args: argparse.Namespace) -> None:
                             lines=((uuid.UUID(sale.ticket_type_id), 1),),
                         )
                     )
-                body = json.dumps(
-                    {
-                        "event_id": sale.event_id,
-                        "lines": [{"ticket_type_id": sale.ticket_type_id, "quantity": 1}],
-                    }
-                ).encode()
+                body = _booking_body(sale)
 
                 def request(index: int) -> tuple[dict[str, Any], bytes]:
                     if args.path == "health":
@@ -120,7 +130,14 @@ async def _main(args: argparse.Namespace) -> None:
                         statuses.append(await _call(app, scope, payload))
 
                 per_lane = args.requests // args.concurrency
-                await asyncio.gather(*(lane(i, warm_up, []) for i in range(args.concurrency)))
+                if burst:  # warmed up on a sale of its own, with other tokens of the same buyers
+                    measured_tokens, tokens = tokens, warm_up_tokens
+                    warm_up_sale, sale = sale, await seed.sale(bus, organizer, 100, title="warm")
+                    body = _booking_body(sale)
+                    await asyncio.gather(*(lane(i, 1, []) for i in range(200)))
+                    tokens, sale, body = measured_tokens, warm_up_sale, _booking_body(warm_up_sale)
+                else:
+                    await asyncio.gather(*(lane(i, warm_up, []) for i in range(args.concurrency)))
                 statuses: list[int] = []
                 profiler = cProfile.Profile() if args.profile else None
                 started_cpu, started = time.process_time(), time.perf_counter()
@@ -146,7 +163,7 @@ async def _main(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_app")
-    parser.add_argument("--path", choices=("soldout", "health", "hold"), default="soldout")
+    parser.add_argument("--path", choices=("soldout", "health", "hold", "burst"), default="soldout")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--profile", action="store_true")

@@ -111,7 +111,8 @@ def markdown(document: dict[str, Any]) -> str:
         f"{machine['busy_cores_before_run']} cores were busy before the run started.",
         "",
         f"Config: {config['buyers']:,} buyers, {config['tickets']:,} tickets, "
-        f"{config['workers']} app workers, {config['clients']} load-generator processes, "
+        f"{config['workers']} app workers on {config.get('server', 'granian')}, "
+        f"{config['clients']} load-generator processes, "
         f"{config['connections']} connections x {config['duration']:g} s (closed loop), "
         f"booking engine {config['engine']}, "
         f"idempotency keys {'on' if config['idempotency_keys'] else 'off'}.",

@@ -108,6 +108,7 @@ async def _run(config: BenchConfig, console: Console) -> int:
             ),
             config.workers,
             workdir,
+            config.server,
         )
         stack.push_async_callback(app.stop)
         with console.status(f"starting the app ({config.workers} workers)"):

@@ -116,17 +116,30 @@ async def throwaway_redis(directory: Path) -> AsyncIterator[RedisServer]:
         await process.wait()
 
 
+def _server_command(server: str, workers: int, port: int) -> list[str]:
+    """`ticketflow serve` (granian), or the same app under uvicorn (uvloop, httptools) with the
+    same workers and backlog, for the stack comparison in bench/README.md."""
+    if server == "uvicorn":
+        return [
+            str(TICKETFLOW.with_name("uvicorn")),
+            "ticketflow.api.app:create_served_app",
+            "--factory",
+            *("--port", str(port), "--workers", str(workers), "--backlog", "16384"),
+            *("--loop", "uvloop", "--http", "httptools", "--no-access-log"),
+        ]
+    return [str(TICKETFLOW), "serve", "--workers", str(workers), "--port", str(port)]
+
+
 @contextlib.asynccontextmanager
 async def running_app(
-    env: Mapping[str, str], workers: int, log_dir: Path
+    env: Mapping[str, str], workers: int, log_dir: Path, server: str = "granian"
 ) -> AsyncIterator[ServerProcess]:
-    """`ticketflow serve --workers N` on a free port, ready (GET /health/ready is 200)."""
+    """The app with N workers on a free port, ready (GET /health/ready is 200)."""
     port = free_port()
     log_path = log_dir / f"app-{port}.log"
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            str(TICKETFLOW),
-            *("serve", "--workers", str(workers), "--port", str(port)),
+            *_server_command(server, workers, port),
             env=dict(env),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=log,

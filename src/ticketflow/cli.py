@@ -197,7 +197,7 @@ def serve(
     workers = workers or os.cpu_count() or 1
     with metrics.shared_by_workers(workers):
         server = Server(
-            "ticketflow.api.app:create_app",
+            "ticketflow.api.app:create_served_app",
             address=host,
             port=port,
             interface=Interfaces.ASGI,

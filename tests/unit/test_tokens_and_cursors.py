@@ -112,6 +112,15 @@ def test_a_token_verifies_while_its_kid_is_configured_and_not_after() -> None:
         retired.access_claims(old)
 
 
+def test_a_header_written_otherwise_still_names_its_key() -> None:
+    """Our own tokens' key is found by their exact header bytes; any other header is read."""
+    ours = _access()
+    theirs = _forged({"role": "user"}, KEY, headers={"kid": "k1", "cty": "example"})
+    assert ours.partition(".")[0] != theirs.partition(".")[0]
+    assert TOKENS.access_claims(theirs).role is Role.USER
+    assert TOKENS.access_claims(ours).role is Role.USER
+
+
 def test_the_same_kid_with_another_secret_does_not_verify() -> None:
     with pytest.raises(AuthenticationFailed, match="invalid"):
         _tokens({"k1": "u" * 32}, "k1").access_claims(_access())
