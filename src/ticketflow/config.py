@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Background consumers of the events (services/consumer_runtime.py): e-mail, webhooks, ...
     run_consumers: bool = True
     consumer_idle_seconds: float = Field(default=0.2, gt=0)
+    # While a process answers more requests than this at once, its relay and consumers wait for
+    # a lull before each round, at most the patience (services/requests_in_flight.py). 0: never.
+    busy_requests_in_flight: int = Field(default=64, ge=0)
+    background_patience_seconds: float = Field(default=1.0, gt=0, le=30)
     # Organizers' webhooks (services/webhook_delivery.py): the worker POSTs due deliveries,
     # retrying failures with doubling delays (plus jitter) until `give_up` after creation.
     run_webhook_deliveries: bool = True

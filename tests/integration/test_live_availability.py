@@ -128,3 +128,34 @@ async def test_a_reconnect_with_last_event_id_starts_from_a_fresh_snapshot(
         async with server_sent_events(running.app, live(sale.event.id), resumed) as stream:
             snapshot = await stream.next_event()
             assert availability(snapshot) == {str(sale.ticket_types[0].id): 3}
+
+
+async def test_an_open_stream_is_not_a_request_waiting_for_its_answer(
+    stack: Stack, clock: ManualClock
+) -> None:
+    """Background rounds wait while requests wait for answers (services/requests_in_flight.py):
+    live streams, answered at once and then kept open, must not hold the relay back."""
+    settings = stack.settings(
+        run_relay=True, busy_requests_in_flight=1, background_patience_seconds=30
+    )
+    async with running_app(settings, clock) as running:
+        sale = await event_on_sale(running.bus, totals=(4,))
+        (ticket_type,) = (tt.id for tt in sale.ticket_types)
+        buyer = await account(running.bus)
+        path = live(sale.event.id)
+        async with (
+            server_sent_events(running.app, path) as first,
+            server_sent_events(running.app, path) as second,
+        ):
+            await first.next_event()
+            await second.next_event()
+            assert running.app.state.in_flight.count == 0
+            response = await running.client().post(
+                "/api/v1/bookings",
+                json=booking_body(sale.event.id, (ticket_type, 1)),
+                headers=buyer.headers,
+            )
+            assert response.status_code == 201, response.text
+            # Held back, the relay would publish this only after 30 s.
+            await availability_reaching(first, {str(ticket_type): 3})
+        assert running.app.state.in_flight.count == 0

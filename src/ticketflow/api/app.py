@@ -44,6 +44,7 @@ from ticketflow.services.graceful_shutdown import (
 )
 from ticketflow.services.live_availability import live_availability_for
 from ticketflow.services.outbox_relay import redis_relay
+from ticketflow.services.requests_in_flight import RequestsInFlight
 from ticketflow.services.sweeper import reconcile_once, run_periodically, sweep_once
 from ticketflow.services.webhook_delivery import deliver_webhooks_forever
 from ticketflow.tracing import (
@@ -105,6 +106,7 @@ def create_app(
                 )
             )
         relay = None
+        lull = app.state.in_flight.lull  # events wait while buyers are being answered
         if settings.run_relay and bus.deps.redis is not None:  # embedded: consumers read the store
             relay = redis_relay(bus)
             jobs.append(
@@ -113,11 +115,12 @@ def create_app(
                     lambda _: relay.relay_pending(),
                     bus,
                     settings.relay_interval_seconds,
+                    lull,
                 )
             )
         if settings.run_consumers:
             jobs.extend(
-                run_consumer(bus, spec, settings.consumer_idle_seconds) for spec in CONSUMERS
+                run_consumer(bus, spec, settings.consumer_idle_seconds, lull) for spec in CONSUMERS
             )
         if settings.run_webhook_deliveries:
             jobs.append(deliver_webhooks_forever(bus))
@@ -154,6 +157,9 @@ def create_app(
         telemetry=fastapi_telemetry(tracer_provider),
     )
     app.state.settings = settings
+    app.state.in_flight = RequestsInFlight(
+        settings.busy_requests_in_flight, settings.background_patience_seconds
+    )
     install_error_handlers(app)
     for router in (auth.router, events.router, bookings.router, payments.router, admin.router):
         app.include_router(router, prefix=API_PREFIX)

@@ -21,6 +21,7 @@ from ticketflow import metrics
 from ticketflow.api.hardening import DOCS_PATHS, security_headers, with_headers
 from ticketflow.logging_setup import access_log
 from ticketflow.request_context import Caller, current_caller, current_request_id
+from ticketflow.services.requests_in_flight import RequestsInFlight
 
 HEADER = b"x-request-id"
 UNMATCHED = "unmatched"  # the route label of paths no route serves (scanners, typos)
@@ -97,6 +98,7 @@ class ObservabilityMiddleware:
         self._observe: dict[tuple[str, str, int], Callable[[float], None]] = {}
         outcomes = ("held", "sold_out", "rejected")
         self._bookings = {outcome: metrics.BOOKINGS.labels(outcome) for outcome in outcomes}
+        self._in_flight: RequestsInFlight = fastapi_app.state.in_flight
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -107,19 +109,27 @@ class ObservabilityMiddleware:
         status = 500  # unless an answer starts: the app failed before it could say
         added = [*self._security_headers(scope["path"]), (HEADER, id_header)]
 
+        # Waiting for its answer until the answer starts (a stream, e.g. live SSE, is not).
+        waiting = True
+
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, waiting
             if message["type"] == "http.response.start":
                 status = message["status"]
                 message["headers"] = with_headers(list(message.get("headers", ())), added)
+                waiting = False
+                self._in_flight.finished()
             await send(message)
 
         started = perf_counter()
         id_token = current_request_id.set(id_header.decode())
         caller_token = current_caller.set(Caller())
+        self._in_flight.started()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            if waiting:
+                self._in_flight.finished()
             self._record(scope, status, perf_counter() - started)
             current_caller.reset(caller_token)
             current_request_id.reset(id_token)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ticketflow.services import ticket_emails, webhook_fanout
@@ -52,9 +52,15 @@ CONSUMERS.append(
 )
 
 
-async def run_consumer(bus: MessageBus, spec: ConsumerSpec, idle_seconds: float) -> None:
-    """Apply events to `spec`'s handler forever; sleeps only while caught up. A failed round is
-    logged and retried: what it did not acknowledge comes back."""
+async def run_consumer(
+    bus: MessageBus,
+    spec: ConsumerSpec,
+    idle_seconds: float,
+    lull: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Apply events to `spec`'s handler forever; sleeps only while caught up, and before each
+    round waits for `lull()` if given (services/requests_in_flight.py). A failed round is logged
+    and retried: what it did not acknowledge comes back."""
     source = await event_source_for(bus, spec.name)
     consumer = EventConsumer(
         bus.engine,
@@ -65,6 +71,8 @@ async def run_consumer(bus: MessageBus, spec: ConsumerSpec, idle_seconds: float)
         interested=spec.interest_for(bus) if spec.interest_for else None,
     )
     while True:
+        if lull is not None:
+            await lull()
         try:
             taken = await consume_once(source, consumer)
         except Exception:

@@ -39,10 +39,17 @@ async def reconcile_once(bus: MessageBus) -> int:
 
 
 async def run_periodically(
-    name: str, job: Callable[[MessageBus], Awaitable[int]], bus: MessageBus, interval: float
+    name: str,
+    job: Callable[[MessageBus], Awaitable[int]],
+    bus: MessageBus,
+    interval: float,
+    lull: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Run `job` forever every `interval` seconds; a failed round is logged and retried."""
+    """Run `job` forever every `interval` seconds (each round after `lull()`, if given: see
+    services/requests_in_flight.py); a failed round is logged and retried."""
     while True:
+        if lull is not None:
+            await lull()
         try:
             done = await job(bus)
             if done:
