@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     booking_engine: Literal["batched", "direct", "baseline-lock"] = "batched"
     hold_batch_window_ms: float = Field(default=1.0, ge=0, le=50)
     hold_batch_max: int = Field(default=1000, ge=1)
+    # Bookings per process past authentication at once on the hot path (api/booking_hot_path.py);
+    # the rest wait their turn, and meet the sold-out mark of a type that sold out meanwhile.
+    booking_admission_window: int = Field(default=500, ge=1)
     catalog_snapshot_ttl_seconds: float = Field(default=0.5, ge=0)
     # How long a process trusts what it knows about a sold-out mark before asking Redis again.
     soldout_local_ttl_seconds: float = Field(default=0.5, ge=0)

@@ -4,6 +4,8 @@ used before still replays its first answer; limits and authentication still appl
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 from sqlalchemy import func, select
 
@@ -134,3 +136,22 @@ async def test_the_fast_path_counts_against_the_booking_limit(
         client = app.client()
         statuses = [(await _book(client, other, sale, None)).status_code for _ in range(6)]
         assert statuses == [409, 409, 409, 409, 429, 429]
+
+
+async def test_bookings_admitted_after_the_sell_out_are_refused_without_a_claim(
+    stack: Stack, clock: ManualClock
+) -> None:
+    """A burst all arrives before anything is sold: the bookings beyond the admission window
+    wait their turn, and when it comes they meet the sold-out mark instead of claiming a key."""
+    async with running_app(stack.settings(booking_admission_window=1), clock) as app:
+        sale = await event_on_sale(app.bus, totals=(1,))
+        buyers = [await account(app.bus) for _ in range(8)]
+        client = app.client()
+        answers = await asyncio.gather(
+            *(_book(client, buyer, sale, f"burst-{n}") for n, buyer in enumerate(buyers))
+        )
+        assert sorted(answer.status_code for answer in answers) == [201] + [409] * 7
+        for answer in answers:
+            if answer.status_code == 409:
+                _sold_out(answer)
+        assert await _keys(app.bus) == 1  # only the winner's key was ever claimed

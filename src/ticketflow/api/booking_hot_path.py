@@ -13,10 +13,16 @@ claimed. The refusal changed nothing, so it is not stored and the key stays unus
 judged afresh. A key that WAS used (the retry of a request that may have succeeded) never takes
 this shortcut: it is claimed and gets its first answer replayed. Asking costs one read, shared
 by the concurrent requests.
+
+Admission: a burst's bookings all arrive before anything is sold, so checked on arrival none of
+them would meet a sold-out mark, and every loser would pay a claim, a place in a hold batch and
+a stored answer. At most `booking_admission_window` bookings per process go past the check at
+once; the others wait their turn (in arrival order) and are checked when it comes.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from fastapi.telemetry._api import _route_selected
@@ -43,6 +49,10 @@ PATH = "/api/v1/bookings"
 class BookingHotPath:
     def __init__(self, bus: MessageBus, limits: RateLimits) -> None:
         self._bus, self._limits = bus, limits
+        # A flash sale's burst arrives at once, all of it before anything sold; let through
+        # at once only what the next batches can take, so the rest is checked against the
+        # sold-out mark when its turn comes, not on arrival.
+        self.admission = asyncio.Semaphore(bus.deps.settings.booking_admission_window)
 
         async def unused(scopes: list[KeyScope]) -> list[Any]:
             return await store.unused(bus.engine, scopes, bus.deps.clock.now())

@@ -13,6 +13,7 @@ import logging
 import re
 from datetime import timedelta
 from typing import Any
+from uuid import UUID
 
 from fastapi import FastAPI
 from starlette.requests import Request
@@ -92,19 +93,37 @@ class IdempotencyMiddleware:
         bus: MessageBus = self.fastapi_app.state.bus
         caller = await self._caller(bus, request)
         actor = caller.user_id if caller else None
-        app = self.app
         if caller is not None and path == HOT_PATH and (not key or VALID_KEY.match(key)):
             body = await _read_body(receive)
             receive = _replaying(body)
             hot = self._hot_path(bus)
             command = hot.command(request, caller, body)
             if command is not None:
-                key_scope = KeyScope(caller.user_id, key) if key else None
-                refusal = await hot.sold_out(request, command, key_scope)
-                if refusal is not None:
-                    await refusal(scope, receive, send)
-                    return
-                app = hot.hold(command)
+                # Past this point a booking costs a claim and a place in a hold batch: in a
+                # burst, the bookings beyond the admission window wait here, and once they are
+                # admitted a type sold out meanwhile refuses them for (almost) nothing.
+                async with hot.admission:
+                    key_scope = KeyScope(caller.user_id, key) if key else None
+                    refusal = await hot.sold_out(request, command, key_scope)
+                    if refusal is not None:
+                        await refusal(scope, receive, send)
+                        return
+                    await self._claimed(hot.hold(command), request, receive, send, key, actor)
+                return
+        await self._claimed(self.app, request, receive, send, key, actor)
+
+    async def _claimed(
+        self,
+        app: ASGIApp,
+        request: Request,
+        receive: Receive,
+        send: Send,
+        key: str,
+        actor: UUID | None,
+    ) -> None:
+        """Run `app` under the request's key: claimed first, its answer kept for replays."""
+        scope, path = request.scope, request.scope["path"]
+        bus: MessageBus = self.fastapi_app.state.bus
         if not key:
             if KEY_REQUIRED.match(path) and actor is not None:
                 await problem(
