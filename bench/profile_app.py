@@ -33,7 +33,7 @@ from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
-from ticketflow.gc_tuning import settle_for_serving
+from ticketflow.gc_tuning import collect_for, settle_for_serving
 
 
 def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -91,6 +91,7 @@ async def _main(args: argparse.Namespace) -> None:
             app = create_app(Settings(**values))  # type: ignore[arg-type]
             async with app.router.lifespan_context(app):
                 settle_for_serving()  # as `ticketflow serve` does once its app started
+                app.state.in_flight.on_busy_change = collect_for
                 bus = app.state.bus
                 organizer = (await seed.accounts(bus, 1, Role.MANAGER))[0]
                 burst = args.path == "burst"

@@ -177,9 +177,9 @@ def serve(
     backlog: Annotated[
         int,
         typer.Option(
-            help="Connections waiting to be accepted. Granian also serves at most "
-            "backlog/workers open connections per worker (its default 1024 leaves a flash "
-            "sale's thousands of buyers waiting for a slot), so keep it large."
+            help="Connections waiting to be accepted, and the most open connections one "
+            "worker serves (granian's default 1024 leaves a flash sale's thousands of buyers "
+            "waiting for a slot), so keep it large."
         ),
     ] = 16384,
 ) -> None:
@@ -206,6 +206,10 @@ def serve(
             factory=True,
             log_access=False,
             backlog=backlog,
+            # Granian's default lets each worker serve backlog/workers connections; but accepts
+            # are not shared evenly (a worker still starting takes none), and 10,000 buyers
+            # connecting at once then left hundreds waiting on a full worker's share.
+            backpressure=backlog,
             # SIGTERM: the workers stop accepting and finish what is in flight; one still busy
             # after the grace period is killed, so the process always ends within it.
             workers_kill_timeout=settings.shutdown_grace_seconds,

@@ -6,8 +6,12 @@ and the older generations, walked ever more often, hold all of them plus the ~18
 imported at start-up. Measured in process on the benchmark's burst in miniature (`python -m
 bench.profile_app --path burst --requests 5000`, time in the collector taken from
 `gc.callbacks`): per request, 504 us in the collector with the defaults, 107 us with young
-threshold 20,000, 58 us with 50,000 (chosen), 35 us with 100,000. A young generation of 50,000
-objects is a few megabytes.
+threshold 20,000, 58 us with 50,000 (chosen while busy), 35 us with 100,000.
+
+Collecting that seldom makes each collection longer, though, and a request that lands on one
+waits for it: at a steady 125 and 250 bookings/s (the benchmark's sustained phase) p99 was
+75 and 150 ms with the busy thresholds, 48 and 118 ms with the defaults. So the busy thresholds
+hold only while the process is busy (services/requests_in_flight.py says when).
 """
 
 from __future__ import annotations
@@ -16,13 +20,17 @@ import gc
 
 # Young objects allocated (net) before a young collection; then how many young collections
 # before a middle one, and middle ones before a full one (which walks the whole heap).
-THRESHOLDS = (50_000, 50, 100)
+CALM = (700, 10, 10)  # CPython's defaults
+BUSY = (50_000, 50, 100)
 
 
 def settle_for_serving() -> None:
     """Call once the app has started: what exists now lives as long as the process, so it is
-    collected once and then frozen out of every later collection; garbage is looked for less
-    often."""
+    collected once and then frozen out of every later collection."""
     gc.collect()
     gc.freeze()
-    gc.set_threshold(*THRESHOLDS)
+
+
+def collect_for(busy: bool) -> None:
+    """Garbage looked for less often while the process is busy answering a burst."""
+    gc.set_threshold(*(BUSY if busy else CALM))

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from cashews import Cache
 
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
+from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import account, event_on_sale
@@ -82,3 +87,28 @@ async def test_drafts_stay_private_even_when_cached(cached: httpx.AsyncClient) -
     owner = await cached.get(f"/api/v1/events/{sale.event.id}", headers=sale.organizer.headers)
     assert owner.status_code == 200
     assert (await cached.get(f"/api/v1/events/{sale.event.id}")).status_code == 404
+
+
+async def test_availability_is_renewed_before_it_expires(bus: MessageBus) -> None:
+    """Past half its TTL a kept availability still answers (a hit) and one read renews it
+    meanwhile: under steady browsing it never lapses into a herd of misses."""
+    cache = Cache()
+    cache.setup("mem://")
+    views = CatalogViews(bus.engine, cache, detail_ttl=60, availability_ttl=60)
+    sale = await event_on_sale(bus, totals=(10,))
+    _, hit = await views.event(sale.event.id, None)
+    assert not hit
+    buyer = await account(bus)
+    await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((sale.ticket_types[0].id, 3),)))
+    key = f"catalog:availability:{sale.event.id}"
+    live, _ = await cache.get(key)
+    await cache.set(key, (live, time.time() - 45), expire=60)  # as if read 45 s ago
+    row, hit = await views.event(sale.event.id, None)
+    assert hit and row["ticket_types"][0]["available"] == 10  # the kept copy answers
+
+    async def not_started() -> dict[uuid.UUID, int]:
+        raise AssertionError("no renewal was in flight")
+
+    await asyncio.wait_for(views._reading.run(sale.event.id, not_started), 10)
+    row, hit = await views.event(sale.event.id, None)
+    assert hit and row["ticket_types"][0]["available"] == 7

@@ -47,3 +47,14 @@ async def test_zero_turns_waiting_off() -> None:
     for _ in range(1000):
         in_flight.started()
     assert await _settled(asyncio.create_task(in_flight.lull()))
+
+
+def test_it_tells_when_the_process_becomes_busy_and_calm_again() -> None:
+    in_flight = RequestsInFlight(busy_above=2, patience_seconds=30)
+    told: list[bool] = []
+    in_flight.on_busy_change = told.append
+    for _ in range(5):
+        in_flight.started()
+    for _ in range(5):
+        in_flight.finished()
+    assert told == [True, False]  # once each way, at the threshold

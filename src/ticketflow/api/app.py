@@ -32,7 +32,7 @@ from ticketflow.api.routes import check_ins as check_in_routes
 from ticketflow.api.routes import metrics as metrics_routes
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
-from ticketflow.gc_tuning import settle_for_serving
+from ticketflow.gc_tuning import collect_for, settle_for_serving
 from ticketflow.logging_setup import configure_logging
 from ticketflow.metrics import forget_this_process, shared_between_processes
 from ticketflow.production_safety import refuse_unsafe_production
@@ -59,7 +59,8 @@ API_PREFIX = "/api/v1"
 
 def create_served_app() -> FastAPI:
     """The app as `ticketflow serve` runs it (granian calls this in each worker): configured
-    from the environment, and once started, its garbage collector settled for serving."""
+    from the environment, and once started, its garbage collector settled for serving and
+    following how busy the process is (gc_tuning.py)."""
     app = create_app()
     start_and_stop = app.router.lifespan_context
 
@@ -67,6 +68,7 @@ def create_served_app() -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with start_and_stop(app):
             settle_for_serving()
+            app.state.in_flight.on_busy_change = collect_for
             yield
 
     app.router.lifespan_context = lifespan

@@ -3,10 +3,16 @@
 An event (with its ticket types) changes rarely and every write invalidates it, so it is kept
 `detail_ttl`; availability changes with every hold, so it is kept only `availability_ttl` and laid
 over the event on the way out. Nothing a sale decides is read from here.
+
+Availability is renewed ahead of its expiry: a read that finds it past half its TTL still answers
+from it and has one read (per process) renew it meanwhile. Under steady browsing it then never
+lapses, so hundreds of concurrent readers do not all miss, and query, each time it expires (on
+this 2-core machine the browse benchmark's hit rate was 86% before, with 256 readers).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -14,6 +20,7 @@ from cashews import Cache
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow import metrics
+from ticketflow.adapters.single_flight import SingleFlight
 from ticketflow.domain.errors import NotFound
 from ticketflow.domain.model import Actor
 from ticketflow.services import queries
@@ -22,6 +29,7 @@ from ticketflow.services.pagination import Page
 Row = dict[str, Any]
 T = TypeVar("T")
 PAGES = "catalog:page:"
+RENEW_AFTER_SHARE_OF_TTL = 0.5
 
 
 class CatalogViews:
@@ -32,6 +40,7 @@ class CatalogViews:
         self._detail_ttl, self._availability_ttl = detail_ttl, availability_ttl
         self.hits = 0  # answers served entirely from the cache
         self.misses = 0
+        self._reading: SingleFlight[UUID, dict[UUID, int]] = SingleFlight()
 
     async def event(self, event_id: UUID, actor: Actor | None) -> tuple[Row, bool]:
         """The event with live availability, and whether the cache answered it all."""
@@ -66,20 +75,24 @@ class CatalogViews:
 
     async def forget_event(self, event_id: UUID) -> None:
         """After a write to the event or its ticket types (called once it committed)."""
-        await self._cache.delete_many(
-            f"catalog:event:{event_id}", f"catalog:availability:{event_id}"
-        )
+        await self._cache.delete_many(f"catalog:event:{event_id}", _availability(event_id))
         await self._cache.delete_match(f"{PAGES}*")
 
     async def _availability(self, event_id: UUID) -> tuple[dict[UUID, int], bool]:
-        key = f"catalog:availability:{event_id}"
-        live: dict[UUID, int] | None = await self._cache.get(key)
-        if live is not None:
+        kept: tuple[dict[UUID, int], float] | None = await self._cache.get(_availability(event_id))
+        if kept is not None:
+            live, read_at = kept
+            if time.time() - read_at > self._availability_ttl * RENEW_AFTER_SHARE_OF_TTL:
+                self._reading.start(event_id, lambda: self._read_availability(event_id))
             return live, True
+        return await self._reading.run(event_id, lambda: self._read_availability(event_id)), False
+
+    async def _read_availability(self, event_id: UUID) -> dict[UUID, int]:
+        read_at = time.time()
         async with self._engine.connect() as connection:
             live = await queries.availability(connection, event_id)
-        await self._keep(key, live, self._availability_ttl)
-        return live, False
+        await self._keep(_availability(event_id), (live, read_at), self._availability_ttl)
+        return live
 
     async def _keep(self, key: str, value: object, ttl: float) -> None:
         if ttl > 0:  # 0 turns that part of the cache off (a zero expiry would mean "forever")
@@ -93,6 +106,10 @@ class CatalogViews:
             self.misses += 1
             metrics.CACHE_MISSES.inc()
         return answer, hit
+
+
+def _availability(event_id: UUID) -> str:
+    return f"catalog:availability:{event_id}"
 
 
 def _with_availability(row: Row, live: dict[UUID, int]) -> Row:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
 
 class RequestsInFlight:
@@ -22,6 +23,8 @@ class RequestsInFlight:
         self._count = 0
         self._lull = asyncio.Event()
         self._lull.set()
+        # Told True when the process becomes busy and False when it calms down again.
+        self.on_busy_change: Callable[[bool], None] | None = None
 
     @property
     def count(self) -> int:
@@ -29,13 +32,17 @@ class RequestsInFlight:
 
     def started(self) -> None:
         self._count += 1
-        if self._busy_above and self._count > self._busy_above:
+        if self._busy_above and self._count == self._busy_above + 1:
             self._lull.clear()
+            if self.on_busy_change is not None:
+                self.on_busy_change(True)
 
     def finished(self) -> None:
         self._count -= 1
-        if self._count <= self._busy_above:
+        if self._busy_above and self._count == self._busy_above:
             self._lull.set()
+            if self.on_busy_change is not None:
+                self.on_busy_change(False)
 
     async def lull(self) -> None:
         """Return once requests in flight are `busy_above` or fewer, or after the patience."""
