@@ -29,11 +29,10 @@ from bench import seed
 from bench.config import BenchConfig
 from bench.runner import app_settings
 from bench.stack import throwaway_database, throwaway_redis
-from ticketflow.api.app import create_app
+from ticketflow.api.app import create_app, served
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
-from ticketflow.gc_tuning import collect_for, settle_for_serving
 
 
 def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -88,10 +87,8 @@ async def _main(args: argparse.Namespace) -> None:
         ):
             values = app_settings(database_url, redis.url)
             values.update(run_sweeper=False, run_relay=False, run_consumers=False)
-            app = create_app(Settings(**values))  # type: ignore[arg-type]
+            app = served(create_app(Settings(**values)))  # type: ignore[arg-type]
             async with app.router.lifespan_context(app):
-                settle_for_serving()  # as `ticketflow serve` does once its app started
-                app.state.in_flight.on_busy_change = collect_for
                 bus = app.state.bus
                 organizer = (await seed.accounts(bus, 1, Role.MANAGER))[0]
                 burst = args.path == "burst"

@@ -9,9 +9,11 @@ bench.profile_app --path burst --requests 5000`, time in the collector taken fro
 threshold 20,000, 58 us with 50,000 (chosen while busy), 35 us with 100,000.
 
 Collecting that seldom makes each collection longer, though, and a request that lands on one
-waits for it: at a steady 125 and 250 bookings/s (the benchmark's sustained phase) p99 was
-75 and 150 ms with the busy thresholds, 48 and 118 ms with the defaults. So the busy thresholds
-hold only while the process is busy (services/requests_in_flight.py says when).
+waits for it. At a steady 125 and 250 bookings/s (the benchmark's sustained phase, one run
+each) p99 was 75 and 150 ms with the busy thresholds, 48 and 118 ms with the defaults; runs on
+this VM vary about as much, so that is a hint, not a proof. Until it is measured better, the
+busy thresholds hold only while the process is busy (services/requests_in_flight.py says when),
+where the gain is large and certain.
 """
 
 from __future__ import annotations

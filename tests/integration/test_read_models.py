@@ -14,20 +14,16 @@ import pytest
 from sqlalchemy import event, insert, select
 
 from ticketflow.adapters.clock import ManualClock
-from ticketflow.adapters.payment_gateway import HttpPaymentGateway
 from ticketflow.adapters.tables import domain_events, rm_ticket_type_sales
-from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
-from ticketflow.payment_provider.app import create_provider_app
-from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.projection_rebuild import rebuild_read_models
 
 from ..builders import Account, account, app_bus, booking_body, event_on_sale, problem
-from ..conftest import FAST_PASSWORDS, serving
 from ..invariants import assert_read_models_match_state
+from .paid_bookings import paying_client
 
 API = "/api/v1"
 
@@ -37,15 +33,8 @@ async def shop(
     settings: Settings, clock: ManualClock, tmp_path: Path
 ) -> AsyncIterator[httpx.AsyncClient]:
     """The app in-process, paying through the sandbox provider (in-process too)."""
-    provider_app = create_provider_app(ProviderSettings(ledger=tmp_path / "ledger.db"))
-    async with provider_app.router.lifespan_context(provider_app):
-        to_provider = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=provider_app), base_url="http://provider"
-        )
-        gateway = HttpPaymentGateway(settings, client=to_provider)
-        app = create_app(settings, clock, FAST_PASSWORDS, gateway)
-        async with serving(app) as client:
-            yield client
+    async with paying_client(settings, clock, tmp_path / "ledger.db") as client:
+        yield client
 
 
 async def _hold(client: httpx.AsyncClient, buyer: Account, body: dict[str, Any]) -> str:

@@ -58,10 +58,14 @@ API_PREFIX = "/api/v1"
 
 
 def create_served_app() -> FastAPI:
-    """The app as `ticketflow serve` runs it (granian calls this in each worker): configured
-    from the environment, and once started, its garbage collector settled for serving and
-    following how busy the process is (gc_tuning.py)."""
-    app = create_app()
+    """The app as `ticketflow serve` runs it (granian calls this in each worker), configured
+    from the environment."""
+    return served(create_app())
+
+
+def served(app: FastAPI) -> FastAPI:
+    """`app` as a server runs it: once started, its garbage collector settled for serving and
+    following how busy the process is (gc_tuning.py). Not for tests sharing one process."""
     start_and_stop = app.router.lifespan_context
 
     @asynccontextmanager
