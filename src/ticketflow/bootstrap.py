@@ -81,6 +81,7 @@ def build_bus(
             soldout,
             window_seconds=settings.hold_batch_window_ms / 1000,
             max_batch=settings.hold_batch_max,
+            key_ttl=timedelta(seconds=settings.idempotency_key_ttl_seconds),
         ),
         views=CatalogViews(
             engine,

@@ -155,3 +155,45 @@ async def test_bookings_admitted_after_the_sell_out_are_refused_without_a_claim(
             if answer.status_code == 409:
                 _sold_out(answer)
         assert await _keys(app.bus) == 1  # only the winner's key was ever claimed
+
+
+async def test_a_hold_keeps_its_key_with_the_answer_it_gave(client: httpx.AsyncClient) -> None:
+    """Claimed and answered in the hold's own transaction: kept before the buyer hears."""
+    bus = app_bus(client)
+    sale = await event_on_sale(bus)
+    buyer = await account(bus)
+    held = await _book(client, buyer, sale, "kept")
+    assert held.status_code == 201
+    async with bus.engine.connect() as connection:
+        row = (await connection.execute(select(idempotency_keys))).one()
+    assert (row.key, row.state, row.response_status) == ("kept", "done", 201)
+    assert row.response_body.encode() == held.content
+    assert (row.resource_type, str(row.resource_id)) == ("booking", held.json()["id"])
+    again = await _book(client, buyer, sale, "kept")
+    assert (again.content, again.headers["idempotent-replayed"]) == (held.content, "true")
+
+
+async def test_a_booking_refused_before_its_batch_is_kept_the_usual_way(
+    client: httpx.AsyncClient,
+) -> None:
+    bus = app_bus(client)
+    sale = await event_on_sale(bus, max_per_booking=2)
+    buyer = await account(bus)
+    refused = await _book(client, buyer, sale, "too-many", quantity=3)
+    assert problem(refused, 422)["errors"][0]["field"] == "quantity"
+    again = await _book(client, buyer, sale, "too-many", quantity=3)
+    assert (again.content, again.headers["idempotent-replayed"]) == (refused.content, "true")
+    other = await _book(client, buyer, sale, "too-many", quantity=1)  # same key, other body
+    assert problem(other, 422)["type"] == "urn:ticketflow:problem:idempotency-key-reused"
+
+
+async def test_a_rate_limited_booking_keeps_no_key(stack: Stack, clock: ManualClock) -> None:
+    """429 says "not now": its key stays free for the retry, which must not hear 429 again."""
+    settings = stack.settings(rate_limits="on", rate_limit_bookings_per_user="1/minute")
+    async with running_app(settings, clock) as app:
+        sale = await event_on_sale(app.bus)
+        buyer = await account(app.bus)
+        client = app.client()
+        assert (await _book(client, buyer, sale, "first")).status_code == 201
+        problem(await _book(client, buyer, sale, "limited"), 429)
+        assert await _keys(app.bus) == 1

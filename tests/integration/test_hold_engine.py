@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from redis.asyncio import Redis
-from sqlalchemy import text
+from sqlalchemy import select, text
 
+from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.clock import ManualClock
+from ticketflow.adapters.idempotency_store import ClaimRequest, KeyScope
+from ticketflow.adapters.tables import idempotency_keys
+from ticketflow.api.booking_hot_path import PATH
+from ticketflow.api.idempotency import fingerprint
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
-from ticketflow.domain.errors import NotEnoughTickets, SalesClosed
-from ticketflow.services.messagebus import MessageBus
+from ticketflow.domain.errors import DomainError, NotEnoughTickets, SalesClosed
+from ticketflow.domain.model import Booking
+from ticketflow.services.hold_batcher import Answer, KeyClaim, KeyInUse
+from ticketflow.services.messagebus import MessageBus, current_key_claim
 
-from ..builders import account, event_on_sale
+from ..builders import Account, EventOnSale, account, event_on_sale
 from ..conftest import FAST_PASSWORDS, wipe
 from ..invariants import assert_invariants
 
@@ -128,3 +136,110 @@ async def test_flushed_redis_sells_nothing_twice(
     assert len(held) == 30
     assert all(isinstance(o, NotEnoughTickets) for o in outcomes if isinstance(o, BaseException))
     await assert_invariants(first.engine)
+
+
+def _claim(buyer: Account, key: str, quantity: int = 1) -> KeyClaim:
+    body = f'{{"quantity": {quantity}}}'.encode()  # any body: the fingerprint only tells apart
+
+    def answer_for(outcome: Booking | DomainError) -> Answer:
+        if isinstance(outcome, Booking):
+            return Answer(201, str(outcome.id), "text/plain")
+        return Answer(outcome.status, outcome.detail, "text/plain")
+
+    request = ClaimRequest(
+        KeyScope(buyer.actor.user_id, key), "POST", PATH, fingerprint("POST", PATH, body)
+    )
+    return KeyClaim(request, answer_for)
+
+
+async def _hold_claiming(
+    bus: MessageBus, claim: KeyClaim, buyer: Account, sale: EventOnSale, quantity: int = 1
+) -> Booking:
+    token = current_key_claim.set(claim)
+    try:
+        tier = sale.ticket_types[0].id
+        booking: Booking = await bus.handle(
+            cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, quantity),))
+        )
+        return booking
+    finally:
+        current_key_claim.reset(token)
+
+
+async def _key_rows(bus: MessageBus) -> dict[str, tuple[str, int | None, str | None]]:
+    async with bus.engine.connect() as connection:
+        rows = await connection.execute(
+            select(
+                idempotency_keys.c.key,
+                idempotency_keys.c.state,
+                idempotency_keys.c.response_status,
+                idempotency_keys.c.response_body,
+            )
+        )
+        return {row.key: (row.state, row.response_status, row.response_body) for row in rows}
+
+
+async def test_a_batch_claims_keys_with_their_answers_and_leaves_keys_in_use_alone(
+    bus: MessageBus, clock: ManualClock
+) -> None:
+    """Keys brought unclaimed are kept in the hold's transaction, answered: held or refused.
+    A key in use (another request's claim, or a twin earlier in the batch) takes its hold out
+    of the batch: nothing held, nothing kept for it, and the others still go through."""
+    sale = await event_on_sale(bus, totals=(3,))
+    buyers = [await account(bus) for _ in range(5)]
+    busy = _claim(buyers[0], "busy")
+    taken = await store.claim(
+        bus.engine, busy.request.scope, "POST", PATH, busy.request.fingerprint,
+        clock.now(), timedelta(hours=1),
+    )  # fmt: skip
+    assert taken.outcome is store.ClaimOutcome.PROCEED
+    twin, twin_again = _claim(buyers[1], "twin"), _claim(buyers[1], "twin")
+    k2, k3, k4 = _claim(buyers[2], "k2"), _claim(buyers[3], "k3"), _claim(buyers[4], "k4")
+    asked = [(busy, 0), (twin, 1), (twin_again, 1), (k2, 2), (k3, 3), (k4, 4)]  # 3 tickets
+    outcomes = await asyncio.gather(
+        *(_hold_claiming(bus, claim, buyers[n], sale) for claim, n in asked),
+        return_exceptions=True,
+    )
+    assert [type(outcome).__name__ for outcome in outcomes] == [
+        "KeyInUse", "Booking", "KeyInUse", "Booking", "Booking", "NotEnoughTickets",
+    ]  # fmt: skip
+    assert (busy.kept, twin_again.kept) == (None, None)
+    held = [outcome for outcome in outcomes if isinstance(outcome, Booking)]
+    rows = await _key_rows(bus)
+    assert rows["busy"] == ("in_flight", None, None)  # untouched
+    for claim, booking in zip((twin, k2, k3), held, strict=True):
+        assert claim.kept == Answer(201, str(booking.id), "text/plain")
+        assert rows[claim.request.scope.key] == ("done", 201, str(booking.id))
+    assert k4.kept is not None and k4.kept.status == 409
+    assert rows["k4"] == ("done", 409, k4.kept.body)  # a refusal is replayed too
+    assert bus.deps.holds.holds_committed == 3
+    await assert_invariants(bus.engine)
+
+
+async def test_a_key_used_before_is_not_taken_by_a_batch(bus: MessageBus) -> None:
+    """The retry of a kept hold: its batch finds the key answered, holds nothing more."""
+    sale = await event_on_sale(bus, totals=(5,))
+    buyer = await account(bus)
+    first = _claim(buyer, "again")
+    booking = await _hold_claiming(bus, first, buyer, sale)
+    with pytest.raises(KeyInUse):
+        await _hold_claiming(bus, _claim(buyer, "again"), buyer, sale)
+    assert (await _key_rows(bus))["again"] == ("done", 201, str(booking.id))
+    assert bus.deps.holds.holds_committed == 1
+    await assert_invariants(bus.engine)
+
+
+async def test_only_a_batched_hold_may_claim_a_key(bus: MessageBus) -> None:
+    sale = await event_on_sale(bus, totals=(5, 5))
+    buyer = await account(bus)
+    tiers = [tier.id for tier in sale.ticket_types]
+    token = current_key_claim.set(_claim(buyer, "two-lines"))
+    try:
+        with pytest.raises(RuntimeError, match="not batched"):
+            await bus.handle(
+                cmd.HoldTickets(buyer.actor, sale.event.id, tuple((t, 1) for t in tiers))
+            )
+    finally:
+        current_key_claim.reset(token)
+    assert await _key_rows(bus) == {}
+    await assert_invariants(bus.engine)

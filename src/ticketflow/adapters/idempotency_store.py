@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, delete, select, text, tuple_, update
+from sqlalchemy import ARRAY, Text, Uuid, bindparam, delete, func, select, text, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -74,7 +74,7 @@ async def claim_many(
     """`claim` for many requests in one transaction: one upsert takes every new (or expired)
     key; only keys seen before are read back and judged one by one."""
     first: dict[KeyScope, ClaimRequest] = {}
-    for request in requests:
+    for request in sorted(requests, key=_lock_order):
         first.setdefault(request.scope, request)
     async with engine.connect() as connection:
         await connection.execution_options(**WRITE)
@@ -136,16 +136,87 @@ async def claim_many(
             return outcomes
 
 
+@dataclass(frozen=True)
+class Settled:
+    """A key claimed and answered at once, in the transaction of the change it asked for."""
+
+    request: ClaimRequest
+    status: int
+    body: str
+    content_type: str
+    resource: tuple[str, UUID] | None  # what the change made (None: it was refused)
+
+
+async def settle_many(
+    connection: AsyncConnection, settled: list[Settled], now: datetime, ttl: timedelta
+) -> set[KeyScope]:
+    """Inside the business transaction: take each key (new or expired) already `done`, with its
+    answer; the keys taken. A key in use is not: its request must be judged as `claim` judges
+    it. Rows are taken in one order everywhere (`_lock_order`), so batches never deadlock."""
+    if not settled:
+        return set()
+    upsert = _insert_for(connection.dialect.name)(keys)
+    fresh_values = {
+        c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
+    }
+    taken_rows = await connection.execute(
+        upsert.on_conflict_do_update(
+            index_elements=[keys.c.user_id, keys.c.key],
+            set_=fresh_values,
+            where=keys.c.expires_at <= now,
+        ).returning(keys.c.user_id, keys.c.key),
+        [
+            {
+                "user_id": s.request.scope.user_id,
+                "key": s.request.scope.key,
+                "method": s.request.method,
+                "path": s.request.path,
+                "fingerprint": s.request.fingerprint,
+                "state": "done",
+                "locked_until": now,
+                "created_at": now,
+                "expires_at": now + ttl,
+                "resource_type": s.resource[0] if s.resource else None,
+                "resource_id": s.resource[1] if s.resource else None,
+                "response_status": s.status,
+                "response_body": s.body,
+                "response_content_type": s.content_type,
+            }
+            for s in sorted(settled, key=lambda s: _lock_order(s.request))
+        ],
+    )
+    return {KeyScope(row.user_id, row.key) for row in taken_rows}
+
+
+def _lock_order(request: ClaimRequest) -> tuple[UUID, str]:
+    return request.scope.user_id, request.scope.key
+
+
 async def unused(engine: AsyncEngine, scopes: list[KeyScope], now: datetime) -> list[bool]:
     """For each key, whether it has never been used (or its use expired): read only, one query
     for many keys."""
     async with engine.connect() as connection:
-        found = await connection.execute(
-            select(keys.c.user_id, keys.c.key).where(
-                tuple_(keys.c.user_id, keys.c.key).in_([(s.user_id, s.key) for s in scopes]),
-                keys.c.expires_at > now,
+        if connection.dialect.name == "postgresql":
+            # Two arrays, not a list of pairs: one statement text whatever the count, so it is
+            # compiled and prepared once, not once per batch size (a sell-out asks thousands).
+            asked = (
+                func.unnest(
+                    bindparam("user_ids", type_=ARRAY(Uuid)), bindparam("keys", type_=ARRAY(Text))
+                )
+                .table_valued("user_id", "key")
+                .render_derived()
             )
-        )
+            query = select(keys.c.user_id, keys.c.key).join(
+                asked, (keys.c.user_id == asked.c.user_id) & (keys.c.key == asked.c.key)
+            )
+            params = {"user_ids": [s.user_id for s in scopes], "keys": [s.key for s in scopes]}
+        else:
+            pairs = [(s.user_id, s.key) for s in scopes]
+            query = select(keys.c.user_id, keys.c.key).where(
+                tuple_(keys.c.user_id, keys.c.key).in_(pairs)
+            )
+            params = {}
+        found = await connection.execute(query.where(keys.c.expires_at > now), params)
         used = {KeyScope(row.user_id, row.key) for row in found}
     return [scope not in used for scope in scopes]
 
@@ -244,7 +315,7 @@ async def mark_many_committed(
         .values(state="committed", resource_type=bindparam("rtype"), resource_id=bindparam("rid")),
         [
             {"uid": scope.user_id, "k": scope.key, "rtype": rtype, "rid": rid}
-            for scope, rtype, rid in spent
+            for scope, rtype, rid in sorted(spent, key=lambda s: (s[0].user_id, s[0].key))
         ],
     )
 

@@ -14,6 +14,12 @@ judged afresh. A key that WAS used (the retry of a request that may have succeed
 this shortcut: it is claimed and gets its first answer replayed. Asking costs one read, shared
 by the concurrent requests.
 
+Keys claimed by the hold: a booking with an Idempotency-Key on the batched engine hands its key,
+unclaimed, to its hold batch, which claims it in the hold's own transaction together with the
+answer (services/hold_batcher.py). One transaction per batch, where claim, hold and kept answer
+took three. Only a key so kept answers from here; otherwise (the key was used before, or the
+hold was refused before its batch, or rate limited) the request goes the usual way, claim first.
+
 Admission: a burst's bookings all arrive before anything is sold, so checked on arrival none of
 them would meet a sold-out mark, and every loser would pay a claim, a place in a hold batch and
 a stored answer. At most `booking_admission_window` bookings per process go past the check at
@@ -39,9 +45,10 @@ from ticketflow.api.rate_limits import RateLimits
 from ticketflow.api.schemas import BookingIn, BookingOut
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError, NotEnoughTickets, TooManyRequests
-from ticketflow.domain.model import Actor
+from ticketflow.domain.model import Actor, Booking
 from ticketflow.services.bookings import sold_out_refusal
-from ticketflow.services.messagebus import MessageBus
+from ticketflow.services.hold_batcher import Answer, KeyClaim, KeyInUse
+from ticketflow.services.messagebus import MessageBus, current_key_claim
 
 PATH = "/api/v1/bookings"
 
@@ -101,13 +108,53 @@ class BookingHotPath:
             self._refusals[refused.detail] = answer
         return answer
 
-    def hold(self, command: cmd.HoldTickets) -> ASGIApp:
+    def keeps_key_in_batch(self, command: cmd.HoldTickets) -> bool:
+        """Whether `command`'s hold goes to a batch, which can claim its key itself."""
+        return len(command.lines) == 1 and self._bus.deps.settings.booking_engine == "batched"
+
+    async def held_with_key(
+        self, request: Request, command: cmd.HoldTickets, claim: store.ClaimRequest
+    ) -> ASGIApp | None:
+        """The answer to `command` if its batch kept it with the key (or the booking limit
+        refused it: not kept, a retry is judged afresh); None to go the usual way."""
+        _as_routed(request.scope)
+        try:
+            await self._limits.check_booking(command.actor.user_id)
+        except TooManyRequests as limited:
+            return domain_problem(request, limited)
+
+        def answer_for(outcome: Booking | DomainError) -> Answer:
+            if isinstance(outcome, Booking):
+                held = BookingOut.of(outcome, updated_at=outcome.created_at)
+                return Answer(201, held.model_dump_json(), "application/json")
+            refused = domain_problem(request, outcome)
+            media_type = refused.headers["content-type"]
+            return Answer(refused.status_code, bytes(refused.body).decode(), media_type)
+
+        key_claim = KeyClaim(claim, answer_for)
+        token = current_key_claim.set(key_claim)
+        try:
+            await self._bus.handle(command)
+        except (DomainError, KeyInUse):
+            kept = key_claim.kept  # kept if its batch refused it; not if refused before it
+        else:
+            kept = key_claim.kept
+            if kept is None:  # held without its key: going the usual way would hold again
+                raise RuntimeError("a hold committed without keeping its key")
+        finally:
+            current_key_claim.reset(token)
+        if kept is None:
+            return None
+        return Response(kept.body, kept.status, media_type=kept.content_type)
+
+    def hold(self, command: cmd.HoldTickets, *, limit_checked: bool = False) -> ASGIApp:
         """The route's work for `command`, as an ASGI app (run under the key's claim)."""
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             _as_routed(scope)
             try:
-                await self._limits.check_booking(command.actor.user_id)
+                if not limit_checked:
+                    await self._limits.check_booking(command.actor.user_id)
                 booking = await self._bus.handle(command)
             except DomainError as refused:
                 answer: Response = domain_problem(Request(scope), refused)

@@ -99,16 +99,26 @@ class IdempotencyMiddleware:
             hot = self._hot_path(bus)
             command = hot.command(request, caller, body)
             if command is not None:
-                # Past this point a booking costs a claim and a place in a hold batch: in a
-                # burst, the bookings beyond the admission window wait here, and once they are
-                # admitted a type sold out meanwhile refuses them for (almost) nothing.
+                # Past this point a booking costs a place in a hold batch (and its key's
+                # claim): in a burst, the bookings beyond the admission window wait here, and
+                # once admitted, a type sold out meanwhile refuses them for (almost) nothing.
                 async with hot.admission:
                     key_scope = KeyScope(caller.user_id, key) if key else None
                     refusal = await hot.sold_out(request, command, key_scope)
                     if refusal is not None:
                         await refusal(scope, receive, send)
                         return
-                    await self._claimed(hot.hold(command), request, receive, send, key, actor)
+                    if key_scope is not None and hot.keeps_key_in_batch(command):
+                        print_ = fingerprint("POST", path, body)
+                        claim = store.ClaimRequest(key_scope, "POST", path, print_)
+                        answer = await hot.held_with_key(request, command, claim)
+                        if answer is not None:
+                            await answer(scope, receive, send)
+                            return
+                        hold = hot.hold(command, limit_checked=True)
+                    else:
+                        hold = hot.hold(command)
+                    await self._claimed(hold, request, receive, send, key, actor)
                 return
         await self._claimed(self.app, request, receive, send, key, actor)
 

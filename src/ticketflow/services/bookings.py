@@ -13,7 +13,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import DomainError, InvalidInput, NotEnoughTickets, NotFound
 from ticketflow.domain.model import Booking, BookingStatus, EventStatus
-from ticketflow.services.messagebus import Deps
+from ticketflow.services.messagebus import Deps, current_key_claim
 from ticketflow.services.payments import refund_booking
 from ticketflow.services.unit_of_work import UnitOfWork
 
@@ -30,8 +30,11 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
     if await _is_marked(command, deps):
         raise _sold_out(command, snapshot)
     ids = [ticket_type_id for ticket_type_id, _ in command.lines]
+    claim = current_key_claim.get()
     if len(ids) == 1 and deps.settings.booking_engine == "batched":
-        return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope)
+        return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope, claim)
+    if claim is not None:  # only a batch claims keys: holding without it could hold twice
+        raise RuntimeError("a key to claim in the hold, on a hold that is not batched")
     async with uow:
         # The share lock keeps the event from being cancelled under this hold; prices and
         # limits are read again inside the transaction.

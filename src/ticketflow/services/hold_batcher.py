@@ -4,32 +4,62 @@ transaction — one locked read, one decrement, one multi-row insert of bookings
 Each process batches its own requests; batches of different processes queue on the ticket type's
 row lock, so invariant 1 rests on the database exactly as for single holds. While a batch commits,
 the next one gathers, so batches grow with the load and a lone request waits for no one.
+
+A hold may bring its Idempotency-Key unclaimed (`KeyClaim`, from the booking hot path): the batch
+claims it in the hold's own transaction, already answered, instead of the request spending one
+transaction on the claim before and one on the answer after. A key found in use is not taken:
+that hold is left out of the batch (`KeyInUse`) and its request is judged the usual way.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import EventMeta
-from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.idempotency_store import ClaimRequest, KeyScope, Settled
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.domain.errors import DomainError, NotEnoughTickets, NotFound
 from ticketflow.domain.events import TicketsHeld
-from ticketflow.domain.model import Booking, BookingLine
+from ticketflow.domain.model import Booking, BookingLine, Event, TicketType
 from ticketflow.services.unit_of_work import UnitOfWork
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a request answers, as its key keeps it for replays."""
+
+    status: int
+    body: str
+    content_type: str
+
+
+@dataclass(eq=False)
+class KeyClaim:
+    """An Idempotency-Key to claim in the hold's transaction, kept there with its answer."""
+
+    request: ClaimRequest
+    answer_for: Callable[[Booking | DomainError], Answer]  # the held booking's, or the refusal's
+    kept: Answer | None = None  # set once the transaction that kept it has committed
+
+
+class KeyInUse(Exception):
+    """The hold's key was used before (or is being used): nothing was held or kept for it."""
 
 
 @dataclass
 class _Hold:
     booking: Booking  # pending, one line; priced again from the locked row
     meta: EventMeta
-    key: KeyScope | None
+    key: KeyScope | None  # claimed already by its request
+    claim: KeyClaim | None  # or to be claimed here
     done: asyncio.Future[Booking]
 
 
@@ -42,19 +72,27 @@ class HoldBatcher:
         *,
         window_seconds: float,
         max_batch: int,
+        key_ttl: timedelta,
     ) -> None:
         self._engine, self._clock, self._soldout = engine, clock, soldout
-        self._window, self._max_batch = window_seconds, max_batch
+        self._window, self._max_batch, self._key_ttl = window_seconds, max_batch, key_ttl
         self._queues: dict[UUID, list[_Hold]] = defaultdict(list)
         self._draining: dict[UUID, asyncio.Task[None]] = {}
         self.batches_committed = 0  # observable group commit: holds per transaction
         self.holds_committed = 0
 
-    async def hold(self, booking: Booking, meta: EventMeta, key: KeyScope | None) -> Booking:
-        """Queue a one-line hold; returns it committed, or raises why it was refused."""
+    async def hold(
+        self,
+        booking: Booking,
+        meta: EventMeta,
+        key: KeyScope | None,
+        claim: KeyClaim | None = None,
+    ) -> Booking:
+        """Queue a one-line hold; returns it committed, or raises why it was refused (with
+        `claim`: KeyInUse if its key was not free, else the answer is kept before it returns)."""
         ticket_type_id = booking.lines[0].ticket_type_id
         done: asyncio.Future[Booking] = asyncio.get_running_loop().create_future()
-        self._queues[ticket_type_id].append(_Hold(booking, meta, key, done))
+        self._queues[ticket_type_id].append(_Hold(booking, meta, key, claim, done))
         if ticket_type_id not in self._draining:
             self._draining[ticket_type_id] = asyncio.create_task(self._drain(ticket_type_id))
         return await done
@@ -87,50 +125,117 @@ class HoldBatcher:
     async def _allocate(
         self, ticket_type_id: UUID, batch: list[_Hold]
     ) -> list[Booking | Exception]:
-        """One transaction: lock the row, allocate in arrival order, decrement once, insert."""
+        """The batch's outcomes, committed. A key found in use takes its hold out of the batch,
+        and the rest is allocated again (rare: a retry racing its first attempt)."""
+        in_use: set[int] = set()
+        seen: set[KeyScope] = set()
+        for index, item in enumerate(batch):  # twins in one batch: the first one goes on
+            if item.claim is not None:
+                scope = item.claim.request.scope
+                if scope in seen:
+                    in_use.add(index)
+                seen.add(scope)
+        while True:
+            try:
+                return await self._allocate_once(ticket_type_id, batch, in_use)
+            except _KeysTaken as taken:
+                in_use |= taken.indexes
+
+    async def _allocate_once(
+        self, ticket_type_id: UUID, batch: list[_Hold], in_use: set[int]
+    ) -> list[Booking | Exception]:
+        """One transaction: lock the row, allocate in arrival order, decrement once, insert,
+        and settle the keys brought unclaimed."""
         uow = UnitOfWork(self._engine, self._clock, EventMeta(), soldout=self._soldout)
         async with uow:
             locked = await uow.catalog.lock_for_holds(ticket_type_id)
-            if locked is None:
-                return [NotFound("No such ticket type.", field="ticket_type_id")] * len(batch)
-            event, ticket_type = locked
-            try:
-                event.check_on_sale(uow.clock.now())
-            except DomainError as closed:
-                return [closed] * len(batch)
-            left = ticket_type.available
-            outcomes: list[Booking | Exception] = []
-            held: list[Booking] = []
-            for item in batch:
-                quantity = item.booking.lines[0].quantity
-                try:
-                    ticket_type.check_quantity(quantity)
-                except DomainError as refused:
-                    outcomes.append(refused)
-                    continue
-                if quantity > left:
-                    outcomes.append(
-                        NotEnoughTickets(
-                            f"Not enough '{ticket_type.name}' tickets left for {quantity}.",
-                            field="quantity",
-                        )
-                    )
-                    continue
-                left -= quantity
-                booking = item.booking
-                booking.currency = ticket_type.currency
-                booking.lines = [BookingLine(ticket_type.id, quantity, ticket_type.price_minor)]
-                uow.record(TicketsHeld.of(booking), meta=item.meta, key=item.key)
-                held.append(booking)
-                outcomes.append(booking)
+            outcomes, left = self._outcomes(locked, batch, in_use, uow)
+            held = [outcome for outcome in outcomes if isinstance(outcome, Booking)]
+            answered = [
+                (item.claim, outcome, item.claim.answer_for(outcome))
+                for item, outcome in zip(batch, outcomes, strict=True)
+                if item.claim is not None and isinstance(outcome, Booking | DomainError)
+            ]
+            if answered:
+                settled = [_settled(claim, outcome, answer) for claim, outcome, answer in answered]
+                taken = await uow.settle_keys(settled, self._key_ttl)
+                lost = {
+                    index
+                    for index, item in enumerate(batch)
+                    if item.claim is not None
+                    and index not in in_use
+                    and item.claim.request.scope not in taken
+                }
+                if lost:
+                    raise _KeysTaken(lost)  # rolls this transaction back
             if held:
-                taken = ticket_type.available - left
-                if not await uow.catalog.take_tickets(ticket_type_id, taken):
+                taken_tickets = sum(booking.lines[0].quantity for booking in held)
+                if not await uow.catalog.take_tickets(ticket_type_id, taken_tickets):
                     raise RuntimeError("the locked row changed under its lock")
                 await uow.bookings.add(*held)
+            if held or answered:
                 await uow.commit()
+            if held:
                 self.batches_committed += 1
                 self.holds_committed += len(held)
+        for claim, _, answer in answered:
+            claim.kept = answer
         if left == 0:
             await self._soldout.mark(ticket_type_id)
         return outcomes
+
+    @staticmethod
+    def _outcomes(
+        locked: tuple[Event, TicketType] | None,
+        batch: list[_Hold],
+        in_use: set[int],
+        uow: UnitOfWork,
+    ) -> tuple[list[Booking | Exception], int | None]:
+        """Each hold's outcome from the locked row: held (its event recorded) or why not; and
+        the tickets left after them (None: the type can't be sold now)."""
+        if locked is None:
+            refused: DomainError = NotFound("No such ticket type.", field="ticket_type_id")
+            return [KeyInUse() if i in in_use else refused for i in range(len(batch))], None
+        event, ticket_type = locked
+        try:
+            event.check_on_sale(uow.clock.now())
+        except DomainError as closed:
+            return [KeyInUse() if i in in_use else closed for i in range(len(batch))], None
+        left = ticket_type.available
+        outcomes: list[Booking | Exception] = []
+        for index, item in enumerate(batch):
+            if index in in_use:
+                outcomes.append(KeyInUse())
+                continue
+            quantity = item.booking.lines[0].quantity
+            try:
+                ticket_type.check_quantity(quantity)
+            except DomainError as refused_quantity:
+                outcomes.append(refused_quantity)
+                continue
+            if quantity > left:
+                outcomes.append(
+                    NotEnoughTickets(
+                        f"Not enough '{ticket_type.name}' tickets left for {quantity}.",
+                        field="quantity",
+                    )
+                )
+                continue
+            left -= quantity
+            booking = item.booking
+            booking.currency = ticket_type.currency
+            booking.lines = [BookingLine(ticket_type.id, quantity, ticket_type.price_minor)]
+            uow.record(TicketsHeld.of(booking), meta=item.meta, key=item.key)
+            outcomes.append(booking)
+        return outcomes, left
+
+
+def _settled(claim: KeyClaim, outcome: Booking | DomainError, answer: Answer) -> Settled:
+    resource = ("booking", outcome.id) if isinstance(outcome, Booking) else None
+    return Settled(claim.request, answer.status, answer.body, answer.content_type, resource)
+
+
+class _KeysTaken(Exception):
+    def __init__(self, indexes: set[int]) -> None:
+        super().__init__(f"{len(indexes)} keys in use")
+        self.indexes = indexes

@@ -22,13 +22,17 @@ from ticketflow.config import Settings
 from ticketflow.domain.commands import Command
 from ticketflow.request_context import current_request_id as current_request_id  # re-exported
 from ticketflow.services.catalog_views import CatalogViews
-from ticketflow.services.hold_batcher import HoldBatcher
+from ticketflow.services.hold_batcher import HoldBatcher, KeyClaim
 from ticketflow.services.unit_of_work import UnitOfWork
 
 # Set while a request with an Idempotency-Key runs: its commit marks the key as used.
 current_idempotency_scope: ContextVar[KeyScope | None] = ContextVar(
     "current_idempotency_scope", default=None
 )
+
+# Set while a booking hot-path hold runs with its key not yet claimed: the hold's batch claims it
+# in its own transaction, with the answer (services/hold_batcher.py KeyClaim).
+current_key_claim: ContextVar[KeyClaim | None] = ContextVar("current_key_claim", default=None)
 
 
 @dataclass(frozen=True)

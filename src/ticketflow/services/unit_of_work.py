@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from types import TracebackType
 from typing import Self
 from uuid import UUID
@@ -100,6 +101,14 @@ class UnitOfWork:
         """Put tickets back on sale; their sold-out marks are cleared once this commits."""
         await self.catalog.return_tickets(quantities)
         self.back_on_sale(ticket_type_id for ticket_type_id, q in quantities.items() if q)
+
+    async def settle_keys(
+        self, settled: list[idempotency_store.Settled], ttl: timedelta
+    ) -> set[KeyScope]:
+        """Claim and answer these keys in this transaction (see idempotency_store.settle_many);
+        the keys taken."""
+        assert self._connection is not None, "settle_keys() outside `async with uow:`"
+        return await idempotency_store.settle_many(self._connection, settled, self.clock.now(), ttl)
 
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` once this transaction has committed (cache invalidation and the like);
