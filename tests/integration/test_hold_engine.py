@@ -243,3 +243,26 @@ async def test_only_a_batched_hold_may_claim_a_key(bus: MessageBus) -> None:
         current_key_claim.reset(token)
     assert await _key_rows(bus) == {}
     await assert_invariants(bus.engine)
+
+
+async def test_two_processes_batches_write_side_by_side_and_sell_exactly_the_total(
+    two_processes: tuple[MessageBus, MessageBus],
+) -> None:
+    """Batches lock the ticket type only for their last statements: two processes' batches
+    insert at the same time (the booking lines key-share the row meanwhile), then take turns
+    for the decrement. Neither may wait on the other in a circle, nor sell past the total."""
+    first, second = two_processes
+    sale = await event_on_sale(first, totals=(300,))
+    tier = sale.ticket_types[0].id
+    buyers = [await account(first) for _ in range(4)]
+    attempts = [
+        bus.handle(cmd.HoldTickets(buyers[n % 4].actor, sale.event.id, ((tier, 1),)))
+        for n in range(200)
+        for bus in (first, second)
+    ]
+    outcomes = await asyncio.gather(*attempts, return_exceptions=True)
+    refused = [o for o in outcomes if isinstance(o, BaseException)]
+    assert len(outcomes) - len(refused) == 300
+    assert all(isinstance(o, NotEnoughTickets) for o in refused), refused[:1]
+    assert first.deps.holds.batches_committed + second.deps.holds.batches_committed < 300
+    await assert_invariants(first.engine)

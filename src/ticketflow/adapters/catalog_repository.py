@@ -73,21 +73,22 @@ class CatalogRepository:
         row = (await self._connection.execute(query)).one_or_none()
         return _event(row) if row else None
 
-    async def lock_for_holds(self, ticket_type_id: UUID) -> tuple[Event, TicketType] | None:
-        """A ticket type locked for a batch of holds, its event share-locked first (the order
-        cancel_event locks in, so the two can't deadlock): the fresh truth a batch allocates
-        from (availability, price, sales window)."""
+    async def for_holds(
+        self, ticket_type_id: UUID, *, lock: bool
+    ) -> tuple[Event, TicketType] | None:
+        """A ticket type and its event as a batch of holds allocates from (availability,
+        price, sales window). `lock`: the fresh truth, the ticket type locked and its event
+        share-locked first (the order cancel_event locks in, so the two can't deadlock)."""
         event_id = await self._connection.scalar(
             select(ticket_types.c.event_id).where(ticket_types.c.id == ticket_type_id)
         )
-        event = await self.get_event(event_id, share_lock=True) if event_id else None
+        event = await self.get_event(event_id, share_lock=lock) if event_id else None
         if event is None:
             return None
-        row = (
-            await self._connection.execute(
-                select(ticket_types).where(ticket_types.c.id == ticket_type_id).with_for_update()
-            )
-        ).one()
+        query = select(ticket_types).where(ticket_types.c.id == ticket_type_id)
+        if lock:  # NO KEY: the booking lines others insert meanwhile key-share the row (FK)
+            query = query.with_for_update(key_share=True)
+        row = (await self._connection.execute(query)).one()
         return event, _ticket_type(row)
 
     async def save_event(self, event: Event) -> None:

@@ -74,20 +74,41 @@ class Appended:
 
 async def project(connection: AsyncConnection, facts: Sequence[Fact]) -> None:
     """Apply `facts`, in their order, to every read model."""
-    batch = _Batch()
-    for fact in facts:
-        handler = _HANDLERS.get(fact.type)
-        if handler is not None:
-            handler(batch, fact)
-    if batch.unpriced:  # confirmations stored before they carried their lines
-        rows = await connection.execute(
-            select(rm_bookings.c.booking_id, rm_bookings.c.lines).where(
-                rm_bookings.c.booking_id.in_(batch.unpriced)
+    projected = await Projected.of(connection, facts)
+    await projected.write_rows(connection)
+    await projected.write_counters(connection)
+
+
+class Projected:
+    """What some events change in the read models, written in two steps (read_model_writes)."""
+
+    def __init__(self, batch: _Batch) -> None:
+        self._batch = batch
+
+    @classmethod
+    async def of(cls, connection: AsyncConnection, facts: Sequence[Fact]) -> Projected:
+        batch = _Batch()
+        for fact in facts:
+            handler = _HANDLERS.get(fact.type)
+            if handler is not None:
+                handler(batch, fact)
+        if batch.unpriced:  # confirmations stored before they carried their lines
+            rows = await connection.execute(
+                select(rm_bookings.c.booking_id, rm_bookings.c.lines).where(
+                    rm_bookings.c.booking_id.in_(batch.unpriced)
+                )
             )
-        )
-        for row in rows:
-            batch.move(row.lines, held=-1, sold=+1)
-    await writes.write(connection, batch.new, batch.changed, batch.moved)
+            for row in rows:
+                batch.move(row.lines, held=-1, sold=+1)
+        return cls(batch)
+
+    async def write_rows(self, connection: AsyncConnection) -> None:
+        batch = self._batch
+        await writes.write_rows(connection, batch.new, batch.changed, batch.moved)
+
+    async def write_counters(self, connection: AsyncConnection) -> None:
+        batch = self._batch
+        await writes.write_counters(connection, batch.new, batch.changed, batch.moved)
 
 
 def _when(value: str) -> datetime:

@@ -1,7 +1,11 @@
 """Writing a projected batch into the read models: a few statements per table, whatever its size.
 
-Tables are written in one fixed order (READ_MODELS) and rows in key order, so concurrent
+Tables are first written in one fixed order (READ_MODELS) and rows in key order, so concurrent
 transactions, and the rebuild that locks the tables in this order, never wait in a circle.
+
+Two steps: the rows (new ones, and bookings changed in place) first, then the shared counters of
+ticket types (held, sold, available). A counter row is every writer's of its ticket type, so it
+is written last, and a hold batch takes it just before it commits (UnitOfWork.commit).
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from ticketflow.adapters.tables import (
 
 Row = dict[str, Any]
 Rows = Mapping[Table, Mapping[UUID, Row]]
-READ_MODELS = (rm_event_sales, rm_ticket_type_sales, rm_availability, rm_bookings)
+# rm_bookings first: its rows are a writer's own, the counter tables' rows are shared.
+READ_MODELS = (rm_bookings, rm_event_sales, rm_ticket_type_sales, rm_availability)
 SALES_COUNTERS = ("held", "sold", "revenue_minor")
 
 
@@ -87,19 +92,32 @@ _BOOKING_TICKETS = (
 )
 
 
-async def write(
+async def write_rows(
     connection: AsyncConnection, new: Rows, changed: Rows, moved: Mapping[UUID, Counter[str]]
 ) -> None:
-    """Per table, in READ_MODELS order: insert the `new` rows (with the counters `moved` added
-    in), then update the existing ones in place."""
+    """Step one, per table in READ_MODELS order: insert the `new` rows (with the counters
+    `moved` added in), update bookings and events in place."""
     for key, counters in moved.items():
         for table, names in ((_tts, SALES_COUNTERS), (_av, ("available",))):
             row = new[table].get(key)
             if row is not None:
                 row.update({name: row[name] + counters[name] for name in names})
+    await _insert(connection, rm_bookings, new)
+    bookings = changed[rm_bookings]
+    await _update(connection, _BOOKING_STATUS, bookings, (), ("status", "version", "updated_at"))
+    confirmed = {key: row for key, row in bookings.items() if "ticket_ids" in row}
+    await _update(connection, _BOOKING_TICKETS, confirmed, (), ("ticket_ids",))
     await _insert(connection, rm_event_sales, new)
     await _update(connection, _EVENT_SALES, changed[rm_event_sales], (), ("title", "status"))
     await _insert(connection, _tts, new)
+    await _insert(connection, _av, new)
+
+
+async def write_counters(
+    connection: AsyncConnection, new: Rows, changed: Rows, moved: Mapping[UUID, Counter[str]]
+) -> None:
+    """Step two: the ticket types' rows that exist already, their counters moved and their
+    columns overwritten."""
     await _update(
         connection,
         _TICKET_TYPE_SALES,
@@ -107,14 +125,8 @@ async def write(
         SALES_COUNTERS,
         ("name", "currency", "price_minor"),
     )
-    await _insert(connection, _av, new)
     availability = _merged(changed[_av], moved, new[_av])
     await _update(connection, _AVAILABILITY, availability, ("available",), ("total",))
-    await _insert(connection, rm_bookings, new)
-    bookings = changed[rm_bookings]
-    await _update(connection, _BOOKING_STATUS, bookings, (), ("status", "version", "updated_at"))
-    confirmed = {key: row for key, row in bookings.items() if "ticket_ids" in row}
-    await _update(connection, _BOOKING_TICKETS, confirmed, (), ("ticket_ids",))
 
 
 async def _insert(connection: AsyncConnection, table: Table, new: Rows) -> None:

@@ -2,8 +2,13 @@
 transaction — one locked read, one decrement, one multi-row insert of bookings and events.
 
 Each process batches its own requests; batches of different processes queue on the ticket type's
-row lock, so invariant 1 rests on the database exactly as for single holds. While a batch commits,
-the next one gathers, so batches grow with the load and a lone request waits for no one.
+row lock for their decrement, so invariant 1 rests on the database exactly as for single holds.
+While a batch commits, the next one gathers, so batches grow with the load and a lone request
+waits for no one.
+
+The ticket type's row is locked only at the end of the transaction, after the inserts: batches
+of different processes then write at the same time and queue only for the decrement and the
+shared counters (see `_allocate`).
 
 A hold may bring its Idempotency-Key unclaimed (`KeyClaim`, from the booking hot path): the batch
 claims it in the hold's own transaction, already answered, instead of the request spending one
@@ -16,8 +21,8 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -125,8 +130,14 @@ class HoldBatcher:
     async def _allocate(
         self, ticket_type_id: UUID, batch: list[_Hold]
     ) -> list[Booking | Exception]:
-        """The batch's outcomes, committed. A key found in use takes its hold out of the batch,
-        and the rest is allocated again (rare: a retry racing its first attempt)."""
+        """The batch's outcomes, committed.
+
+        Allocated first from an unlocked read, the ticket type's row locked only for the
+        transaction's last statements: the other processes' batches wait for it that long, not
+        for all of this one's writes. If the row changed meanwhile in a way that matters, the
+        batch is allocated again, locked from the start. A key found in use takes its hold out
+        of the batch and the rest is allocated again (rare: a retry racing its first attempt).
+        """
         in_use: set[int] = set()
         seen: set[KeyScope] = set()
         for index, item in enumerate(batch):  # twins in one batch: the first one goes on
@@ -135,21 +146,24 @@ class HoldBatcher:
                 if scope in seen:
                     in_use.add(index)
                 seen.add(scope)
+        locked_first = False
         while True:
             try:
-                return await self._allocate_once(ticket_type_id, batch, in_use)
+                return await self._allocate_once(ticket_type_id, batch, in_use, locked_first)
             except _KeysTaken as taken:
                 in_use |= taken.indexes
+            except _Changed:
+                locked_first = True
 
     async def _allocate_once(
-        self, ticket_type_id: UUID, batch: list[_Hold], in_use: set[int]
+        self, ticket_type_id: UUID, batch: list[_Hold], in_use: set[int], locked_first: bool
     ) -> list[Booking | Exception]:
-        """One transaction: lock the row, allocate in arrival order, decrement once, insert,
-        and settle the keys brought unclaimed."""
+        """One transaction: allocate in arrival order, insert, settle the keys brought
+        unclaimed, and last, under the row's lock, check the read and decrement once."""
         uow = UnitOfWork(self._engine, self._clock, EventMeta(), soldout=self._soldout)
         async with uow:
-            locked = await uow.catalog.lock_for_holds(ticket_type_id)
-            outcomes, left = self._outcomes(locked, batch, in_use, uow)
+            read = await uow.catalog.for_holds(ticket_type_id, lock=locked_first)
+            outcomes, left = self._outcomes(read, batch, in_use, uow)
             held = [outcome for outcome in outcomes if isinstance(outcome, Booking)]
             answered = [
                 (item.claim, outcome, item.claim.answer_for(outcome))
@@ -169,12 +183,24 @@ class HoldBatcher:
                 if lost:
                     raise _KeysTaken(lost)  # rolls this transaction back
             if held:
-                taken_tickets = sum(booking.lines[0].quantity for booking in held)
-                if not await uow.catalog.take_tickets(ticket_type_id, taken_tickets):
-                    raise RuntimeError("the locked row changed under its lock")
                 await uow.bookings.add(*held)
+            wanted = sum(booking.lines[0].quantity for booking in held)
+            # A hold refused for too few tickets is only right if `available` was.
+            short = any(isinstance(outcome, NotEnoughTickets) for outcome in outcomes)
+
+            async def take_tickets() -> None:
+                nonlocal left
+                if not locked_first and (held or short):
+                    fresh = await uow.catalog.for_holds(ticket_type_id, lock=True)
+                    if not allocation_stands(read, fresh, wanted, short, uow.clock.now()):
+                        raise _Changed  # rolls this transaction back
+                    assert fresh is not None
+                    left = fresh[1].available - wanted
+                if held and not await uow.catalog.take_tickets(ticket_type_id, wanted):
+                    raise RuntimeError("the locked row changed under its lock")
+
             if held or answered:
-                await uow.commit()
+                await uow.commit(last=take_tickets)
             if held:
                 self.batches_committed += 1
                 self.holds_committed += len(held)
@@ -233,6 +259,34 @@ class HoldBatcher:
 def _settled(claim: KeyClaim, outcome: Booking | DomainError, answer: Answer) -> Settled:
     resource = ("booking", outcome.id) if isinstance(outcome, Booking) else None
     return Settled(claim.request, answer.status, answer.body, answer.content_type, resource)
+
+
+def allocation_stands(
+    read: tuple[Event, TicketType] | None,
+    fresh: tuple[Event, TicketType] | None,
+    wanted: int,
+    exact: bool,
+    now: datetime,
+) -> bool:
+    """Whether what was allocated from `read` stands on `fresh`, the locked truth: the event
+    and the ticket type unchanged but for `available`, still on sale, and enough tickets left
+    (`exact`: exactly as many as read, since a hold was refused for too few)."""
+    if read is None or fresh is None:
+        return False
+    (event, ticket_type), (fresh_event, fresh_type) = read, fresh
+    if fresh_event != event or replace(fresh_type, available=ticket_type.available) != ticket_type:
+        return False
+    try:
+        fresh_event.check_on_sale(now)
+    except DomainError:
+        return False
+    if exact:
+        return fresh_type.available == ticket_type.available
+    return fresh_type.available >= wanted
+
+
+class _Changed(Exception):
+    """The row a batch allocated from changed before it was locked."""
 
 
 class _KeysTaken(Exception):

@@ -119,16 +119,19 @@ class UnitOfWork:
         """Tickets of these types became available (returned, or a larger total)."""
         self._returned.update(ticket_type_ids)
 
-    async def commit(self) -> None:
+    async def commit(self, last: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Append the recorded events, change the read models with them, and commit; `last`
+        runs just before the shared counters are written, the transaction's final writes."""
         assert self._connection is not None, "commit() outside `async with uow:`"
         recorded, self._events = self._events, []
         now = self.clock.now()
-        # The read models change with their events, in this transaction. First, so that the
-        # append (which draws the events' seqs) comes as late as possible: the outbox relay
-        # waits for a seq still in flight before it passes it (adapters/outbox.py).
-        await projections.project(
+        # The read models change with their events, in this transaction: rows first (a writer
+        # touches one before it appends, see services/projection_rebuild.py), the counters
+        # every writer of a ticket type shares last, so their row locks are held the least.
+        projected = await projections.Projected.of(
             self._connection, projections.Appended.all((item.event for item in recorded), now)
         )
+        await projected.write_rows(self._connection)
         await event_store.append(
             self._connection, [(item.event, item.meta) for item in recorded], now
         )
@@ -141,6 +144,9 @@ class UnitOfWork:
             self._connection,
             [(key, first.stream_type, first.stream_id) for key, first in spent.items()],
         )
+        if last is not None:
+            await last()
+        await projected.write_counters(self._connection)
         await self._connection.commit()
         returned, self._returned = self._returned, set()
         if returned and self._soldout is not None:
