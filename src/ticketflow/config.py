@@ -44,9 +44,11 @@ class Settings(BaseSettings):
     booking_engine: Literal["batched", "direct", "baseline-lock"] = "batched"
     hold_batch_window_ms: float = Field(default=1.0, ge=0, le=50)
     hold_batch_max: int = Field(default=1000, ge=1)
-    # Bookings per process past authentication at once on the hot path (api/booking_hot_path.py);
-    # the rest wait their turn, and meet the sold-out mark of a type that sold out meanwhile.
-    booking_admission_window: int = Field(default=500, ge=1)
+    # Bookings per process let in at once on the hot path (api/booking_hot_path.py), before
+    # their token is even checked; the rest wait their turn, and meet the sold-out mark of a type
+    # that sold out meanwhile. One hold batch's worth: the burst drained fastest at 1000 (250:
+    # 3.2-3.4 s, 500: 2.9-3.0, 1000: 2.7-2.8, 2000: 3.5-3.6, bench/README.md).
+    booking_admission_window: int = Field(default=1000, ge=1)
     catalog_snapshot_ttl_seconds: float = Field(default=0.5, ge=0)
     # How long a process trusts what it knows about a sold-out mark before asking Redis again.
     soldout_local_ttl_seconds: float = Field(default=0.5, ge=0)

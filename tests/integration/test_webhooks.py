@@ -9,21 +9,24 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
+from sqlalchemy import event
 
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.db import create_engine
+from ticketflow.adapters.event_store import StoredEvent
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.services.event_consumers import EventConsumer, consume_once, event_source_for
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.webhook_delivery import WebhookSender
-from ticketflow.services.webhook_fanout import CONSUMER, handler_for
+from ticketflow.services.webhook_endpoints import register_endpoint
+from ticketflow.services.webhook_fanout import CONSUMER, LiveEndpoints, handler_for
 
 from ..builders import PASSWORD, Account, account, app_bus, error_fields, event_on_sale, problem
 from ..conftest import wipe
@@ -315,3 +318,39 @@ async def test_the_app_fans_out_and_delivers_in_the_background(
         (delivery,) = receiver.received
         assert verified(hook["secret"], delivery.headers["TicketFlow-Signature"], delivery.body)
         assert json.loads(delivery.body)["event_id"] == str(sale.event.id)
+
+
+async def test_fresh_events_ask_for_live_endpoints_once_a_second_not_once_each(
+    bus: MessageBus, clock: ManualClock
+) -> None:
+    """A flash sale's fresh holds: one answer "none live" serves every event that had happened
+    when it was given, for a second; newer events, or a second later, ask again and see an
+    endpoint registered meanwhile."""
+    live = LiveEndpoints(bus.engine, clock)
+    asked: list[str] = []
+
+    def count(*args: Any) -> None:
+        if "EXISTS" in args[2]:  # the statement: "is any endpoint live?"
+            asked.append(args[2])
+
+    event.listen(bus.engine.sync_engine, "before_cursor_execute", count)
+    try:
+
+        def held(seconds_ago: float) -> StoredEvent:
+            at = clock.now() - timedelta(seconds=seconds_ago)
+            return StoredEvent(1, "booking", uuid4(), 1, "booking.held", {}, at)
+
+        assert [await live.could_want(held(0.1)) for _ in range(100)] == [False] * 100
+        assert len(asked) == 1
+        organizer = await account(bus, Role.MANAGER)
+        await register_endpoint(
+            bus.engine, organizer.actor, "http://hooks.example/x", ["booking.held"], clock.now()
+        )
+        clock.advance(0.5)
+        assert not await live.could_want(held(0.6))  # had happened when "none" was said
+        assert await live.could_want(held(0.1))  # newer: asked, and the endpoint is seen
+        clock.advance(1)
+        assert await live.could_want(held(1.6))  # the answer is a second old: asked again
+        assert len(asked) == 3
+    finally:
+        event.remove(bus.engine.sync_engine, "before_cursor_execute", count)

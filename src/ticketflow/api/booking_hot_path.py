@@ -22,8 +22,10 @@ hold was refused before its batch, or rate limited) the request goes the usual w
 
 Admission: a burst's bookings all arrive before anything is sold, so checked on arrival none of
 them would meet a sold-out mark, and every loser would pay a claim, a place in a hold batch and
-a stored answer. At most `booking_admission_window` bookings per process go past the check at
-once; the others wait their turn (in arrival order) and are checked when it comes.
+a stored answer. At most `booking_admission_window` bookings per process are let in at once;
+the others wait their turn (in arrival order) and are checked when it comes. They wait before
+anything is done for them, their token not checked yet either: the ones let in reach their hold
+batch at once instead of after everybody's checks (api/idempotency.py).
 """
 
 from __future__ import annotations

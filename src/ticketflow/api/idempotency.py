@@ -89,36 +89,49 @@ class IdempotencyMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
-        key = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
         bus: MessageBus = self.fastapi_app.state.bus
+        if path == HOT_PATH:
+            # A burst's bookings wait their turn here before anything is done for them (token
+            # checked, body read): those admitted reach their hold batch at once, not after
+            # everybody's checks, and once admitted, a type sold out meanwhile refuses them for
+            # (almost) nothing. Past this point a booking costs a place in a hold batch.
+            async with self._hot_path(bus).admission:
+                await self._booking(request, receive, send)
+            return
+        key = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
         caller = await self._caller(bus, request)
         actor = caller.user_id if caller else None
-        if caller is not None and path == HOT_PATH and (not key or VALID_KEY.match(key)):
+        await self._claimed(self.app, request, receive, send, key, actor)
+
+    async def _booking(self, request: Request, receive: Receive, send: Send) -> None:
+        """`POST /api/v1/bookings`: the hot path when it can (api/booking_hot_path.py)."""
+        scope, path = request.scope, HOT_PATH
+        bus: MessageBus = self.fastapi_app.state.bus
+        key = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
+        caller = await self._caller(bus, request)
+        actor = caller.user_id if caller else None
+        if caller is not None and (not key or VALID_KEY.match(key)):
             body = await _read_body(receive)
             receive = _replaying(body)
             hot = self._hot_path(bus)
             command = hot.command(request, caller, body)
             if command is not None:
-                # Past this point a booking costs a place in a hold batch (and its key's
-                # claim): in a burst, the bookings beyond the admission window wait here, and
-                # once admitted, a type sold out meanwhile refuses them for (almost) nothing.
-                async with hot.admission:
-                    key_scope = KeyScope(caller.user_id, key) if key else None
-                    refusal = await hot.sold_out(request, command, key_scope)
-                    if refusal is not None:
-                        await refusal(scope, receive, send)
+                key_scope = KeyScope(caller.user_id, key) if key else None
+                refusal = await hot.sold_out(request, command, key_scope)
+                if refusal is not None:
+                    await refusal(scope, receive, send)
+                    return
+                if key_scope is not None and hot.keeps_key_in_batch(command):
+                    print_ = fingerprint("POST", path, body)
+                    claim = store.ClaimRequest(key_scope, "POST", path, print_)
+                    answer = await hot.held_with_key(request, command, claim)
+                    if answer is not None:
+                        await answer(scope, receive, send)
                         return
-                    if key_scope is not None and hot.keeps_key_in_batch(command):
-                        print_ = fingerprint("POST", path, body)
-                        claim = store.ClaimRequest(key_scope, "POST", path, print_)
-                        answer = await hot.held_with_key(request, command, claim)
-                        if answer is not None:
-                            await answer(scope, receive, send)
-                            return
-                        hold = hot.hold(command, limit_checked=True)
-                    else:
-                        hold = hot.hold(command)
-                    await self._claimed(hold, request, receive, send, key, actor)
+                    hold = hot.hold(command, limit_checked=True)
+                else:
+                    hold = hot.hold(command)
+                await self._claimed(hold, request, receive, send, key, actor)
                 return
         await self._claimed(self.app, request, receive, send, key, actor)
 

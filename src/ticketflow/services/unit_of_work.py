@@ -128,12 +128,14 @@ class UnitOfWork:
         # The read models change with their events, in this transaction: rows first (a writer
         # touches one before it appends, see services/projection_rebuild.py), the counters
         # every writer of a ticket type shares last, so their row locks are held the least.
-        projected = await projections.Projected.of(
-            self._connection, projections.Appended.all((item.event for item in recorded), now)
-        )
+        appended = projections.Appended.all((item.event for item in recorded), now)
+        projected = await projections.Projected.of(self._connection, appended)
         await projected.write_rows(self._connection)
         await event_store.append(
-            self._connection, [(item.event, item.meta) for item in recorded], now
+            self._connection,
+            [(item.event, item.meta) for item in recorded],
+            now,
+            [fact.data for fact in appended],
         )
         spent: dict[KeyScope, DomainEvent] = {}
         for item in recorded:
