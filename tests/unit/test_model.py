@@ -54,7 +54,7 @@ def a_ticket_type(event: Event, **fields: object) -> TicketType:
 
 
 def hold(event: Event, wanted: list[tuple[TicketType, int]], now: datetime = NOW) -> Booking:
-    booking, _ = Booking.hold(
+    booking = Booking.hold(
         booking_id=uuid.uuid4(),
         user_id=uuid.uuid4(),
         event=event,

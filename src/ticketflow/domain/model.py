@@ -194,8 +194,9 @@ class Booking:
         wanted: list[tuple[TicketType, int]],
         now: datetime,
         hold_ttl: timedelta,
-    ) -> tuple[Booking, ev.TicketsHeld]:
-        """A new pending booking for `wanted`; storage must still take the tickets."""
+    ) -> Booking:
+        """A new pending booking for `wanted`; storage must still take the tickets (and record
+        `TicketsHeld.of` it, with the price it was held at)."""
         event.check_on_sale(now)
         currencies = {ticket_type.currency for ticket_type, _ in wanted}
         if len(currencies) != 1:
@@ -211,7 +212,7 @@ class Booking:
             created_at=now,
             lines=[BookingLine(tt.id, quantity, tt.price_minor) for tt, quantity in wanted],
         )
-        return booking, ev.TicketsHeld.of(booking)
+        return booking
 
     def _leave_pending(self, to: BookingStatus) -> None:
         if self.status is not BookingStatus.PENDING:

@@ -108,7 +108,7 @@ def _booking_from(
         raise NotFound(
             f"No ticket type {', '.join(unknown)} on this event.", field="ticket_type_id"
         )
-    booking, _ = Booking.hold(
+    return Booking.hold(
         booking_id=booking_id or new_id(),
         user_id=command.actor.user_id,
         event=event,
@@ -116,7 +116,6 @@ def _booking_from(
         now=deps.clock.now(),
         hold_ttl=timedelta(seconds=deps.settings.hold_ttl_seconds),
     )
-    return booking
 
 
 async def cancel_booking(command: cmd.CancelBooking, uow: UnitOfWork, deps: Deps) -> Booking:
