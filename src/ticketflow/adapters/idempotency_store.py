@@ -80,39 +80,11 @@ async def claim_many(
         await connection.execution_options(**WRITE)
         async with connection.begin():
             await _without_waiting_for_the_disk(connection)
-            upsert = _insert_for(connection.dialect.name)(keys)
-            fresh_values = {
-                c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
-            }
-            # Many parameter sets for one statement, not one statement with many VALUES: the
-            # statement is compiled once per process, and SQLAlchemy batches the rows itself.
-            taken_rows = await connection.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=[keys.c.user_id, keys.c.key],
-                    set_=fresh_values,
-                    where=keys.c.expires_at <= now,  # an expired key counts as never used
-                ).returning(keys.c.user_id, keys.c.key),
-                [
-                    {
-                        "user_id": r.scope.user_id,
-                        "key": r.scope.key,
-                        "method": r.method,
-                        "path": r.path,
-                        "fingerprint": r.fingerprint,
-                        "state": "in_flight",
-                        "locked_until": now + CLAIM_LEASE,
-                        "created_at": now,
-                        "expires_at": now + ttl,
-                        "resource_type": None,
-                        "resource_id": None,
-                        "response_status": None,
-                        "response_body": None,
-                        "response_content_type": None,
-                    }
-                    for r in first.values()
-                ],
+            taken = await _take(
+                connection,
+                [_key_row(r, now, ttl, "in_flight", now + CLAIM_LEASE) for r in first.values()],
+                now,
             )
-            taken = {KeyScope(row.user_id, row.key) for row in taken_rows}
             seen = [scope for scope in first if scope not in taken]
             rows = {}
             if seen:
@@ -155,6 +127,48 @@ async def settle_many(
     it. Rows are taken in one order everywhere (`_lock_order`), so batches never deadlock."""
     if not settled:
         return set()
+    rows = [
+        _key_row(s.request, now, ttl, "done", now, s.resource, s.status, s.body, s.content_type)
+        for s in sorted(settled, key=lambda s: _lock_order(s.request))
+    ]
+    return await _take(connection, rows, now)
+
+
+def _key_row(
+    request: ClaimRequest,
+    now: datetime,
+    ttl: timedelta,
+    state: str,
+    locked_until: datetime,
+    resource: tuple[str, UUID] | None = None,
+    status: int | None = None,
+    body: str | None = None,
+    content_type: str | None = None,
+) -> dict[str, Any]:
+    return {
+        "user_id": request.scope.user_id,
+        "key": request.scope.key,
+        "method": request.method,
+        "path": request.path,
+        "fingerprint": request.fingerprint,
+        "state": state,
+        "locked_until": locked_until,
+        "created_at": now,
+        "expires_at": now + ttl,
+        "resource_type": resource[0] if resource else None,
+        "resource_id": resource[1] if resource else None,
+        "response_status": status,
+        "response_body": body,
+        "response_content_type": content_type,
+    }
+
+
+async def _take(
+    connection: AsyncConnection, rows: list[dict[str, Any]], now: datetime
+) -> set[KeyScope]:
+    """Insert each key row unless its key is in use (an expired key counts as never used: it is
+    overwritten); the keys taken. Many parameter sets for one statement, not one statement with
+    many VALUES: it is compiled once per process, and SQLAlchemy batches the rows itself."""
     upsert = _insert_for(connection.dialect.name)(keys)
     fresh_values = {
         c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
@@ -165,25 +179,7 @@ async def settle_many(
             set_=fresh_values,
             where=keys.c.expires_at <= now,
         ).returning(keys.c.user_id, keys.c.key),
-        [
-            {
-                "user_id": s.request.scope.user_id,
-                "key": s.request.scope.key,
-                "method": s.request.method,
-                "path": s.request.path,
-                "fingerprint": s.request.fingerprint,
-                "state": "done",
-                "locked_until": now,
-                "created_at": now,
-                "expires_at": now + ttl,
-                "resource_type": s.resource[0] if s.resource else None,
-                "resource_id": s.resource[1] if s.resource else None,
-                "response_status": s.status,
-                "response_body": s.body,
-                "response_content_type": s.content_type,
-            }
-            for s in sorted(settled, key=lambda s: _lock_order(s.request))
-        ],
+        rows,
     )
     return {KeyScope(row.user_id, row.key) for row in taken_rows}
 

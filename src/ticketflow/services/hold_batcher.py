@@ -164,6 +164,8 @@ class HoldBatcher:
         async with uow:
             read = await uow.catalog.for_holds(ticket_type_id, lock=locked_first)
             outcomes, left = self._outcomes(read, batch, in_use, uow)
+            if not locked_first:
+                left = None  # a sold-out mark only from the locked row (see take_tickets)
             held = [outcome for outcome in outcomes if isinstance(outcome, Booking)]
             answered = [
                 (item.claim, outcome, item.claim.answer_for(outcome))
