@@ -24,7 +24,7 @@ from ..builders import Account, event_on_sale
 from ..conftest import scalar
 from ..invariants import assert_invariants
 from .conftest import buyers
-from .servers import free_port, server_env
+from .servers import free_ports, server_env
 from .test_payments_e2e import eventually
 
 CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "cluster.py"
@@ -67,7 +67,7 @@ async def cluster(
     e2e_bus: MessageBus, e2e_settings: Settings, redis_url: str, tmp_path: Path
 ) -> AsyncIterator[RunningCluster]:
     """deploy/cluster.py as `make cluster` runs it, on free ports; stopped with SIGTERM."""
-    ports = [free_port() for _ in range(INSTANCES + 2)]
+    ports = free_ports(INSTANCES + 2)
     env = server_env(e2e_settings.database_url, e2e_settings.jwt_secret, run_consumers=False)
     with (tmp_path / "cluster.out").open("wb") as output:
         process = await asyncio.create_subprocess_exec(
