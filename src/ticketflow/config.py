@@ -24,6 +24,13 @@ class Settings(BaseSettings):
     redis_max_connections: int = Field(default=200, ge=1)
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=5, ge=0)  # overflow connections reconnect: keep few
+    # How long a request waits for a free database connection before its answer is 503 +
+    # Retry-After (never a 500: a busy pool is overload, not a bug).
+    db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
+    # Load shedding (api/load_shedding.py): requests per process worked on at once, and how long
+    # the next ones wait for a place before they are answered 503 + Retry-After. 0: no limit.
+    shed_requests_in_progress: int = Field(default=64, ge=0)
+    shed_wait_seconds: float = Field(default=0.2, gt=0)
 
     jwt_secret: str = DEMO_JWT_SECRET
     access_token_ttl_seconds: int = Field(default=15 * 60, gt=0)

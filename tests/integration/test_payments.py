@@ -3,6 +3,7 @@ confirmed with tickets, declined or failed without losing the hold, refunded onc
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -14,11 +15,12 @@ import circuitbreaker
 import httpx
 import pytest
 import stamina
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.clock import ManualClock
-from ticketflow.adapters.payment_gateway import HttpPaymentGateway
+from ticketflow.adapters.event_store import EventMeta
+from ticketflow.adapters.payment_gateway import Charge, HttpPaymentGateway, charge_from
 from ticketflow.adapters.tables import idempotency_keys, tickets
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
@@ -26,10 +28,13 @@ from ticketflow.payment_provider.app import create_provider_app
 from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.payment_provider.signing import sign
 from ticketflow.services.messagebus import MessageBus
+from ticketflow.services.payments import settle_charge
 from ticketflow.services.sweeper import reconcile_once, sweep_once
+from ticketflow.services.unit_of_work import UnitOfWork
 
 from ..builders import Account, EventOnSale, account, event_on_sale
 from ..conftest import FAST_PASSWORDS, wipe
+from ..e2e.test_payments_e2e import eventually
 from ..invariants import assert_invariants, assert_payments_match_ledger
 
 
@@ -284,6 +289,50 @@ async def test_signed_webhook_settles_a_pending_payment_once(
     assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
     replayed = await shop.client.post(webhook, content=raw, headers=headers)
     assert replayed.status_code == 400
+    await shop.check_invariants()
+
+
+async def _settle(bus: MessageBus, payment_id: uuid.UUID, charge: Charge) -> UnitOfWork:
+    """A unit of work with the charge applied, left open: the caller commits it."""
+    uow = UnitOfWork(bus.engine, bus.deps.clock, EventMeta(actor_id=None, request_id=None))
+    await uow.__aenter__()
+    await settle_charge(uow, payment_id, charge)
+    return uow
+
+
+async def _waiting_for_a_lock(bus: MessageBus) -> bool:
+    async with bus.engine.connect() as connection:
+        waiting = await connection.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return bool(waiting)
+
+
+async def test_the_pay_answer_and_its_webhook_settling_at_once_both_succeed(
+    shop: Shop,
+) -> None:
+    """The provider's webhook often lands while the pay request settles the same charge: the
+    later one waits for the earlier and finds it settled (no 409 for a buyer who paid)."""
+    buyer, booking_id, _ = await shop.held_booking()
+    await shop.faults(lost_response_rate=1.0)  # the charge lands; its answer does not
+    assert (await shop.pay(buyer, booking_id)).status_code == 503
+    [recorded] = await shop.charges()
+    charge, payment_id = charge_from(recorded), uuid.UUID(recorded["idempotency_key"])
+    first = await _settle(shop.bus, payment_id, charge)
+    second = asyncio.create_task(_settle(shop.bus, payment_id, charge))
+    if shop.bus.engine.dialect.name == "postgresql":  # SQLite: writers queue at BEGIN anyway
+        await eventually(
+            lambda: _waiting_for_a_lock(shop.bus), within=10.0, what="the second to wait"
+        )
+    await first.commit()
+    await first.__aexit__(None, None, None)
+    later = await second
+    await later.commit()
+    await later.__aexit__(None, None, None)
+    assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
     await shop.check_invariants()
 
 

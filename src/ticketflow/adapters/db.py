@@ -20,6 +20,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
             settings.async_database_url,
             pool_size=settings.db_pool_size,
             max_overflow=settings.db_max_overflow,
+            pool_timeout=settings.db_pool_timeout_seconds,
             # No pre-ping: it costs a round trip per checkout on the hot path; a connection
             # found dead is invalidated on use and replaced (and recycled hourly anyway).
             pool_recycle=3600,

@@ -57,10 +57,12 @@ class PaymentRepository:
         except IntegrityError as error:  # uq_payments_live_booking: a concurrent attempt won
             raise Conflict("A payment for this booking is already under way.") from error
 
-    async def get(self, payment_id: UUID) -> Payment | None:
-        row = (
-            await self._connection.execute(select(payments).where(payments.c.id == payment_id))
-        ).one_or_none()
+    async def get(self, payment_id: UUID, *, locked: bool = False) -> Payment | None:
+        """`locked`: held until the transaction ends (FOR UPDATE), for those who settle it."""
+        query = select(payments).where(payments.c.id == payment_id)
+        if locked:
+            query = query.with_for_update()
+        row = (await self._connection.execute(query)).one_or_none()
         return _payment(row) if row else None
 
     async def live_for_booking(self, booking_id: UUID) -> Payment | None:

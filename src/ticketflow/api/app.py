@@ -15,6 +15,7 @@ from ticketflow.adapters.security import Passwords
 from ticketflow.api.errors import install_error_handlers
 from ticketflow.api.hardening import install_hardening
 from ticketflow.api.idempotency import IdempotencyMiddleware
+from ticketflow.api.load_shedding import install_load_shedding
 from ticketflow.api.observability import install_observability
 from ticketflow.api.openapi_contract import document_api_contract
 from ticketflow.api.rate_limit_guards import install_rate_limits
@@ -177,6 +178,7 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware, fastapi_app=app)
     install_rate_limits(app, settings)  # the per-IP default, before any work on the request
     install_hardening(app, settings)  # body size limit, CORS, security headers
+    install_load_shedding(app, settings)  # past capacity: 503 + Retry-After before any work
     install_observability(app)  # outermost: request id, access log line, request metrics
     document_api_contract(app)
     return app

@@ -98,6 +98,12 @@ class ServiceUnavailable(DomainError):
         self.retry_after = retry_after
 
 
+class Overloaded(ServiceUnavailable):
+    """This process has more requests than it can answer promptly: refused before any work."""
+
+    code, title = "overloaded", "Too busy right now"
+
+
 class TooManyRequests(DomainError):
     """A rate limit is used up; the caller may try again after `retry_after` seconds."""
 

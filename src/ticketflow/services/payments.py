@@ -109,8 +109,12 @@ async def pay_for_booking(command: cmd.PayForBooking, uow: UnitOfWork, deps: Dep
 
 
 async def settle_charge(uow: UnitOfWork, payment_id: UUID, charge: Charge | None) -> Payment:
-    """Apply the provider's answer for a payment, inside an open unit of work. Idempotent."""
-    payment = await uow.payments.get(payment_id)
+    """Apply the provider's answer for a payment, inside an open unit of work. Idempotent.
+
+    The pay request and the provider's webhook carry the same answer, often at the same moment:
+    the row lock makes the later one wait and find the payment settled, instead of both reading
+    one version and the loser answering a buyer who paid with 409."""
+    payment = await uow.payments.get(payment_id, locked=True)
     if payment is None:
         raise NotFound("No such payment.")
     late = payment.status is PaymentStatus.FAILED and payment.failure_reason == NOT_CHARGED
@@ -182,7 +186,7 @@ async def complete_refund(uow: UnitOfWork, deps: Deps, payment_id: UUID) -> None
             retry_after=error.retry_after,
         ) from error
     async with uow:
-        payment = await uow.payments.get(payment_id)
+        payment = await uow.payments.get(payment_id, locked=True)
         assert payment is not None
         if payment.status is not PaymentStatus.SUCCEEDED:
             return  # someone else completed it meanwhile

@@ -50,10 +50,16 @@ class Envelope:
     message_id: str
 
 
+# One data mask for every code. Choosing the best of the eight (segno's default) scores each
+# in Python: 1.8 of the 3.1 ms a ticket's QR cost, on every paid booking's e-mail. Any mask
+# decodes; ticket codes are random, so no mask leaves them the large blocks it exists to avoid.
+QR_MASK = 0
+
+
 def qr_png(code: str) -> bytes:
     """A QR code of `code` as PNG (never a Micro QR: few phone scanners read those)."""
     out = io.BytesIO()
-    segno.make_qr(code, error="m").save(out, kind="png", scale=6, border=4)
+    segno.make_qr(code, error="m", mask=QR_MASK).save(out, kind="png", scale=6, border=4)
     return out.getvalue()
 
 

@@ -1,0 +1,113 @@
+"""Load shedding: past what a process can answer promptly, a request is refused at once with 503
+and `Retry-After` instead of queueing until a connection pool times out.
+
+Buyers who keep coming faster than the app answers form a line somewhere. Left alone it forms
+at the database pool, where a request waits up to the pool's timeout and then fails as a bug
+(issue 15: 500s and 20 s answers at 5,000 users with payments). Here the line is explicit and
+short: at most `capacity` requests of a process are worked on at once, the next ones wait in
+arrival order for at most `patience` seconds, and whoever is still waiting then is told to come
+back (`Retry-After: 1`): a fast, honest answer, and nothing was done for it.
+
+Not in the line: health and metrics (probes must see an overloaded process as alive), the live
+availability streams (they stay open for minutes), and the booking hot path, which has its own
+line (api/booking_hot_path.py: admission before anything is done, sold-out answers at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ticketflow.api.booking_hot_path import PATH as HOT_PATH
+from ticketflow.api.errors import domain_problem
+from ticketflow.config import Settings
+from ticketflow.domain.errors import Overloaded
+
+API = "/api/v1/"
+RETRY_AFTER_SECONDS = 1
+
+
+class WaitingLine:
+    """At most `capacity` inside at once; the others wait in arrival order, each for at most
+    `patience` seconds. A place given up is handed straight to the next one waiting."""
+
+    def __init__(self, capacity: int, patience: float) -> None:
+        self._capacity, self._patience = capacity, patience
+        self._inside = 0
+        self._waiting: deque[asyncio.Future[None]] = deque()
+
+    @property
+    def inside(self) -> int:
+        return self._inside
+
+    async def enter(self) -> bool:
+        """True once inside (call `leave()` after); False if the patience ran out first."""
+        if self._inside < self._capacity and not self._waiting:
+            self._inside += 1
+            return True
+        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(turn)
+        try:
+            async with asyncio.timeout(self._patience):
+                await turn
+            return True
+        except TimeoutError:
+            # Handed a place just as the patience ran out: it is ours, so take it.
+            return turn.done() and not turn.cancelled()
+        finally:
+            if not turn.done():
+                turn.cancel()
+            if turn in self._waiting:
+                self._waiting.remove(turn)
+
+    def leave(self) -> None:
+        while self._waiting:
+            turn = self._waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)  # the place goes on: `inside` is unchanged
+                return
+        self._inside -= 1
+
+
+def in_line(scope: Scope) -> bool:
+    """Whether a request waits in the line (module docstring: who does not)."""
+    path: str = scope["path"]
+    if not path.startswith(API) or path.endswith("/live"):
+        return False
+    return not (path == HOT_PATH and scope["method"] == "POST")
+
+
+class LoadSheddingMiddleware:
+    def __init__(self, app: ASGIApp, capacity: int, patience: float) -> None:
+        self.app = app
+        self.line = WaitingLine(capacity, patience)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not in_line(scope):
+            await self.app(scope, receive, send)
+            return
+        if not await self.line.enter():
+            refusal = Overloaded(
+                "The service is busy; nothing was done for this request. "
+                f"Retry after {RETRY_AFTER_SECONDS} s.",
+                retry_after=RETRY_AFTER_SECONDS,
+            )
+            await domain_problem(Request(scope), refusal)(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.line.leave()
+
+
+def install_load_shedding(app: FastAPI, settings: Settings) -> None:
+    if settings.shed_requests_in_progress:
+        app.add_middleware(
+            LoadSheddingMiddleware,
+            capacity=settings.shed_requests_in_progress,
+            patience=settings.shed_wait_seconds,
+        )
