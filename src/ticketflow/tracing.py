@@ -3,9 +3,9 @@ payment provider. Off unless the standard OTEL_* variables ask for it (an export
 endpoint), and never with OTEL_SDK_DISABLED=true; tests pass a TracerProvider of their own.
 
 HTTP spans come from FastAPI's own telemetry (it knows each route's template without searching
-the route table); the database, Redis and httpx from their OpenTelemetry instrumentations, which
-patch those libraries for the whole process: `instrument()` while the app runs, `uninstrument()`
-when it stops.
+the route table); the database, Redis, aiohttp and httpx from their OpenTelemetry
+instrumentations, which patch those libraries for the whole process: `instrument()` while the
+app runs, `uninstrument()` when it stops.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 
 from fastapi.telemetry import TelemetryConfig
+from opentelemetry.instrumentation.aiohttp_client import AioHttpClientInstrumentor
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.instrumentation.redis import RedisInstrumentor
 from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
@@ -69,7 +70,8 @@ def fastapi_telemetry(provider: TracerProvider | None) -> TelemetryConfig:
 
 
 def instrument(provider: TracerProvider, engine: AsyncEngine) -> None:
-    """Trace the engine's statements, every Redis command and every httpx request."""
+    """Trace the engine's statements, every Redis command and every outgoing HTTP request
+    (aiohttp: the payment provider; httpx: organizers' webhooks)."""
     # Its declared range stops below SQLAlchemy 2.1, which it traces all the same: the engine
     # events it listens to are unchanged (the tracing test checks the spans).
     SQLAlchemyInstrumentor().instrument(
@@ -77,8 +79,14 @@ def instrument(provider: TracerProvider, engine: AsyncEngine) -> None:
     )
     RedisInstrumentor().instrument(tracer_provider=provider)
     HTTPXClientInstrumentor().instrument(tracer_provider=provider)
+    AioHttpClientInstrumentor().instrument(tracer_provider=provider)
 
 
 def uninstrument() -> None:
-    for instrumentor in (SQLAlchemyInstrumentor(), RedisInstrumentor(), HTTPXClientInstrumentor()):
+    for instrumentor in (
+        SQLAlchemyInstrumentor(),
+        RedisInstrumentor(),
+        HTTPXClientInstrumentor(),
+        AioHttpClientInstrumentor(),
+    ):
         instrumentor.uninstrument()

@@ -23,6 +23,7 @@ from ticketflow.services.messagebus import MessageBus
 
 from ..builders import Account, EventOnSale
 from ..conftest import FAST_PASSWORDS, serving
+from ..provider_in_process import InProcessProvider
 
 
 @asynccontextmanager
@@ -35,7 +36,7 @@ async def paying_client(
         to_provider = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=provider_app), base_url="http://provider"
         )
-        gateway = HttpPaymentGateway(settings, client=to_provider)
+        gateway = HttpPaymentGateway(settings, InProcessProvider(to_provider))
         app = create_app(settings, clock, FAST_PASSWORDS, gateway)
         async with serving(app) as client:
             yield client

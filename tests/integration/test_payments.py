@@ -36,6 +36,7 @@ from ..builders import Account, EventOnSale, account, event_on_sale
 from ..conftest import FAST_PASSWORDS, wipe
 from ..e2e.test_payments_e2e import eventually
 from ..invariants import assert_invariants, assert_payments_match_ledger
+from ..provider_in_process import InProcessProvider
 
 
 @pytest.fixture(autouse=True)
@@ -110,7 +111,7 @@ async def shop(
     settings: Settings, clock: ManualClock, provider: httpx.AsyncClient
 ) -> AsyncIterator[Shop]:
     settings = settings.model_copy(update={"payment_breaker_failure_threshold": 2})
-    gateway = HttpPaymentGateway(settings, client=provider)
+    gateway = HttpPaymentGateway(settings, InProcessProvider(provider))
     app = create_app(settings, clock, FAST_PASSWORDS, gateway)
     async with app.router.lifespan_context(app):
         await wipe(app.state.bus.engine)

@@ -39,6 +39,7 @@ from ticketflow.services.sweeper import sweep_once
 from ..builders import Account, EventOnSale, account, event_on_sale
 from ..conftest import FAST_PASSWORDS, settings_for, wipe
 from ..invariants import assert_invariants, assert_read_models_match_state
+from ..provider_in_process import InProcessProvider
 
 STEPS = 120
 Snapshot = dict[str, list[dict[str, Any]]]
@@ -59,7 +60,7 @@ async def shop_bus(
     async with provider_app.router.lifespan_context(provider_app):
         transport = httpx.ASGITransport(app=provider_app)
         async with httpx.AsyncClient(transport=transport, base_url="http://provider") as provider:
-            gateway = HttpPaymentGateway(settings, client=provider)
+            gateway = HttpPaymentGateway(settings, InProcessProvider(provider))
             bus = build_bus(settings, clock, FAST_PASSWORDS, gateway)
             await wipe(bus.engine)
             try:

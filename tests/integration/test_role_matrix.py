@@ -43,6 +43,7 @@ from ..builders import (
     ticket_type_body,
 )
 from ..conftest import FAST_PASSWORDS, serving
+from ..provider_in_process import InProcessProvider
 
 OK = "2xx"
 Expected = int | str  # 401, 403, 404 or OK
@@ -60,7 +61,10 @@ async def client(
             transport=httpx.ASGITransport(app=provider_app), base_url="http://provider"
         )
         app = create_app(
-            settings, clock, FAST_PASSWORDS, HttpPaymentGateway(settings, client=to_provider)
+            settings,
+            clock,
+            FAST_PASSWORDS,
+            HttpPaymentGateway(settings, InProcessProvider(to_provider)),
         )
         async with serving(app) as client:
             yield client
