@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     db_pool_timeout_seconds: float = Field(default=5.0, gt=0)
     # Load shedding (api/load_shedding.py): requests per process worked on at once, and how long
     # the next ones wait for a place before they are answered 503 + Retry-After. 0: no limit.
-    shed_requests_in_progress: int = Field(default=64, ge=0)
+    shed_requests_in_progress: int = Field(default=128, ge=0)
     shed_wait_seconds: float = Field(default=0.2, gt=0)
 
     jwt_secret: str = DEMO_JWT_SECRET

@@ -21,7 +21,7 @@ from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.event_store import EventMeta
 from ticketflow.adapters.payment_gateway import Charge, HttpPaymentGateway, charge_from
-from ticketflow.adapters.tables import idempotency_keys, tickets
+from ticketflow.adapters.tables import idempotency_keys, tickets, webhook_receipts
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 from ticketflow.payment_provider.app import create_provider_app
@@ -333,6 +333,23 @@ async def test_the_pay_answer_and_its_webhook_settling_at_once_both_succeed(
     later = await second
     await later.commit()
     await later.__aexit__(None, None, None)
+    assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
+    await shop.check_invariants()
+
+
+async def test_a_callback_repeating_a_settled_charge_is_answered_without_a_write(
+    shop: Shop, clock: ManualClock
+) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    assert (await shop.pay(buyer, booking_id)).status_code == 201
+    [charge] = await shop.charges()
+    secret, now = shop.bus.deps.settings.payment_webhook_secret, int(clock.now().timestamp())
+    event = {"id": "evt_after", "type": "charge.succeeded", "created": now, "data": charge}
+    raw, headers = _signed(event, secret, now)
+    answer = await shop.client.post("/api/v1/payments/webhook", content=raw, headers=headers)
+    assert answer.status_code == 200, answer.text
+    async with shop.bus.engine.connect() as connection:
+        assert await connection.scalar(select(func.count()).select_from(webhook_receipts)) == 0
     assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
     await shop.check_invariants()
 

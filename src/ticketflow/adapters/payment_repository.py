@@ -148,6 +148,12 @@ class PaymentRepository:
             .values(voided_at=now)
         )
 
+    async def receipt_seen(self, event_id: str) -> bool:
+        found = await self._connection.scalar(
+            select(webhook_receipts.c.event_id).where(webhook_receipts.c.event_id == event_id)
+        )
+        return found is not None
+
     async def first_receipt(self, event_id: str, event_type: str, now: datetime) -> bool:
         """Record a provider callback; False if it was seen before (a replay)."""
         try:
