@@ -10,7 +10,7 @@ from pathlib import Path
 import uvloop
 from rich.console import Console
 
-from bench.config import PHASES, SERVERS, BenchConfig, doubling
+from bench.config import BROWSE_VIA, PHASES, SERVERS, BenchConfig, doubling
 from bench.runner import run
 
 
@@ -36,6 +36,21 @@ def parse(argv: list[str]) -> BenchConfig:
     add("--step-duration", type=float, default=defaults.step_duration, help="sustained seconds")
     add("--open-connections", type=int, default=defaults.open_connections)
     add("--p99-budget-ms", type=float, default=defaults.p99_budget_ms)
+    add("--journey-users", type=int, default=defaults.journey_users, help="journey: users")
+    add("--journey-ramp", type=float, default=defaults.journey_ramp, help="journey: ramp-up, s")
+    add("--journey-duration", type=float, default=defaults.journey_duration, help="journey: s")
+    add(
+        "--journey-think",
+        default=",".join(f"{bound:g}" for bound in defaults.journey_think),
+        metavar="MIN,MAX",
+        help="journey: seconds between a user's requests, uniform in [MIN, MAX]",
+    )
+    add(
+        "--journey-pay-share",
+        type=float,
+        default=defaults.journey_pay_share,
+        help="journey: share of the holds paid for",
+    )
     add("--timeout", type=float, default=defaults.timeout, help="request timeout, seconds")
     add("--no-idempotency-keys", action="store_true", help="send bookings without keys")
     add("--engine", default=defaults.engine, help="booking engine measured (batched, direct)")
@@ -44,6 +59,12 @@ def parse(argv: list[str]) -> BenchConfig:
         choices=SERVERS,
         default=defaults.server,
         help="granian (`ticketflow serve`, the product's) or uvicorn, to compare the two",
+    )
+    add(
+        "--browse-via",
+        choices=BROWSE_VIA,
+        default=defaults.browse_via,
+        help="browse: straight to the app, or through nginx in front of it (deploy/cluster.py's)",
     )
     add("--postgres-url", default=defaults.postgres_url, help="server for bench_* databases")
     add("--results-dir", type=Path, default=defaults.results_dir)
@@ -59,6 +80,11 @@ def parse(argv: list[str]) -> BenchConfig:
     unknown = [phase for phase in phases if phase not in PHASES]
     if unknown:
         parser.error(f"unknown phases {unknown}; choose from {', '.join(PHASES)}")
+    think = _think(parser, args.journey_think)
+    if args.journey_users < 1 or args.journey_duration <= 0 or args.journey_ramp < 0:
+        parser.error("--journey-users must be >= 1, --journey-duration > 0, --journey-ramp >= 0")
+    if not 0 <= args.journey_pay_share <= 1:
+        parser.error("--journey-pay-share is a share: between 0 and 1")
     rates = (
         tuple(int(rate) for rate in args.rates.split(","))
         if args.rates
@@ -76,14 +102,31 @@ def parse(argv: list[str]) -> BenchConfig:
         step_duration=args.step_duration,
         open_connections=args.open_connections,
         p99_budget_ms=args.p99_budget_ms,
+        journey_users=args.journey_users,
+        journey_ramp=args.journey_ramp,
+        journey_duration=args.journey_duration,
+        journey_think=think,
+        journey_pay_share=args.journey_pay_share,
         timeout=args.timeout,
         idempotency_keys=not args.no_idempotency_keys,
         engine=args.engine,
         server=args.server,
+        browse_via=args.browse_via,
         postgres_url=args.postgres_url,
         results_dir=args.results_dir,
         extra_app_env=dict(setting.split("=", 1) for setting in args.app_setting),
     )
+
+
+def _think(parser: argparse.ArgumentParser, text: str) -> tuple[float, float]:
+    """MIN,MAX seconds; the minimum must be above 0 (it bounds the tickets the users can hold)."""
+    try:
+        low, high = (float(bound) for bound in text.split(","))
+    except ValueError:
+        parser.error(f"--journey-think takes MIN,MAX seconds, not {text!r}")
+    if not 0 < low <= high:
+        parser.error(f"--journey-think needs 0 < MIN <= MAX, not {text!r}")
+    return low, high
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,8 +7,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-PHASES = ("ceiling", "burst", "sustained", "soldout", "browse", "baseline-lock")
+PHASES = ("ceiling", "burst", "sustained", "soldout", "browse", "journey", "baseline-lock")
 SERVERS = ("granian", "uvicorn")
+BROWSE_VIA = ("app", "nginx")
 CORES = os.cpu_count() or 1
 
 
@@ -32,10 +33,17 @@ class BenchConfig:
     step_duration: float = 5.0  # seconds at each sustained rate
     open_connections: int = 1024  # sustained: connections the open-loop requests spread over
     p99_budget_ms: float = 100.0  # sustained: a rate passes with p99 under this and no errors
+    # journey: users looping list -> event -> hold -> (pay -> tickets), each on its own connection
+    journey_users: int = 5_000
+    journey_ramp: float = 30.0  # seconds over which the users start, evenly spread
+    journey_duration: float = 300.0  # seconds, from the first user's start
+    journey_think: tuple[float, float] = (2.0, 6.0)  # seconds between a user's requests, uniform
+    journey_pay_share: float = 0.5  # of the holds, the share paid for (then tickets read)
     timeout: float = 30.0  # seconds before a request counts as timed out
     idempotency_keys: bool = True  # every booking request carries a fresh Idempotency-Key
     engine: str = "batched"  # TICKETFLOW_BOOKING_ENGINE of every phase but baseline-lock
     server: str = "granian"  # what serves the app: `ticketflow serve`, or uvicorn to compare
+    browse_via: str = "app"  # browse: straight to the app, or through nginx's micro-cache
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     results_dir: Path = Path("bench/results")
     extra_app_env: dict[str, str] = field(default_factory=dict)

@@ -15,12 +15,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from bench.config import BenchConfig
 from bench.invariants import OK
-from bench.pool import LoadGenerator
+from bench.pool import LoadGenerator, Run
 from bench.seed import Sale, sale
 from bench.stack import RedisServer, running_app
 from bench.stats import Measurement
 from bench.worker import Job
-from tests.e2e.servers import ServerProcess
+from tests.e2e.servers import ServerProcess, free_port
 from ticketflow.domain.model import Actor
 from ticketflow.services.messagebus import MessageBus
 
@@ -33,6 +33,8 @@ class AppHandle:
     workers: int
     log_dir: Path
     server_kind: str = "granian"
+    # One port for every (re)start: the payment provider's webhooks are addressed to it.
+    port: int = field(default_factory=free_port)
     server: ServerProcess | None = None
     engine: str = ""
     _stack: AsyncExitStack | None = None
@@ -49,7 +51,9 @@ class AppHandle:
         await self.stop()
         stack = AsyncExitStack()
         self.server = await stack.enter_async_context(
-            running_app(self.env_for(engine), self.workers, self.log_dir, self.server_kind)
+            running_app(
+                self.env_for(engine), self.workers, self.log_dir, self.server_kind, self.port
+            )
         )
         self._stack, self.engine = stack, engine
 
@@ -70,10 +74,11 @@ class Context:
     app: AppHandle
     load: LoadGenerator
     event_ids: list[str] = field(default_factory=list)  # every event seeded so far
+    provider: ServerProcess | None = None  # the sandbox payment provider the app pays through
 
-    async def new_sale(self, total: int, title: str) -> Sale:
-        """A fresh event on sale with one ticket type of `total` tickets."""
-        seeded = await sale(self.bus, self.organizer, total, title=title)
+    async def new_sale(self, total: int, title: str, **options: Any) -> Sale:
+        """A fresh event on sale with one ticket type of `total` tickets (options: seed.sale's)."""
+        seeded = await sale(self.bus, self.organizer, total, title=title, **options)
         self.event_ids.append(seeded.event_id)
         return seeded
 
@@ -84,6 +89,10 @@ class Context:
 
     async def drive(self, job: Job, label: str, expected: int | None = None) -> Measurement:
         """Run `job` on the load generator with a live progress bar."""
+        return Measurement.of(await self.drive_raw(job, label, expected))
+
+    async def drive_raw(self, job: Job, label: str, expected: int | None = None) -> Run:
+        """`drive`, giving what each process saw, unmerged (a journey merges its own)."""
         columns = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -96,8 +105,7 @@ class Context:
             def update(answered: int) -> None:
                 progress.update(task, completed=answered)
 
-            run = await asyncio.to_thread(self.load.run, job, update)
-        return Measurement.of(run)
+            return await asyncio.to_thread(self.load.run, job, update)
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Who used the two cores during a phase: the load generator, the app, everything else
-(PostgreSQL, Redis, the bench's parent), read from /proc before and after the measured window."""
+"""Who used the two cores during a phase: the load generator, the app, the sandbox payment
+provider, everything else (PostgreSQL, Redis, the bench's parent), read from /proc before and
+after the measured window."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ class CpuSample:
     machine_busy: float  # CPU seconds all cores spent not idle, since boot
     app: float  # CPU seconds of the app's process group (granian main + workers)
     client: float  # CPU seconds of the load-generator processes
+    provider: float = 0.0  # CPU seconds of the payment provider's process group
 
 
 @dataclass(frozen=True)
@@ -27,11 +29,12 @@ class CpuShare:
     machine: float
     app: float
     client: float
+    provider: float = 0.0
 
     @property
     def other(self) -> float:
         """PostgreSQL, Redis and anything else on the box."""
-        return max(0.0, self.machine - self.app - self.client)
+        return max(0.0, self.machine - self.app - self.client - self.provider)
 
     def as_dict(self, cores: int) -> dict[str, float]:
         return {
@@ -39,17 +42,21 @@ class CpuShare:
             "machine_cores": round(self.machine, 3),
             "app_cores": round(self.app, 3),
             "load_generator_cores": round(self.client, 3),
+            "payment_provider_cores": round(self.provider, 3),
             "postgres_redis_other_cores": round(self.other, 3),
             "load_generator_share_of_machine": round(self.client / cores, 3),
         }
 
 
-def sample_cpu(app_group: int | None, client_pids: list[int]) -> CpuSample:
+def sample_cpu(
+    app_group: int | None, client_pids: list[int], provider_group: int | None = None
+) -> CpuSample:
     return CpuSample(
         at=time.monotonic(),
         machine_busy=_machine_busy(),
-        app=sum(_process_cpu(pid) for pid in _group_members(app_group)) if app_group else 0.0,
+        app=_group_cpu(app_group),
         client=sum(_process_cpu(pid) for pid in client_pids),
+        provider=_group_cpu(provider_group),
     )
 
 
@@ -60,6 +67,7 @@ def share_between(before: CpuSample, after: CpuSample) -> CpuShare:
         machine=(after.machine_busy - before.machine_busy) / wall,
         app=(after.app - before.app) / wall,
         client=(after.client - before.client) / wall,
+        provider=(after.provider - before.provider) / wall,
     )
 
 
@@ -84,6 +92,10 @@ def _process_cpu(pid: int) -> float:
     if fields is None:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+
+
+def _group_cpu(group: int | None) -> float:
+    return sum(_process_cpu(pid) for pid in _group_members(group)) if group else 0.0
 
 
 def _group_members(group: int) -> list[int]:

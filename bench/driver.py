@@ -6,6 +6,8 @@ per request, so the client stays cheap):
 - open loop: requests are due at a constant rate whether or not earlier ones were answered;
   latency is measured from each one's *intended* send time, so a server that falls behind shows
   it as latency instead of silently slowing the client (coordinated omission).
+
+The `journey` phase's users (a visit of several requests, with think time) are bench/journey.py.
 """
 
 from __future__ import annotations

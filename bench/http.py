@@ -18,6 +18,7 @@ class Answer(NamedTuple):
     body: bytes
     at: float  # time.monotonic() when the last byte arrived
     cache: bytes  # the X-Cache header ("hit" / "miss"), empty if none
+    retry_after: bytes = b""  # the Retry-After header of a 429 or 503, empty if none
 
 
 # Called once per request: the answer, or the exception that ended it (timeout, reset, ...).
@@ -72,11 +73,11 @@ class HttpConnection(asyncio.Protocol):
             self.abort(error)
             return
         if parsed is not None:
-            status, body, used, keep_alive, cache = parsed
+            status, body, used, keep_alive, cache, retry_after = parsed
             del self._buffer[:used]
             if not keep_alive:
                 self.abort(None)
-            self._finish(Answer(status, body, time.monotonic(), cache))
+            self._finish(Answer(status, body, time.monotonic(), cache, retry_after))
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -97,12 +98,14 @@ class HttpConnection(asyncio.Protocol):
             on_done(self, outcome)
 
 
-Parsed = tuple[int, bytes, int, bool, bytes]
+Parsed = tuple[int, bytes, int, bool, bytes, bytes]
+# Only these answers are searched for Retry-After: one find more, on the rare answers only.
+RETRY_STATUSES = (429, 503)
 
 
 def _parse(buffer: bytearray) -> Parsed | None:
-    """(status, body, bytes used, keep-alive, X-Cache) of a complete answer at the buffer's
-    start, or None while it is incomplete."""
+    """(status, body, bytes used, keep-alive, X-Cache, Retry-After) of a complete answer at the
+    buffer's start, or None while it is incomplete."""
     head_end = buffer.find(b"\r\n\r\n")
     if head_end < 0:
         return None
@@ -112,17 +115,18 @@ def _parse(buffer: bytearray) -> Parsed | None:
     status = int(head[9:12])
     keep_alive = b"\r\nconnection: close" not in head
     cache = _header(head, b"x-cache") or b""
+    retry_after = (_header(head, b"retry-after") or b"") if status in RETRY_STATUSES else b""
     start = head_end + 4
     length = _header(head, b"content-length")
     if length is not None:
         end = start + int(length)
         if len(buffer) < end:
             return None
-        return status, bytes(buffer[start:end]), end, keep_alive, cache
+        return status, bytes(buffer[start:end]), end, keep_alive, cache, retry_after
     if _header(head, b"transfer-encoding") == b"chunked":
-        return _chunked(buffer, status, start, keep_alive, cache)
+        return _chunked(buffer, status, start, keep_alive, cache, retry_after)
     if status in (204, 304):
-        return status, b"", start, keep_alive, cache
+        return status, b"", start, keep_alive, cache, retry_after
     raise ValueError("answer without Content-Length or chunked encoding")
 
 
@@ -136,7 +140,7 @@ def _header(head: bytes, name: bytes) -> bytes | None:
 
 
 def _chunked(
-    buffer: bytearray, status: int, start: int, keep_alive: bool, cache: bytes
+    buffer: bytearray, status: int, start: int, keep_alive: bool, cache: bytes, retry_after: bytes
 ) -> Parsed | None:
     body = bytearray()
     position = start
@@ -149,6 +153,6 @@ def _chunked(
         if len(buffer) < chunk_start + size + 2:
             return None
         if size == 0:  # no trailers are sent to us; the last chunk ends the answer
-            return status, bytes(body), chunk_start + 2, keep_alive, cache
+            return status, bytes(body), chunk_start + 2, keep_alive, cache, retry_after
         body += buffer[chunk_start : chunk_start + size]
         position = chunk_start + size + 2

@@ -12,7 +12,6 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from bench.cpu import CpuSample, sample_cpu
-from bench.recorder import WorkerResult
 from bench.worker import Job, worker_main
 
 READY_TIMEOUT = 120.0  # opening 10,000 connections takes a few seconds; a minute means trouble
@@ -26,7 +25,8 @@ class LoadGeneratorFailed(RuntimeError):
 
 @dataclass
 class Run:
-    results: list[WorkerResult]
+    # One per process: a recorder.WorkerResult, or a JourneyResult for a journey job.
+    results: list[Any]
     cpu_before: CpuSample
     cpu_after: CpuSample
     start_at: float
@@ -35,10 +35,16 @@ class Run:
 class LoadGenerator:
     """`processes` spawned once and reused by every phase."""
 
-    def __init__(self, processes: int, app_group: Callable[[], int | None]) -> None:
+    def __init__(
+        self,
+        processes: int,
+        app_group: Callable[[], int | None],
+        provider_group: Callable[[], int | None] = lambda: None,
+    ) -> None:
         self._context = multiprocessing.get_context("spawn")
         self.processes = processes
-        self._app_group = app_group  # the app's process group, for its CPU share
+        # The app's and the payment provider's process groups, for their CPU shares.
+        self._app_group, self._provider_group = app_group, provider_group
         self._progress: Any = self._context.RawArray("q", processes)
         self._pipes: list[Connection] = []
         self._children: list[Any] = []
@@ -82,12 +88,15 @@ class LoadGenerator:
         for pipe in self._pipes:
             pipe.send(("start", start_at))
         time.sleep(max(0.0, start_at - time.monotonic()))
-        before = sample_cpu(self._app_group(), self.pids)
+        before = self._sample_cpu()
         deadline = start_at + job.duration + job.timeout + 60.0
         results = self._expect("result", deadline, lambda: on_progress(sum(self._progress)))
-        after = sample_cpu(self._app_group(), self.pids)
+        after = self._sample_cpu()
         on_progress(sum(self._progress))
         return Run(results, before, after, start_at)
+
+    def _sample_cpu(self) -> CpuSample:
+        return sample_cpu(self._app_group(), self.pids, self._provider_group())
 
     def _expect(
         self, kind: str, deadline: float, tick: Callable[[], None] | None = None

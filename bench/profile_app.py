@@ -1,8 +1,9 @@
-"""`python -m bench.profile_app [--path soldout|health|hold|burst] [--requests N]
+"""`python -m bench.profile_app [--path soldout|health|hold|burst|event|list] [--requests N]
 [--concurrency C] [--profile]`: the app's own cost per request, in process, without an HTTP
 server or a load generator in the way — where the CPU of one request goes (cProfile), for tuning
 the hot path. `burst` is the benchmark's burst in miniature: N buyers, each with a token never
-seen before, all asking at once for N/2 tickets.
+seen before, all asking at once for N/2 tickets. `event` and `list` are the browse phase's two
+reads (GET /events/{id}, GET /events), anonymous, as the public catalog is read.
 
 It starts the same throwaway stack as the benchmark (a `bench_*` PostgreSQL database and a
 redis-server of its own), calls the ASGI app directly with C requests in flight, and prints
@@ -33,6 +34,9 @@ from ticketflow.api.app import create_app, served
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
+
+# The public catalog reads of the browse phase, by --path.
+READS = {"event": "/api/v1/events/{}", "list": "/api/v1/events"}
 
 
 def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
@@ -97,7 +101,11 @@ async def _main(args: argparse.Namespace) -> None:
                 buyers = await seed.accounts(bus, args.concurrency)
                 tokens = seed.access_tokens(bus, buyers)
                 warm_up = 5  # requests per lane before measuring
-                size = 1 if args.path == "soldout" else args.requests + warm_up * args.concurrency
+                size = (
+                    1
+                    if args.path in ("soldout", *READS)
+                    else args.requests + warm_up * args.concurrency
+                )
                 if burst:
                     size = args.requests // 2
                     warm_up_tokens = seed.access_tokens(bus, buyers)
@@ -115,6 +123,8 @@ async def _main(args: argparse.Namespace) -> None:
                 def request(index: int) -> tuple[dict[str, Any], bytes]:
                     if args.path == "health":
                         return _scope("GET", "/health", []), b""
+                    if args.path in READS:
+                        return _scope("GET", READS[args.path].format(sale.event_id), []), b""
                     headers = [
                         (b"authorization", f"Bearer {tokens[index % len(tokens)]}".encode()),
                         (b"content-type", b"application/json"),
@@ -161,7 +171,8 @@ async def _main(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_app")
-    parser.add_argument("--path", choices=("soldout", "health", "hold", "burst"), default="soldout")
+    paths = ("soldout", "health", "hold", "burst", *READS)
+    parser.add_argument("--path", choices=paths, default="soldout")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--profile", action="store_true")

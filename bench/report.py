@@ -13,7 +13,7 @@ from rich.table import Table
 from bench.context import PhaseResult
 from bench.targets import Target
 
-LATENCY_COLUMNS = ("count", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+LATENCY_COLUMNS = ("count", "avg_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")
 
 
 def _fmt(value: Any) -> str:
@@ -41,14 +41,37 @@ def _error_kinds(details: dict[str, Any]) -> dict[str, int]:
     return kinds
 
 
+def _columns(outcomes: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """The latency columns, and the errors of each row where a phase counts them (journey)."""
+    errors = any("errors" in figures for figures in outcomes.values())
+    return LATENCY_COLUMNS + (("errors",) if errors else ())
+
+
+def _statuses(details: dict[str, Any]) -> list[str]:
+    """Per route, how many answers had each status (journey)."""
+    return [
+        f"{route}: " + ", ".join(f"{status} x {count:,}" for status, count in counts.items())
+        for route, counts in details.get("statuses", {}).items()
+    ]
+
+
 def show_phase(console: Console, result: PhaseResult) -> None:
     table = Table(title=f"{result.name}", title_justify="left")
     table.add_column("outcome")
-    for column in LATENCY_COLUMNS:
+    columns = _columns(result.outcomes)
+    for column in columns:
         table.add_column(column.replace("_ms", " ms"), justify="right")
     for outcome, figures in result.outcomes.items():
-        table.add_row(outcome, *(_fmt(figures[column]) for column in LATENCY_COLUMNS))
+        table.add_row(outcome, *(_fmt(figures.get(column, "n/a")) for column in columns))
     console.print(table)
+    for line in _statuses(result.details):
+        console.print(f"  statuses {line}")
+    if "response_ms_from_throughput" in result.details:  # journey: the closed loop's own check
+        console.print(
+            f"  closed loop: N/X - Z = {result.details['response_ms_from_throughput']} ms; "
+            f"generator timers late p99 {result.details['generator_timer_lag']['p99_ms']} ms, "
+            f"{result.details['reconnects']:,} reconnections"
+        )
     for step in result.details.get("steps", []):
         console.print(
             f"  {step['rate']:>6,}/s offered: {step['answered_per_s']:,}/s answered, "
@@ -64,7 +87,8 @@ def show_phase(console: Console, result: PhaseResult) -> None:
         console.print(
             f"  cores used: load generator {cpu['load_generator_cores']:.2f} "
             f"({cpu['load_generator_share_of_machine']:.0%} of the machine), "
-            f"app {cpu['app_cores']:.2f}, postgres+redis+other "
+            f"app {cpu['app_cores']:.2f}, "
+            f"payment provider {cpu.get('payment_provider_cores', 0):.2f}, postgres+redis+other "
             f"{cpu['postgres_redis_other_cores']:.2f} (machine {cpu['machine_cores']:.2f})"
         )
     for kind, count in _error_kinds(result.details).items():
@@ -97,6 +121,17 @@ def targets_table(found: list[Target]) -> Table:
     return table
 
 
+def _journey_config(config: dict[str, Any]) -> str:
+    if "journey" not in config["phases"]:
+        return ""
+    low, high = config["journey_think"]
+    return (
+        f" Journey: {config['journey_users']:,} users, ramp {config['journey_ramp']:g} s, "
+        f"{config['journey_duration']:g} s, think {low:g}-{high:g} s, "
+        f"{config['journey_pay_share']:.0%} of holds paid."
+    )
+
+
 def markdown(document: dict[str, Any]) -> str:
     machine, config = document["machine"], document["config"]
     lines = [
@@ -115,11 +150,12 @@ def markdown(document: dict[str, Any]) -> str:
         f"{config['clients']} load-generator processes, "
         f"{config['connections']} connections x {config['duration']:g} s (closed loop), "
         f"booking engine {config['engine']}, "
-        f"idempotency keys {'on' if config['idempotency_keys'] else 'off'}.",
+        f"idempotency keys {'on' if config['idempotency_keys'] else 'off'}."
+        + _journey_config(config),
         "",
-        "| phase | headline | load generator cores (share) | app cores | postgres+redis+other "
-        "| ok |",
-        "|---|---|---|---|---|---|",
+        "| phase | headline | load generator cores (share) | app cores | payment provider cores "
+        "| postgres+redis+other | ok |",
+        "|---|---|---|---|---|---|---|",
     ]
     for phase in document["phases"]:
         cpu = _cpu(
@@ -130,21 +166,24 @@ def markdown(document: dict[str, Any]) -> str:
         headline = ", ".join(f"{k} {_fmt(v)}" for k, v in phase["summary"].items())
         lines.append(
             f"| {phase['name']} | {headline} | {_client_share(cpu)} | "
-            f"{cpu.get('app_cores', 'n/a')} | {cpu.get('postgres_redis_other_cores', 'n/a')} | "
+            f"{cpu.get('app_cores', 'n/a')} | {cpu.get('payment_provider_cores', 'n/a')} | "
+            f"{cpu.get('postgres_redis_other_cores', 'n/a')} | "
             f"{'yes' if phase['ok'] else '**NO**'} |"
         )
     for phase in document["phases"]:
+        columns = _columns(phase["outcomes"])
         lines += [
             "",
             f"## {phase['name']}",
             "",
-            "| outcome | " + " | ".join(LATENCY_COLUMNS) + " |",
-            "|---" * (len(LATENCY_COLUMNS) + 1) + "|",
+            "| outcome | " + " | ".join(columns) + " |",
+            "|---" * (len(columns) + 1) + "|",
         ]
         for outcome, figures in phase["outcomes"].items():
             lines.append(
-                f"| {outcome} | " + " | ".join(_fmt(figures[c]) for c in LATENCY_COLUMNS) + " |"
+                f"| {outcome} | " + " | ".join(_fmt(figures.get(c, "n/a")) for c in columns) + " |"
             )
+        lines += [f"- statuses {line}" for line in _statuses(phase["details"])]
         for step in phase["details"].get("steps", []):
             lines.append(
                 f"- {step['rate']:,}/s: p99 {step['p99_ms']} ms, failures {step['failures']}, "

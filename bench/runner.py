@@ -22,8 +22,16 @@ from bench.machine import machine_info
 from bench.phases import PHASES
 from bench.pool import LoadGenerator
 from bench.seed import access_tokens, accounts
-from bench.stack import clean_env, throwaway_database, throwaway_redis, vacuum_analyze
+from bench.stack import (
+    WEBHOOK_SECRET,
+    clean_env,
+    sandbox_provider,
+    throwaway_database,
+    throwaway_redis,
+    vacuum_analyze,
+)
 from bench.targets import targets
+from tests.e2e.servers import free_port
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.domain.model import Role
@@ -95,7 +103,15 @@ async def _run(config: BenchConfig, console: Console) -> int:
         console.print(f"[bold]TicketFlow benchmark[/bold]: phases {', '.join(config.phases)}")
         database_url = await stack.enter_async_context(throwaway_database(config.postgres_url))
         redis = await stack.enter_async_context(throwaway_redis(workdir))
-        settings = app_settings(database_url, redis.url)
+        # Started for every run, whatever the phases: it idles at no cost, and the app is then
+        # always set up as deployed, paying through a provider that calls it back (signed).
+        app_port = free_port()
+        provider = await stack.enter_async_context(sandbox_provider(workdir, app_port))
+        settings = {
+            **app_settings(database_url, redis.url),
+            "payment_provider_url": provider.base_url,
+            "payment_webhook_secret": WEBHOOK_SECRET,
+        }
         bus = await stack.enter_async_context(bench_bus(settings))
         machine = await machine_info(bus.engine)
         with console.status(f"seeding {config.buyers:,} buyers and their tokens"):
@@ -109,14 +125,17 @@ async def _run(config: BenchConfig, console: Console) -> int:
             config.workers,
             workdir,
             config.server,
+            port=app_port,
         )
         stack.push_async_callback(app.stop)
         with console.status(f"starting the app ({config.workers} workers)"):
             await app.start(config.engine)
-        load = LoadGenerator(config.clients, app.process_group)
+        load = LoadGenerator(config.clients, app.process_group, lambda: provider.process.pid)
         stack.callback(load.close)
         background = await background_cores(console)
-        context = Context(config, console, bus, organizer, tokens, redis, app, load)
+        context = Context(
+            config, console, bus, organizer, tokens, redis, app, load, provider=provider
+        )
         for name in config.phases:
             try:
                 result = await PHASES[name](context)

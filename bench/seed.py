@@ -19,6 +19,7 @@ from ticketflow.services.messagebus import MessageBus
 INSERT_CHUNK = 5_000
 # Nobody logs in with it: a cheap hash is enough for a row that must hold one.
 PASSWORD_HASH = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1).hash("bench-pass")
+STARTS_IN = timedelta(days=30)
 
 
 @dataclass(frozen=True)
@@ -60,10 +61,17 @@ def access_tokens(bus: MessageBus, actors: list[Actor]) -> tuple[str, ...]:
 
 
 async def sale(
-    bus: MessageBus, organizer: Actor, total: int, *, title: str, max_per_booking: int = 10
+    bus: MessageBus,
+    organizer: Actor,
+    total: int,
+    *,
+    title: str,
+    max_per_booking: int = 10,
+    starts_in: timedelta = STARTS_IN,
 ) -> Sale:
-    """A published event on sale now, starting in 30 days, with one ticket type of `total`."""
-    starts_at = bus.deps.clock.now() + timedelta(days=30)
+    """A published event on sale now, starting in `starts_in` (the list shows the soonest
+    first), with one ticket type of `total`."""
+    starts_at = bus.deps.clock.now() + starts_in
     event = await bus.handle(
         cmd.CreateEvent(
             actor=organizer,

@@ -1,5 +1,6 @@
-"""The bench's own stack: a throwaway PostgreSQL database, a throwaway redis-server and
-`ticketflow serve`, each removed on the way out whatever happened (Ctrl-C included)."""
+"""The bench's own stack: a throwaway PostgreSQL database, a throwaway redis-server, the sandbox
+payment provider and `ticketflow serve`, each removed on the way out whatever happened (Ctrl-C
+included)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from sqlalchemy.engine import make_url
 
-from tests.e2e.servers import TICKETFLOW, ServerProcess, free_port
+from tests.e2e.servers import TICKETFLOW, ServerProcess, free_port, running_provider
 
 READY_TIMEOUT = 60.0
+# Signs the provider's webhooks; the app is given the same (TICKETFLOW_PAYMENT_WEBHOOK_SECRET).
+WEBHOOK_SECRET = "ticketflow-bench-webhook-secret"
 
 
 async def _on_server(server_url: str, statement: str) -> None:
@@ -131,11 +134,28 @@ def _server_command(server: str, workers: int, port: int) -> list[str]:
 
 
 @contextlib.asynccontextmanager
+async def sandbox_provider(directory: Path, app_port: int) -> AsyncIterator[ServerProcess]:
+    """`ticketflow payment-provider` on a free port, its ledger in `directory`, sending signed
+    webhooks to the app that will listen on `app_port` (as `make run` wires them)."""
+    async with running_provider(
+        directory / "payment-provider.db",
+        directory,
+        webhook_url=f"http://127.0.0.1:{app_port}/api/v1/payments/webhook",
+        webhook_secret=WEBHOOK_SECRET,
+    ) as provider:
+        yield provider
+
+
+@contextlib.asynccontextmanager
 async def running_app(
-    env: Mapping[str, str], workers: int, log_dir: Path, server: str = "granian"
+    env: Mapping[str, str],
+    workers: int,
+    log_dir: Path,
+    server: str = "granian",
+    port: int | None = None,
 ) -> AsyncIterator[ServerProcess]:
-    """The app with N workers on a free port, ready (GET /health/ready is 200)."""
-    port = free_port()
+    """The app with N workers on `port` (default: a free one), ready (GET /health/ready is 200)."""
+    port = port or free_port()
     log_path = log_dir / f"app-{port}.log"
     with log_path.open("ab") as log:
         process = await asyncio.create_subprocess_exec(

@@ -22,6 +22,7 @@ def _ms(microseconds: float) -> float:
 
 def latency_summary(histogram: HdrHistogram) -> dict[str, float | int]:
     summary: dict[str, float | int] = {"count": histogram.get_total_count()}
+    summary["avg_ms"] = _ms(histogram.get_mean_value())
     for percentile in PERCENTILES:
         summary[f"p{percentile:g}_ms"] = _ms(histogram.get_value_at_percentile(percentile))
     summary["max_ms"] = _ms(histogram.get_max_value())

@@ -54,6 +54,7 @@ def targets(results: dict[str, PhaseResult]) -> list[Target]:
             pct=False,
         ),
     ]
+    found += _journey(results.get("journey"))
     rate = _get(results, "browse", "cache_hit_rate")
     if isinstance(rate, float):
         found.append(Target("browse cache hit rate", f"{rate:.1%}", ">= 90%", rate >= 0.9))
@@ -76,6 +77,47 @@ def targets(results: dict[str, PhaseResult]) -> list[Target]:
         Target("burst: timeouts", str(s["timeouts"]), "0", s["timeouts"] == 0),
     ]
     return found
+
+
+_JOURNEY_GOALS = (
+    ("journey throughput (after the ramp)", ">= 1,150 req/s"),
+    ("journey average latency", "< 285 ms"),
+    ("journey P95 latency", "< 320 ms"),
+    ("journey error rate", "<= 0.02%"),
+    ("journey: every 201 stored (holds, and paid bookings with their tickets)", "all"),
+)
+# The checks (bench/journey_checks.py) that say every 201 was stored.
+_STORED_CHECKS = ("journey: every 201 hold", "journey: every 201 payment")
+
+
+def _journey(result: PhaseResult | None) -> list[Target]:
+    """Issue 15: a competing design's headline load test, its figures as our goals."""
+    if result is None or "avg_ms" not in result.summary:  # not run, or could not measure
+        return [Target(name, "n/a", goal, None) for name, goal in _JOURNEY_GOALS]
+    s = result.summary
+    names = [name for name, _ in _JOURNEY_GOALS]
+    goals = [goal for _, goal in _JOURNEY_GOALS]
+    steady = s["steady_req_per_s"]
+    throughput = f"{steady:,} req/s ({s['req_per_s']:,} over the whole run)"
+    stored = [v for name, v in result.checks.items() if name.startswith(_STORED_CHECKS)]
+    all_stored = len(stored) == len(_STORED_CHECKS) and set(stored) == {"ok"}
+    return [
+        Target(
+            names[0],
+            throughput if isinstance(steady, int) else "n/a",
+            goals[0],
+            steady >= 1_150 if isinstance(steady, int) else None,
+        ),
+        Target(names[1], f"{s['avg_ms']} ms", goals[1], s["avg_ms"] < 285),
+        Target(names[2], f"{s['p95_ms']} ms", goals[2], s["p95_ms"] < 320),
+        Target(names[3], f"{s['error_rate_pct']}%", goals[3], s["error_rate_pct"] <= 0.02),
+        Target(
+            names[4],
+            f"{s['held']:,} holds, {s['paid']:,} payments: " + ("stored" if all_stored else "NOT"),
+            goals[4],
+            all_stored,
+        ),
+    ]
 
 
 _BURST_GOALS = (

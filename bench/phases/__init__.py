@@ -8,6 +8,7 @@ from bench.context import Context, PhaseResult
 from bench.phases.browse import browse
 from bench.phases.burst import baseline_lock, burst
 from bench.phases.ceiling import ceiling
+from bench.phases.journey import journey
 from bench.phases.soldout import soldout
 from bench.phases.sustained import sustained
 
@@ -19,5 +20,6 @@ PHASES: dict[str, Phase] = {
     "sustained": sustained,
     "soldout": soldout,
     "browse": browse,
+    "journey": journey,
     "baseline-lock": baseline_lock,
 }

@@ -86,6 +86,7 @@ def build_bus(
         views=CatalogViews(
             engine,
             _cache(settings),
+            clock,
             detail_ttl=settings.catalog_cache_ttl_seconds,
             availability_ttl=settings.availability_cache_ttl_seconds,
         ),

@@ -60,8 +60,10 @@ class Settings(BaseSettings):
     # How long a process trusts what it knows about a sold-out mark before asking Redis again.
     soldout_local_ttl_seconds: float = Field(default=0.5, ge=0)
 
-    # Cached catalog reads: event pages are invalidated on every write; availability is not
-    # (it changes with every hold), so it may lag by up to its TTL. 0 turns a part off.
+    # Cached catalog reads (services/catalog_views.py): events and pages are deleted from the
+    # shared cache on every write; availability is not (it changes with every hold). Each process
+    # answers from copies of both, renewed from it: what any instance shows is as of at most
+    # availability_cache_ttl_seconds ago (the public reads' freshness bound). 0 turns a part off.
     catalog_cache_ttl_seconds: float = Field(default=60.0, ge=0)
     availability_cache_ttl_seconds: float = Field(default=1.0, ge=0)
 

@@ -27,6 +27,10 @@ TINY = BenchConfig(
     rates=(100,),
     step_duration=1.0,
     open_connections=16,
+    journey_users=40,
+    journey_ramp=1.0,
+    journey_duration=4.0,
+    journey_think=(0.05, 0.2),
     timeout=15.0,
     postgres_url=PG_SERVER_URL,
 )
@@ -63,6 +67,11 @@ async def test_bench_runs_every_phase_checks_invariants_and_writes_results(
     burst = phases["burst"]["summary"]
     assert (burst["held"], burst["stored_held"], burst["left"]) == (50, 50, 0)
     assert phases["baseline-lock"]["summary"]["stored_held"] == 50
+    journey = phases["journey"]
+    # Buyers went all the way: paid through the provider, then shown their tickets.
+    assert journey["summary"]["paid"] > 0 and journey["summary"]["tickets_shown"] > 0
+    assert journey["details"]["statuses"]["tickets"].get("200", 0) > 0
+    assert any(name.startswith("journey: every 201 payment") for name in journey["checks"])
     assert document["machine"]["postgresql"]
     assert any(target["name"].startswith("burst: exactly T held") for target in document["targets"])
     # Only ours must be gone: another bench on this server may start or finish meanwhile.

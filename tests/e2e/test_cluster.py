@@ -166,3 +166,46 @@ async def test_a_killed_instance_loses_no_booking_answered_through_nginx(
     held = await scalar(e2e_bus.engine, "SELECT count(*) FROM bookings WHERE status = 'pending'")
     assert held == len(stored)
     await assert_invariants(e2e_bus.engine)
+
+
+async def test_nginx_answers_repeated_public_reads_itself_but_never_keeps_a_callers_own(
+    cluster: RunningCluster, e2e_bus: MessageBus
+) -> None:
+    """The micro-cache (deploy/nginx/ticketflow-locations.conf): a second identical anonymous GET
+    is answered by nginx (X-Proxy-Cache: HIT, the same bytes and ETag, and 304 for that ETag);
+    a request with a bearer token or a cookie goes to an app instance every time."""
+    sale = await event_on_sale(e2e_bus)
+    draft = await event_on_sale(e2e_bus, sale.organizer, publish=False)
+    (buyer,) = await buyers(e2e_bus, 1)
+    path = f"/api/v1/events/{sale.event.id}"
+    async with httpx.AsyncClient(base_url=cluster.base_url, timeout=10.0) as client:
+
+        async def second_read_is_a_proxy_hit() -> bool:
+            # In pairs: a pause over a second on this shared box could let one copy lapse.
+            first, second = await client.get(path), await client.get(path)
+            assert first.status_code == second.status_code == 200
+            assert first.headers["Cache-Control"] == "public, max-age=1, stale-while-revalidate=5"
+            if second.headers["X-Proxy-Cache"] != "HIT":
+                return False
+            assert second.content == first.content
+            assert second.headers["ETag"] == first.headers["ETag"]
+            conditional = await client.get(path, headers={"If-None-Match": first.headers["ETag"]})
+            return conditional.status_code == 304 and conditional.content == b""
+
+        await eventually(second_read_is_a_proxy_hit, within=10.0, what="a proxy cache HIT")
+
+        callers_own = [
+            (path, buyer.headers),
+            (path, {"Cookie": "session=anything"}),
+            (f"/api/v1/events/{draft.event.id}", sale.organizer.headers),
+            ("/api/v1/events?mine=true", sale.organizer.headers),
+        ]
+        for own_path, headers in callers_own:
+            for _ in range(2):
+                answer = await client.get(own_path, headers=headers)
+                assert answer.status_code == 200, answer.text
+                assert answer.headers["X-Proxy-Cache"] == "BYPASS", own_path
+        for own_path in (f"/api/v1/events/{draft.event.id}", "/api/v1/events?mine=true"):
+            answer = await client.get(own_path, headers=sale.organizer.headers)
+            assert answer.headers["Cache-Control"] == "private, no-store"
+        assert (await client.get(f"/api/v1/events/{draft.event.id}")).status_code == 404

@@ -31,6 +31,7 @@ from ticketflow.api.routes import (
 )
 from ticketflow.api.routes import check_ins as check_in_routes
 from ticketflow.api.routes import metrics as metrics_routes
+from ticketflow.api.stored_bodies import StoredBodies
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.gc_tuning import collect_for, settle_for_serving
@@ -167,6 +168,7 @@ def create_app(
     app.state.in_flight = RequestsInFlight(
         settings.busy_requests_in_flight, settings.background_patience_seconds
     )
+    app.state.stored_bodies = StoredBodies()  # public catalog answers as bytes (routes/events.py)
     install_error_handlers(app)
     for router in (auth.router, events.router, bookings.router, payments.router, admin.router):
         app.include_router(router, prefix=API_PREFIX)

@@ -5,9 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from ticketflow.api.deps import Bus, CurrentActor, Cursor, Limit, OptionalActor, ReadConnection
+from ticketflow.api.http_caching import (
+    CACHED_READ_RESPONSES,
+    PRIVATE,
+    private_answer,
+    public_answer,
+)
 from ticketflow.api.schemas import (
     EventIn,
     EventOut,
@@ -18,6 +24,7 @@ from ticketflow.api.schemas import (
     TicketTypeOut,
     TicketTypePatch,
 )
+from ticketflow.api.stored_bodies import StoredBodies
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import AuthenticationFailed
 from ticketflow.services import queries, read_models
@@ -26,28 +33,63 @@ from ticketflow.services.pagination import DEFAULT_LIMIT
 router = APIRouter(tags=["events"])
 
 
+# async: FastAPI runs a plain `def` dependency in a worker thread, which cost more than the
+# whole rest of a hit.
+async def _stored_bodies(request: Request) -> StoredBodies:
+    bodies: StoredBodies = request.app.state.stored_bodies
+    return bodies
+
+
+# The public reads' fast path: a hit is the stored JSON bytes with availability laid in
+# (api/stored_bodies.py), from copies this process keeps (services/catalog_views.py); no
+# database read, no model validation or serialization.
+Bodies = Annotated[StoredBodies, Depends(_stored_bodies)]
+IfNoneMatch = Annotated[
+    str | None, Header(description="An ETag of an earlier answer: 304 if it is still current")
+]
+PUBLIC_READ = """
+
+**Freshness.** The availability shown is as of at most TICKETFLOW_AVAILABILITY_CACHE_TTL_SECONDS
+(default 1 s) before the answer, on any instance; a change to an event made through another
+instance shows within the same bound (through this one, at once); an answer kept by a cache on
+the way (nginx in front keeps it a second) is older by that. Header `X-Cache: hit|miss`: whether
+this instance's copies answered without reading. Nothing a booking decides is read from them.
+
+**HTTP caching.** `ETag` is strong: a hash of exactly the body's bytes. Send it back in
+`If-None-Match` and an unchanged answer is `304 Not Modified`, without a body. `Cache-Control:
+public, max-age=1, stale-while-revalidate=5`: any cache may keep the answer one second (nginx in
+front does), and answer it up to 5 s past that while it fetches the next one. An answer that
+depends on the caller is `Cache-Control: private, no-store`, without an ETag."""
+
+
 @router.get(
     "/events",
+    response_model=EventPage,
+    responses=CACHED_READ_RESPONSES,
     summary="Published events by start time (or your own with mine=true)",
-    description="Public pages are cached (header `X-Cache: hit|miss`); availability lags by at "
-    "most TICKETFLOW_AVAILABILITY_CACHE_TTL_SECONDS.",
+    description="The public list (without `mine`) is the same for everyone, and cached."
+    + PUBLIC_READ
+    + " `mine=true` is such an answer.",
 )
 async def list_events(
     bus: Bus,
+    bodies: Bodies,
     response: Response,
     actor: OptionalActor,
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
     mine: Annotated[bool, Query(description="Organizers: all your events, drafts too")] = False,
-) -> EventPage:
+    if_none_match: IfNoneMatch = None,
+) -> Response | EventPage:
     if not mine:
-        page, hit = await bus.deps.views.published(cursor, limit)
-        response.headers["X-Cache"] = "hit" if hit else "miss"
-        return EventPage.model_validate(page, from_attributes=True)
+        page, availabilities, hit = await bus.deps.views.published(cursor, limit)
+        body, etag = bodies.of_page((cursor, limit), page).filled(availabilities)
+        return public_answer(body, etag, hit, if_none_match)
     if actor is None:
         raise AuthenticationFailed("Send a bearer token to list your own events.")
     async with bus.engine.connect() as db:
         page = await queries.list_events(db, cursor=cursor, limit=limit, organized_by=actor)
+    response.headers["Cache-Control"] = PRIVATE
     return EventPage.model_validate(page, from_attributes=True)
 
 
@@ -61,14 +103,26 @@ async def create_event(
 
 @router.get(
     "/events/{event_id}",
+    response_model=EventOut,
+    responses=CACHED_READ_RESPONSES,
     summary="One event with live availability per ticket type",
-    description="Cached (header `X-Cache: hit|miss`); availability lags by at most "
-    "TICKETFLOW_AVAILABILITY_CACHE_TTL_SECONDS.",
+    description="A published (or cancelled, or completed) event is the same for everyone, and "
+    "cached."
+    + PUBLIC_READ
+    + " A draft, shown only to its organizer and admins, is such an answer.",
 )
-async def get_event(event_id: UUID, bus: Bus, response: Response, actor: OptionalActor) -> EventOut:
-    event, hit = await bus.deps.views.event(event_id, actor)
-    response.headers["X-Cache"] = "hit" if hit else "miss"
-    return EventOut.model_validate(event)
+async def get_event(
+    event_id: UUID,
+    bus: Bus,
+    bodies: Bodies,
+    actor: OptionalActor,
+    if_none_match: IfNoneMatch = None,
+) -> Response:
+    event, availability, hit = await bus.deps.views.event(event_id, actor)
+    body, etag = bodies.of_event(event).filled((availability,))
+    if not queries.visible(event, None):  # a draft, shown to who may manage it
+        return private_answer(body, hit)
+    return public_answer(body, etag, hit, if_none_match)
 
 
 @router.get(
