@@ -123,6 +123,13 @@ async def _with_lines(connection: AsyncConnection, found: list[Row]) -> list[Row
 
 
 async def booking_detail(connection: AsyncConnection, booking_id: UUID, actor: Actor) -> Row:
+    return (await _with_lines(connection, [await _booking_seen_by(connection, booking_id, actor)]))[
+        0
+    ]
+
+
+async def _booking_seen_by(connection: AsyncConnection, booking_id: UUID, actor: Actor) -> Row:
+    """The booking (without its lines) if `actor` may see it; NotFound otherwise."""
     found = await _rows(
         connection,
         select(*_BOOKING_COLUMNS, events.c.organizer_id)
@@ -131,7 +138,7 @@ async def booking_detail(connection: AsyncConnection, booking_id: UUID, actor: A
     )
     if not found or not actor.may_see_booking(found[0]["user_id"], found[0]["organizer_id"]):
         raise NotFound("No such booking.")
-    return (await _with_lines(connection, found))[0]
+    return found[0]
 
 
 _USER_COLUMNS = (users.c.id, users.c.email, users.c.role, users.c.created_at)
@@ -160,7 +167,7 @@ async def tickets_of_booking(
     connection: AsyncConnection, booking_id: UUID, actor: Actor
 ) -> list[Row]:
     """The booking's issued tickets with their codes, for whoever may see the booking."""
-    await booking_detail(connection, booking_id, actor)
+    await _booking_seen_by(connection, booking_id, actor)
     return await _rows(
         connection,
         select(tickets).where(tickets.c.booking_id == booking_id).order_by(tickets.c.id),
