@@ -61,6 +61,7 @@ async def check_journey(
     """`held` and `paid`: (booking id, quantity) of each 201; `failed_*`: requests without the
     expected answer, which may still have committed; `webhooks`: what `webhooks_back` found."""
     async with engine.connect() as connection:
+        await connection.execute(text("ANALYZE"))  # what the run grew (bench/invariants.py)
         rows = (await connection.execute(JOURNEY_BOOKINGS, {"types": ticket_type_ids})).all()
         left = await connection.scalar(LEFT_ON_TYPES, {"types": ticket_type_ids})
     stored = {str(row.id): row for row in rows}
