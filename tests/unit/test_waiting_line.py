@@ -45,7 +45,7 @@ async def test_nobody_queues_behind_those_already_waiting() -> None:
     assert line.inside == 2
 
 
-def test_probes_streams_and_the_booking_hot_path_do_not_wait_in_line() -> None:
+def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_in_line() -> None:
     def scope(method: str, path: str) -> dict[str, str]:
         return {"method": method, "path": path}
 
@@ -53,6 +53,7 @@ def test_probes_streams_and_the_booking_hot_path_do_not_wait_in_line() -> None:
     assert not in_line(scope("GET", "/metrics"))
     assert not in_line(scope("GET", "/api/v1/events/0190c5d2-0000-7000-8000-000000000000/live"))
     assert not in_line(scope("POST", "/api/v1/bookings"))
+    assert not in_line(scope("POST", "/api/v1/payments/webhook"))
     assert in_line(scope("GET", "/api/v1/bookings"))
     assert in_line(scope("POST", "/api/v1/bookings/0190c5d2-0000-7000-8000-000000000000/payments"))
     assert in_line(scope("GET", "/api/v1/events"))
