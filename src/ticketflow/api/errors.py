@@ -10,13 +10,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 
 from ticketflow.domain.errors import (
     AuthenticationFailed,
     DomainError,
-    Overloaded,
     ServiceUnavailable,
     TooManyRequests,
 )
@@ -98,18 +96,6 @@ async def _http_error(request: Request, error: Exception) -> JSONResponse:
     return problem(request, error.status_code, code, phrase, detail, headers=error.headers)
 
 
-async def _pool_timeout(request: Request, error: Exception) -> JSONResponse:
-    """No database connection came free in time: overload, answered as such (its transaction,
-    if any, was never begun or is rolled back)."""
-    log.warning("database pool exhausted on %s %s", request.method, request.url.path)
-    return domain_problem(
-        request,
-        Overloaded(
-            "The database is busy; retry shortly (with the same Idempotency-Key).", retry_after=1
-        ),
-    )
-
-
 async def _unexpected_error(request: Request, error: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=error)
     return problem(
@@ -125,5 +111,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
-    app.add_exception_handler(PoolTimeout, _pool_timeout)
     app.add_exception_handler(Exception, _unexpected_error)

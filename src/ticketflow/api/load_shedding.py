@@ -19,16 +19,21 @@ at once).
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 from collections import deque
 
 from fastapi import FastAPI
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.requests import Request
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketflow.api.booking_hot_path import PATH as HOT_PATH
 from ticketflow.api.errors import domain_problem
 from ticketflow.config import Settings
 from ticketflow.domain.errors import Overloaded
+
+log = logging.getLogger(__name__)
 
 API = "/api/v1/"
 RETRY_AFTER_SECONDS = 1
@@ -88,32 +93,55 @@ def in_line(scope: Scope) -> bool:
 
 
 class LoadSheddingMiddleware:
+    """The line, and the one answer to overload wherever it shows: a database pool with no
+    connection free in time is a 503 too, whether a route, the booking hot path or another
+    middleware was waiting for it (a route's error handlers see only the routes' share)."""
+
     def __init__(self, app: ASGIApp, capacity: int, patience: float) -> None:
         self.app = app
         self.line = WaitingLine(capacity, patience)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not in_line(scope):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if not await self.line.enter():
-            refusal = Overloaded(
-                "The service is busy; nothing was done for this request. "
-                f"Retry after {RETRY_AFTER_SECONDS} s.",
-                retry_after=RETRY_AFTER_SECONDS,
-            )
-            await domain_problem(Request(scope), refusal)(scope, receive, send)
+        waits = in_line(scope)
+        if waits and not await self.line.enter():
+            await _overloaded(scope, receive, send, "nothing was done for this request")
             return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, watching_send)
+        except PoolTimeout:
+            if started:
+                raise
+            log.warning("database pool exhausted on %s %s", scope["method"], scope["path"])
+            await _overloaded(scope, receive, send, "the database is busy")
         finally:
-            self.line.leave()
+            if waits:
+                self.line.leave()
+
+
+async def _overloaded(scope: Scope, receive: Receive, send: Send, why: str) -> None:
+    refusal = Overloaded(
+        f"The service is busy ({why}). Retry after {RETRY_AFTER_SECONDS} s, with the same "
+        "Idempotency-Key if the request had one.",
+        retry_after=RETRY_AFTER_SECONDS,
+    )
+    await domain_problem(Request(scope), refusal)(scope, receive, send)
 
 
 def install_load_shedding(app: FastAPI, settings: Settings) -> None:
-    if settings.shed_requests_in_progress:
-        app.add_middleware(
-            LoadSheddingMiddleware,
-            capacity=settings.shed_requests_in_progress,
-            patience=settings.shed_wait_seconds,
-        )
+    """Outermost of our middleware: it answers overload for all of them. Capacity 0: no line
+    (every request passes at once), pool timeouts still answered 503."""
+    app.add_middleware(
+        LoadSheddingMiddleware,
+        capacity=settings.shed_requests_in_progress or sys.maxsize,
+        patience=settings.shed_wait_seconds,
+    )
