@@ -55,11 +55,27 @@ def targets(results: dict[str, PhaseResult]) -> list[Target]:
         ),
     ]
     found += _journey(results.get("journey"))
+    # Issue 15: browse at >= 60% of the ceiling, P99 < 100 ms, hit rate >= 95% (issue 5: 90%).
+    found.append(
+        _ratio(
+            "browse req/s ÷ ceiling req/s",
+            _get(results, "browse", "req_per_s"),
+            ceiling,
+            0.6,
+            pct=True,
+        )
+    )
+    browse = results.get("browse")
+    p99 = browse.outcomes.get("ok", {}).get("p99_ms") if browse else None
+    if isinstance(p99, float | int):
+        found.append(Target("browse P99 latency", f"{p99} ms", "< 100 ms", p99 < 100))
+    else:
+        found.append(Target("browse P99 latency", "n/a", "< 100 ms", None))
     rate = _get(results, "browse", "cache_hit_rate")
     if isinstance(rate, float):
-        found.append(Target("browse cache hit rate", f"{rate:.1%}", ">= 90%", rate >= 0.9))
+        found.append(Target("browse cache hit rate", f"{rate:.1%}", ">= 95%", rate >= 0.95))
     else:
-        found.append(Target("browse cache hit rate", "n/a", ">= 90%", None))
+        found.append(Target("browse cache hit rate", "n/a", ">= 95%", None))
     burst = results.get("burst")
     if burst is None or "drain_s" not in burst.summary:  # not run, or could not measure
         found += [Target(name, "n/a", goal, None) for name, goal in _BURST_GOALS]
@@ -80,7 +96,7 @@ def targets(results: dict[str, PhaseResult]) -> list[Target]:
 
 
 _JOURNEY_GOALS = (
-    ("journey throughput (after the ramp)", ">= 1,150 req/s"),
+    ("journey throughput (after the ramp, errors left out)", ">= 1,150 req/s"),
     ("journey average latency", "< 285 ms"),
     ("journey P95 latency", "< 320 ms"),
     ("journey error rate", "<= 0.02%"),
@@ -97,8 +113,16 @@ def _journey(result: PhaseResult | None) -> list[Target]:
     s = result.summary
     names = [name for name, _ in _JOURNEY_GOALS]
     goals = [goal for _, goal in _JOURNEY_GOALS]
-    steady = s["steady_req_per_s"]
-    throughput = f"{steady:,} req/s ({s['req_per_s']:,} over the whole run)"
+    # Answered as asked: a shed 503 is an answer, not throughput (the competitor's 1,150 req/s
+    # had 0.02% errors, so both readings agree there).
+    answered = s["steady_req_per_s"]
+    steady = (
+        round(answered * (1 - s["error_rate_pct"] / 100)) if isinstance(answered, int) else answered
+    )
+    throughput = (
+        f"{steady:,} req/s answered as asked ({answered:,} with errors; "
+        f"{s['req_per_s']:,} over the whole run)"
+    )
     stored = [v for name, v in result.checks.items() if name.startswith(_STORED_CHECKS)]
     all_stored = len(stored) == len(_STORED_CHECKS) and set(stored) == {"ok"}
     return [
