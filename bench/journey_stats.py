@@ -14,7 +14,7 @@ from bench.journey_record import JourneyResult
 from bench.journey_requests import Route
 from bench.pool import Run
 from bench.recorder import new_histogram
-from bench.stats import latency_summary
+from bench.stats import latency_summary, merged_histogram
 
 
 @dataclass
@@ -98,10 +98,7 @@ class JourneyMeasurement:
         return sum(self.per_second[first:last]) / (last - first)
 
     def overall(self) -> HdrHistogram:
-        merged = new_histogram()
-        for histogram in self.routes.values():
-            merged.add(histogram)
-        return merged
+        return merged_histogram(self.routes.values())
 
     def outcomes(self) -> dict[str, dict[str, Any]]:
         """Latency per route and overall, with the requests not answered as expected."""

@@ -98,13 +98,17 @@ class Measurement:
         return self.client_cpu_seconds / self.elapsed
 
     def overall(self) -> HdrHistogram:
-        merged = new_histogram()
-        for histogram in self.histograms.values():
-            merged.add(histogram)
-        return merged
+        return merged_histogram(self.histograms.values())
 
     def outcomes(self) -> dict[str, dict[str, Any]]:
         return {str(o): latency_summary(h) for o, h in sorted(self.histograms.items())}
+
+
+def merged_histogram(histograms: Iterable[HdrHistogram]) -> HdrHistogram:
+    merged = new_histogram()
+    for histogram in histograms:
+        merged.add(histogram)
+    return merged
 
 
 def _merged(counts: Iterable[dict[str, int]]) -> dict[str, int]:
