@@ -23,9 +23,9 @@ from ticketflow.services.messagebus import MessageBus
 from ..builders import Account, event_on_sale
 from ..conftest import scalar
 from ..invariants import assert_invariants
+from ..polling import eventually
 from .conftest import buyers
 from .servers import free_ports, server_env
-from .test_payments_e2e import eventually
 
 CLUSTER_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "cluster.py"
 INSTANCES = 3

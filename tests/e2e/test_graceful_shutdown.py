@@ -17,9 +17,10 @@ from ticketflow.services.messagebus import MessageBus
 from ..builders import event_on_sale
 from ..conftest import scalar
 from ..invariants import assert_invariants
+from ..polling import eventually
 from .conftest import buyers
 from .servers import ServerProcess, start_server
-from .test_payments_e2e import app_env, count, eventually, hold, pay, set_faults
+from .test_payments_e2e import app_env, count, hold, pay, set_faults
 
 GRACE_SECONDS = 10
 PROVIDER_LATENCY_MS = 2500  # the payment in flight when SIGTERM arrives: well inside the grace

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,24 +29,14 @@ from ticketflow.services.sweeper import reconcile_once
 from ..builders import Account, EventOnSale, event_on_sale, problem
 from ..conftest import FAST_PASSWORDS, scalar
 from ..invariants import assert_invariants, assert_payments_match_ledger
+from ..polling import eventually
 from .conftest import buyers
 from .servers import ServerProcess, running_servers, server_env
 
-POLL_SECONDS = 0.05
 CARD = "pm_card_visa"
 DECLINED_CARD = "pm_card_declined"
 
 Json = dict[str, Any]
-
-
-async def eventually(condition: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
-    """Poll `condition` until it holds; fail once `within` seconds have passed."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not await condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"gave up after {within}s waiting for {what}")
-        await asyncio.sleep(POLL_SECONDS)  # poll interval, not synchronization
 
 
 def app_env(settings: Settings, provider: ServerProcess, **overrides: object) -> dict[str, str]:

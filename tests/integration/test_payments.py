@@ -34,8 +34,8 @@ from ticketflow.services.unit_of_work import UnitOfWork
 
 from ..builders import Account, EventOnSale, account, event_on_sale
 from ..conftest import FAST_PASSWORDS, wipe
-from ..e2e.test_payments_e2e import eventually
 from ..invariants import assert_invariants, assert_payments_match_ledger
+from ..polling import eventually
 from ..provider_in_process import InProcessProvider
 
 
