@@ -76,19 +76,17 @@ _AVAILABILITY = (
 
 _bk = rm_bookings
 _by_booking = _bk.c.booking_id == bindparam("p_key", type_=_bk.c.booking_id.type)
-_BOOKING_STATUS = (
+_booking_status = {
+    "status": bindparam("p_status", type_=_bk.c.status.type),
+    "version": bindparam("p_version", type_=_bk.c.version.type),
+    "updated_at": bindparam("p_updated_at", type_=_bk.c.updated_at.type),
+}
+_BOOKING_STATUS = update(_bk).where(_by_booking).values(**_booking_status)
+# A confirmation also brings the tickets: one statement where two would do the same.
+_BOOKING_CONFIRMED = (
     update(_bk)
     .where(_by_booking)
-    .values(
-        status=bindparam("p_status", type_=_bk.c.status.type),
-        version=bindparam("p_version", type_=_bk.c.version.type),
-        updated_at=bindparam("p_updated_at", type_=_bk.c.updated_at.type),
-    )
-)
-_BOOKING_TICKETS = (
-    update(_bk)
-    .where(_by_booking)
-    .values(ticket_ids=bindparam("p_ticket_ids", type_=_bk.c.ticket_ids.type))
+    .values(**_booking_status, ticket_ids=bindparam("p_ticket_ids", type_=_bk.c.ticket_ids.type))
 )
 
 
@@ -103,10 +101,11 @@ async def write_rows(
             if row is not None:
                 row.update({name: row[name] + counters[name] for name in names})
     await _insert(connection, rm_bookings, new)
-    bookings = changed[rm_bookings]
-    await _update(connection, _BOOKING_STATUS, bookings, (), ("status", "version", "updated_at"))
+    bookings, status = changed[rm_bookings], tuple(_booking_status)
     confirmed = {key: row for key, row in bookings.items() if "ticket_ids" in row}
-    await _update(connection, _BOOKING_TICKETS, confirmed, (), ("ticket_ids",))
+    others = {key: row for key, row in bookings.items() if key not in confirmed}
+    await _update(connection, _BOOKING_STATUS, others, (), status)
+    await _update(connection, _BOOKING_CONFIRMED, confirmed, (), (*status, "ticket_ids"))
     await _insert(connection, rm_event_sales, new)
     await _update(connection, _EVENT_SALES, changed[rm_event_sales], (), ("title", "status"))
     await _insert(connection, _tts, new)
