@@ -31,6 +31,7 @@ class JourneyResult:
     lag: bytes  # encoded histogram, us: how late the generator sent what was due (its timers)
     unavailable: int  # 503 answers
     unavailable_with_retry_after: int  # ... of which said when to retry (Retry-After)
+    refused: bytes  # encoded histogram of the 503 answers' latency, us (shed: how fast?)
     held: list[tuple[str, int]]  # (booking id, quantity) of every 201 pending hold
     paid: list[tuple[str, int]]  # (booking id, quantity) of every 201 succeeded payment
     error_kinds: dict[str, int]  # what went wrong -> how often (a few distinct kinds)
@@ -52,6 +53,7 @@ class JourneyRecorder:
     failures: dict[Route, int] = field(init=False)
     per_second: list[int] = field(init=False)
     lag: HdrHistogram = field(default_factory=new_histogram)
+    refused: HdrHistogram = field(default_factory=new_histogram)
     unavailable: int = 0
     unavailable_with_retry_after: int = 0
     held: list[tuple[bytes, int]] = field(default_factory=list)
@@ -115,8 +117,10 @@ class JourneyRecorder:
             self.held.append((booking, quantity))
         elif route is Route.PAY:
             self.paid.append((booking, quantity))
-        latency = round((at - sent_at) * 1e6)
-        self.histograms[route].record_value(min(MAX_LATENCY_US, max(1, latency)))
+        latency = min(MAX_LATENCY_US, max(1, round((at - sent_at) * 1e6)))
+        self.histograms[route].record_value(latency)
+        if status == "503":
+            self.refused.record_value(latency)
         self.last_answer = max(self.last_answer, at)
         self.on_answer()
 
@@ -136,6 +140,7 @@ class JourneyRecorder:
             lag=self.lag.encode(),
             unavailable=self.unavailable,
             unavailable_with_retry_after=self.unavailable_with_retry_after,
+            refused=self.refused.encode(),
             held=[(booking.decode(), quantity) for booking, quantity in self.held],
             paid=[(booking.decode(), quantity) for booking, quantity in self.paid],
             error_kinds=self.error_kinds,

@@ -26,6 +26,7 @@ class JourneyMeasurement:
     lag: HdrHistogram  # how late the generator's timers sent, us
     unavailable: int
     unavailable_with_retry_after: int
+    refused: HdrHistogram  # latency of the 503 answers, us
     held: list[tuple[str, int]]
     paid: list[tuple[str, int]]
     error_kinds: dict[str, int]
@@ -41,12 +42,13 @@ class JourneyMeasurement:
     def of(cls, run: Run) -> JourneyMeasurement:
         results: list[JourneyResult] = run.results
         routes = {route: new_histogram() for route in Route}
-        lag = new_histogram()
+        lag, refused = new_histogram(), new_histogram()
         per_second = [0] * max(len(result.per_second) for result in results)
         for result in results:
             for route in Route:
                 routes[route].add(HdrHistogram.decode(result.histograms[route]))
             lag.add(HdrHistogram.decode(result.lag))
+            refused.add(HdrHistogram.decode(result.refused))
             for second, answers in enumerate(result.per_second):
                 per_second[second] += answers
         return cls(
@@ -57,6 +59,7 @@ class JourneyMeasurement:
             lag=lag,
             unavailable=sum(result.unavailable for result in results),
             unavailable_with_retry_after=sum(r.unavailable_with_retry_after for r in results),
+            refused=refused,
             held=[held for result in results for held in result.held],
             paid=[paid for result in results for paid in result.paid],
             error_kinds=_summed(result.error_kinds for result in results),

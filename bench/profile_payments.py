@@ -92,7 +92,8 @@ async def _main(args: argparse.Namespace) -> None:
             running_provider(Path(directory) / "ledger.db", Path(directory)) as provider,
         ):
             values = app_settings(database_url, redis.url)
-            values.update(run_sweeper=False, run_relay=False, run_consumers=False)
+            background = args.background  # the relay and consumers, as in `ticketflow serve`
+            values.update(run_sweeper=False, run_relay=background, run_consumers=background)
             values.update(payment_provider_url=provider.base_url)
             settings = Settings(**values)  # type: ignore[arg-type]
             app = served(create_app(settings))
@@ -172,6 +173,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--profile", choices=("hold", "pay", "callback", "tickets"))
+    parser.add_argument(
+        "--background",
+        action="store_true",
+        help="run the outbox relay and the consumers too (their CPU lands on the steps)",
+    )
     uvloop.run(_main(parser.parse_args()))
 
 

@@ -120,6 +120,9 @@ def _summary(plan: JourneyPlan, m: JourneyMeasurement) -> dict[str, Any]:
         "timeouts": timeouts,
         "unavailable_503": m.unavailable,
         "503_with_retry_after": m.unavailable_with_retry_after,
+        # Shed early? How long a refused request waited for its 503 (issue 15's target 2).
+        "503_p95_ms": latency_summary(m.refused)["p95_ms"] if m.unavailable else "n/a",
+        "503_max_ms": latency_summary(m.refused)["max_ms"] if m.unavailable else "n/a",
         "held": len(m.held),
         "paid": len(m.paid),
         "tickets_shown": m.routes[Route.TICKETS].get_total_count()

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # the next ones wait for a place before they are answered 503 + Retry-After. 0: no limit.
     shed_requests_in_progress: int = Field(default=128, ge=0)
     shed_wait_seconds: float = Field(default=0.2, gt=0)
+    # ... and refused at once while the event loop runs its timers later than this. 0: not.
+    shed_loop_lag_ms: float = Field(default=100.0, ge=0)
 
     jwt_secret: str = DEMO_JWT_SECRET
     access_token_ttl_seconds: int = Field(default=15 * 60, gt=0)
