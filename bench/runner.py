@@ -119,8 +119,8 @@ async def _run(config: BenchConfig, console: Console) -> int:
             tokens = access_tokens(bus, await accounts(bus, config.buyers))
             await vacuum_analyze(database_url)
         app = AppHandle(
-            lambda engine: clean_env(
-                **{**settings, **config.extra_app_env, "booking_engine": engine}
+            lambda engine, own: clean_env(
+                **{**settings, **config.extra_app_env, "booking_engine": engine, **own}
             ),
             config.workers,
             workdir,
@@ -134,7 +134,16 @@ async def _run(config: BenchConfig, console: Console) -> int:
         stack.callback(load.close)
         background = await background_cores(console)
         context = Context(
-            config, console, bus, organizer, tokens, redis, app, load, provider=provider
+            config,
+            console,
+            bus,
+            organizer,
+            tokens,
+            redis,
+            app,
+            load,
+            provider=provider,
+            results=results,  # filled as the phases finish: a phase may read those before it
         )
         for name in config.phases:
             try:
