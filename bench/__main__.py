@@ -10,7 +10,7 @@ from pathlib import Path
 import uvloop
 from rich.console import Console
 
-from bench.config import BROWSE_VIA, PHASES, SERVERS, BenchConfig, doubling
+from bench.config import BROWSE_VIA, DEFAULT_PHASES, PHASES, SERVERS, BenchConfig, doubling
 from bench.runner import run
 
 
@@ -20,7 +20,11 @@ def parse(argv: list[str]) -> BenchConfig:
         prog="python -m bench", description="The TicketFlow flash-sale benchmark."
     )
     add = parser.add_argument
-    add("--phases", default=",".join(PHASES), help=f"comma-separated, of: {', '.join(PHASES)}")
+    add(
+        "--phases",
+        default=",".join(DEFAULT_PHASES),
+        help=f"comma-separated, of: {', '.join(PHASES)} (default: all but marathon)",
+    )
     add("--buyers", type=int, default=defaults.buyers, help="U: buyers (burst connections)")
     add("--tickets", type=int, default=defaults.tickets, help="T: tickets in the burst")
     add("--workers", type=int, default=defaults.workers, help="app worker processes")
@@ -51,6 +55,26 @@ def parse(argv: list[str]) -> BenchConfig:
         default=defaults.journey_pay_share,
         help="journey: share of the holds paid for",
     )
+    add(
+        "--marathon-tickets",
+        type=int,
+        default=defaults.marathon_tickets,
+        help="marathon: tickets of its one ticket type, sold one per booking",
+    )
+    add(
+        "--marathon-rate",
+        type=int,
+        default=defaults.marathon_rate,
+        help="marathon: bookings/s, open loop (default: sustained's best rate if that phase "
+        "ran before it in this run, else 2000)",
+    )
+    add(
+        "--marathon-window",
+        type=float,
+        default=defaults.marathon_window,
+        help="marathon: seconds of each window of the per-window latency",
+    )
+    add("--marathon-p99-budget-ms", type=float, default=defaults.marathon_p99_budget_ms)
     add("--timeout", type=float, default=defaults.timeout, help="request timeout, seconds")
     add("--no-idempotency-keys", action="store_true", help="send bookings without keys")
     add("--engine", default=defaults.engine, help="booking engine measured (batched, direct)")
@@ -85,6 +109,10 @@ def parse(argv: list[str]) -> BenchConfig:
         parser.error("--journey-users must be >= 1, --journey-duration > 0, --journey-ramp >= 0")
     if not 0 <= args.journey_pay_share <= 1:
         parser.error("--journey-pay-share is a share: between 0 and 1")
+    if args.marathon_tickets < 1 or args.marathon_window <= 0:
+        parser.error("--marathon-tickets must be >= 1, --marathon-window > 0")
+    if args.marathon_rate is not None and args.marathon_rate < 1:
+        parser.error("--marathon-rate must be >= 1")
     rates = (
         tuple(int(rate) for rate in args.rates.split(","))
         if args.rates
@@ -107,6 +135,10 @@ def parse(argv: list[str]) -> BenchConfig:
         journey_duration=args.journey_duration,
         journey_think=think,
         journey_pay_share=args.journey_pay_share,
+        marathon_tickets=args.marathon_tickets,
+        marathon_rate=args.marathon_rate,
+        marathon_window=args.marathon_window,
+        marathon_p99_budget_ms=args.marathon_p99_budget_ms,
         timeout=args.timeout,
         idempotency_keys=not args.no_idempotency_keys,
         engine=args.engine,
