@@ -37,6 +37,13 @@ def parse(argv: list[str]) -> BenchConfig:
         help="sustained rates, e.g. 500,1000,2000 (default: doubling from 500 up to 32000)",
     )
     add("--max-rate", type=int, default=32_000, help="sustained: highest doubled rate")
+    add(
+        "--rate-refinements",
+        type=int,
+        default=None,
+        help="sustained: bisections between the last passing and the first failing rate "
+        f"(default {defaults.rate_refinements}; 0 with --rates: those rates only)",
+    )
     add("--step-duration", type=float, default=defaults.step_duration, help="sustained seconds")
     add("--open-connections", type=int, default=defaults.open_connections)
     add("--p99-budget-ms", type=float, default=defaults.p99_budget_ms)
@@ -118,6 +125,9 @@ def parse(argv: list[str]) -> BenchConfig:
         if args.rates
         else doubling(500, args.max_rate)
     )
+    refinements = args.rate_refinements
+    if refinements is None:  # explicit rates are tried as given
+        refinements = 0 if args.rates else defaults.rate_refinements
     return BenchConfig(
         phases=tuple(phase for phase in PHASES if phase in phases),  # always in the same order
         buyers=args.buyers,
@@ -127,6 +137,7 @@ def parse(argv: list[str]) -> BenchConfig:
         connections=args.connections,
         duration=args.duration,
         rates=rates,
+        rate_refinements=refinements,
         step_duration=args.step_duration,
         open_connections=args.open_connections,
         p99_budget_ms=args.p99_budget_ms,

@@ -41,6 +41,8 @@ class BenchConfig:
     connections: int = 256  # closed-loop phases: ceiling, soldout, browse
     duration: float = 10.0  # seconds of each closed-loop phase
     rates: tuple[int, ...] = doubling(500, 32_000)  # sustained: requests/s, tried in order
+    # sustained: bisections between the last rate that passed and the first that failed
+    rate_refinements: int = 3
     step_duration: float = 5.0  # seconds at each sustained rate
     open_connections: int = 1024  # sustained: connections the open-loop requests spread over
     p99_budget_ms: float = 100.0  # sustained: a rate passes with p99 under this and no errors

@@ -48,10 +48,12 @@ def _fmt(value: Any) -> str:
 
 
 def _cpu(result: PhaseResult) -> dict[str, Any]:
-    """CPU figures of a phase (sustained: of its last rate, the one that decided it)."""
+    """CPU figures of a phase (sustained: of its best rate, else of its last)."""
     details = result.details
-    if details.get("steps"):
-        details = details["steps"][-1]["details"]
+    steps = details.get("steps")
+    if steps:
+        best = result.summary.get("best_rate_per_s")
+        details = next((s for s in steps if s["rate"] == best), steps[-1])["details"]
     cpu: dict[str, Any] = details.get("cpu", {})
     return cpu
 
