@@ -10,7 +10,7 @@ from pathlib import Path
 import uvloop
 from rich.console import Console
 
-from bench.config import BROWSE_VIA, PHASES, SERVERS, BenchConfig, doubling
+from bench.config import BROWSE_VIA, DEFAULT_PHASES, PHASES, SERVERS, BenchConfig, doubling
 from bench.runner import run
 
 
@@ -20,7 +20,11 @@ def parse(argv: list[str]) -> BenchConfig:
         prog="python -m bench", description="The TicketFlow flash-sale benchmark."
     )
     add = parser.add_argument
-    add("--phases", default=",".join(PHASES), help=f"comma-separated, of: {', '.join(PHASES)}")
+    add(
+        "--phases",
+        default=",".join(DEFAULT_PHASES),
+        help=f"comma-separated, of: {', '.join(PHASES)} (default: all but marathon)",
+    )
     add("--buyers", type=int, default=defaults.buyers, help="U: buyers (burst connections)")
     add("--tickets", type=int, default=defaults.tickets, help="T: tickets in the burst")
     add("--workers", type=int, default=defaults.workers, help="app worker processes")
@@ -33,6 +37,13 @@ def parse(argv: list[str]) -> BenchConfig:
         help="sustained rates, e.g. 500,1000,2000 (default: doubling from 500 up to 32000)",
     )
     add("--max-rate", type=int, default=32_000, help="sustained: highest doubled rate")
+    add(
+        "--rate-refinements",
+        type=int,
+        default=None,
+        help="sustained: bisections between the last passing and the first failing rate "
+        f"(default {defaults.rate_refinements}; 0 with --rates: those rates only)",
+    )
     add("--step-duration", type=float, default=defaults.step_duration, help="sustained seconds")
     add("--open-connections", type=int, default=defaults.open_connections)
     add("--p99-budget-ms", type=float, default=defaults.p99_budget_ms)
@@ -51,6 +62,26 @@ def parse(argv: list[str]) -> BenchConfig:
         default=defaults.journey_pay_share,
         help="journey: share of the holds paid for",
     )
+    add(
+        "--marathon-tickets",
+        type=int,
+        default=defaults.marathon_tickets,
+        help="marathon: tickets of its one ticket type, sold one per booking",
+    )
+    add(
+        "--marathon-rate",
+        type=int,
+        default=defaults.marathon_rate,
+        help="marathon: bookings/s, open loop (default: sustained's best rate if that phase "
+        "ran before it in this run, else 2000)",
+    )
+    add(
+        "--marathon-window",
+        type=float,
+        default=defaults.marathon_window,
+        help="marathon: seconds of each window of the per-window latency",
+    )
+    add("--marathon-p99-budget-ms", type=float, default=defaults.marathon_p99_budget_ms)
     add("--timeout", type=float, default=defaults.timeout, help="request timeout, seconds")
     add("--no-idempotency-keys", action="store_true", help="send bookings without keys")
     add("--engine", default=defaults.engine, help="booking engine measured (batched, direct)")
@@ -85,11 +116,18 @@ def parse(argv: list[str]) -> BenchConfig:
         parser.error("--journey-users must be >= 1, --journey-duration > 0, --journey-ramp >= 0")
     if not 0 <= args.journey_pay_share <= 1:
         parser.error("--journey-pay-share is a share: between 0 and 1")
+    if args.marathon_tickets < 1 or args.marathon_window <= 0:
+        parser.error("--marathon-tickets must be >= 1, --marathon-window > 0")
+    if args.marathon_rate is not None and args.marathon_rate < 1:
+        parser.error("--marathon-rate must be >= 1")
     rates = (
         tuple(int(rate) for rate in args.rates.split(","))
         if args.rates
         else doubling(500, args.max_rate)
     )
+    refinements = args.rate_refinements
+    if refinements is None:  # explicit rates are tried as given
+        refinements = 0 if args.rates else defaults.rate_refinements
     return BenchConfig(
         phases=tuple(phase for phase in PHASES if phase in phases),  # always in the same order
         buyers=args.buyers,
@@ -99,6 +137,7 @@ def parse(argv: list[str]) -> BenchConfig:
         connections=args.connections,
         duration=args.duration,
         rates=rates,
+        rate_refinements=refinements,
         step_duration=args.step_duration,
         open_connections=args.open_connections,
         p99_budget_ms=args.p99_budget_ms,
@@ -107,6 +146,10 @@ def parse(argv: list[str]) -> BenchConfig:
         journey_duration=args.journey_duration,
         journey_think=think,
         journey_pay_share=args.journey_pay_share,
+        marathon_tickets=args.marathon_tickets,
+        marathon_rate=args.marathon_rate,
+        marathon_window=args.marathon_window,
+        marathon_p99_budget_ms=args.marathon_p99_budget_ms,
         timeout=args.timeout,
         idempotency_keys=not args.no_idempotency_keys,
         engine=args.engine,

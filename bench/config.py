@@ -7,7 +7,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-PHASES = ("ceiling", "burst", "sustained", "soldout", "browse", "journey", "baseline-lock")
+# Every phase known, in the order they run; `marathon` (minutes long) runs only when asked for.
+PHASES = (
+    "ceiling",
+    "burst",
+    "sustained",
+    "soldout",
+    "browse",
+    "journey",
+    "baseline-lock",
+    "marathon",
+)
+DEFAULT_PHASES = tuple(phase for phase in PHASES if phase != "marathon")  # `make bench`
 SERVERS = ("granian", "uvicorn")
 BROWSE_VIA = ("app", "nginx")
 CORES = os.cpu_count() or 1
@@ -22,7 +33,7 @@ def doubling(start: int, limit: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    phases: tuple[str, ...] = PHASES
+    phases: tuple[str, ...] = DEFAULT_PHASES
     buyers: int = 10_000  # U: accounts, and connections in burst / baseline-lock
     tickets: int = 5_000  # T: tickets of the burst's (and baseline-lock's) ticket type
     workers: int = CORES  # app worker processes (`ticketflow serve --workers`)
@@ -30,6 +41,8 @@ class BenchConfig:
     connections: int = 256  # closed-loop phases: ceiling, soldout, browse
     duration: float = 10.0  # seconds of each closed-loop phase
     rates: tuple[int, ...] = doubling(500, 32_000)  # sustained: requests/s, tried in order
+    # sustained: bisections between the last rate that passed and the first that failed
+    rate_refinements: int = 3
     step_duration: float = 5.0  # seconds at each sustained rate
     open_connections: int = 1024  # sustained: connections the open-loop requests spread over
     p99_budget_ms: float = 100.0  # sustained: a rate passes with p99 under this and no errors
@@ -39,6 +52,11 @@ class BenchConfig:
     journey_duration: float = 300.0  # seconds, from the first user's start
     journey_think: tuple[float, float] = (2.0, 6.0)  # seconds between a user's requests, uniform
     journey_pay_share: float = 0.5  # of the holds, the share paid for (then tickets read)
+    # marathon (opt-in): one ticket type of N tickets sold one per booking, open loop
+    marathon_tickets: int = 1_000_000
+    marathon_rate: int | None = None  # bookings/s; None: sustained's best in this run, else 2,000
+    marathon_window: float = 10.0  # seconds of each window of the per-window latency
+    marathon_p99_budget_ms: float = 250.0  # every window's p99 must stay under this
     timeout: float = 30.0  # seconds before a request counts as timed out
     idempotency_keys: bool = True  # every booking request carries a fresh Idempotency-Key
     engine: str = "batched"  # TICKETFLOW_BOOKING_ENGINE of every phase but baseline-lock

@@ -4,7 +4,7 @@ generator; and what every phase gives back."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +27,11 @@ from ticketflow.services.messagebus import MessageBus
 
 @dataclass
 class AppHandle:
-    """The app server now running; phases may restart it with another booking engine."""
+    """The app server now running; phases may restart it with another booking engine, or with
+    settings of their own (the marathon's 10-minute holds)."""
 
-    env_for: Callable[[str], dict[str, str]]  # booking engine -> the server's environment
+    # (booking engine, settings of this start) -> the server's environment
+    env_for: Callable[[str, Mapping[str, object]], dict[str, str]]
     workers: int
     log_dir: Path
     server_kind: str = "granian"
@@ -37,6 +39,7 @@ class AppHandle:
     port: int = field(default_factory=free_port)
     server: ServerProcess | None = None
     engine: str = ""
+    settings: dict[str, object] = field(default_factory=dict)  # this start's own settings
     _stack: AsyncExitStack | None = None
 
     @property
@@ -47,15 +50,24 @@ class AppHandle:
     def process_group(self) -> int | None:
         return self.server.process.pid if self.server else None  # started in its own session
 
-    async def start(self, engine: str) -> None:
+    async def start(self, engine: str, **settings: object) -> None:
         await self.stop()
         stack = AsyncExitStack()
         self.server = await stack.enter_async_context(
             running_app(
-                self.env_for(engine), self.workers, self.log_dir, self.server_kind, self.port
+                self.env_for(engine, settings),
+                self.workers,
+                self.log_dir,
+                self.server_kind,
+                self.port,
             )
         )
-        self._stack, self.engine = stack, engine
+        self._stack, self.engine, self.settings = stack, engine, settings
+
+    async def ensure(self, engine: str, **settings: object) -> None:
+        """Running `engine` with exactly `settings` of its own: restarted unless it is."""
+        if self.server is None or (self.engine, self.settings) != (engine, settings):
+            await self.start(engine, **settings)
 
     async def stop(self) -> None:
         stack, self._stack, self.server = self._stack, None, None
@@ -75,6 +87,7 @@ class Context:
     load: LoadGenerator
     event_ids: list[str] = field(default_factory=list)  # every event seeded so far
     provider: ServerProcess | None = None  # the sandbox payment provider the app pays through
+    results: dict[str, PhaseResult] = field(default_factory=dict)  # the phases run so far
 
     async def new_sale(self, total: int, title: str, **options: Any) -> Sale:
         """A fresh event on sale with one ticket type of `total` tickets (options: seed.sale's)."""

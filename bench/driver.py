@@ -5,7 +5,8 @@ per request, so the client stays cheap):
 - closed loop: each connection sends its next request when the last one is answered.
 - open loop: requests are due at a constant rate whether or not earlier ones were answered;
   latency is measured from each one's *intended* send time, so a server that falls behind shows
-  it as latency instead of silently slowing the client (coordinated omission).
+  it as latency instead of silently slowing the client (coordinated omission). It may stop
+  early (a marathon, once its tickets are sold out).
 
 The `journey` phase's users (a visit of several requests, with think time) are bench/journey.py.
 """
@@ -15,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from bench.connections import close_all, connect, watchdog
@@ -34,6 +36,27 @@ def _in_background(coroutine: Coroutine[Any, Any, None]) -> None:
     task = asyncio.ensure_future(coroutine)
     _replacing.add(task)
     task.add_done_callback(_replacing.discard)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When this process's open-loop requests are due, computed as they come (a marathon's
+    million would be a list of floats per process): request n of all processes is due at
+    start + n / rate, and this process sends the numbers in `numbers` (every of-th one)."""
+
+    start_at: float
+    rate: float
+    numbers: range
+
+    def __len__(self) -> int:
+        return len(self.numbers)
+
+    def __iter__(self) -> Iterator[float]:
+        return (self.start_at + n / self.rate for n in self.numbers)
+
+    @property
+    def first(self) -> float:
+        return self.start_at + self.numbers[0] / self.rate if self.numbers else time.monotonic()
 
 
 async def sleep_until(at: float) -> None:
@@ -126,11 +149,13 @@ async def run_closed_loop(
 async def run_open_loop(
     connections: list[HttpConnection],
     recorder: Recorder,
-    due: list[float],
+    due: Schedule,
     request_timeout: float,
     address: tuple[str, int],
+    stop: Callable[[], bool] = lambda: False,
 ) -> None:
-    """Send one request at each time in `due` (sorted), on whichever connection is free."""
+    """Send one request at each time `due`, on whichever connection is free, until `stop()`:
+    then nothing more is sent, and what was sent is waited for."""
     idle = deque(connections)
     live = list(connections)
     backlog: deque[tuple[float, bytes]] = deque()
@@ -170,15 +195,20 @@ async def run_open_loop(
         live[live.index(dead)] = fresh
         free(fresh)
 
-    start_at = due[0] if due else time.monotonic()
+    start_at = due.first
     await sleep_until(start_at)
     recorder.start(start_at)
     async with watchdog(lambda: live, request_timeout):
-        for intended in due:
+        for sent, intended in enumerate(due):
             now = time.monotonic()
             if intended > now:
                 await asyncio.sleep(intended - now)
                 now = time.monotonic()
+            if stop():
+                left -= len(due) - sent  # never sent now: not waited for
+                if left == 0 and not finished.done():
+                    finished.set_result(None)
+                break
             # The generator's own lateness: if this grows, the client, not the server, is slow.
             recorder.lag.record_value(max(1, round((now - intended) * 1e6)))
             request = recorder.stream.next()

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -14,6 +15,26 @@ from bench.context import PhaseResult
 from bench.targets import Target
 
 LATENCY_COLUMNS = ("count", "avg_ms", "p50_ms", "p95_ms", "p99_ms", "max_ms")
+# marathon: per window of intended send time, with the relay's lag sampled in it (short
+# headings, explained by the legend: the terminal's table has to fit 80 columns)
+WINDOW_COLUMNS = {
+    "from_s": "from s",
+    "requests": "sent",
+    "held": "held",
+    "sold_out": "409",
+    "errors": "errors",
+    "timeouts": "t/o",
+    "p50_ms": "p50 ms",
+    "p99_ms": "p99 ms",
+    "max_ms": "max ms",
+    "unpublished": "relay",
+    "oldest_age_s": "wait s",
+}
+WINDOW_LEGEND = (
+    "windows by intended send time, from the first send; sent: requests due in the window; "
+    "409: sold out; t/o: timeouts; relay: events stored and not yet published, sampled in the "
+    "window; wait s: how long the oldest of them had waited"
+)
 
 
 def _fmt(value: Any) -> str:
@@ -27,10 +48,12 @@ def _fmt(value: Any) -> str:
 
 
 def _cpu(result: PhaseResult) -> dict[str, Any]:
-    """CPU figures of a phase (sustained: of its last rate, the one that decided it)."""
+    """CPU figures of a phase (sustained: of its best rate, else of its last)."""
     details = result.details
-    if details.get("steps"):
-        details = details["steps"][-1]["details"]
+    steps = details.get("steps")
+    if steps:
+        best = result.summary.get("best_rate_per_s")
+        details = next((s for s in steps if s["rate"] == best), steps[-1])["details"]
     cpu: dict[str, Any] = details.get("cpu", {})
     return cpu
 
@@ -55,6 +78,41 @@ def _statuses(details: dict[str, Any]) -> list[str]:
     ]
 
 
+def _window_cell(column: str, value: Any) -> str:
+    if value is None:
+        return "-"
+    if column == "from_s":
+        return f"{value:g}"
+    if column.endswith("_ms") and value >= 100:  # a budget of 250 ms needs no decimals there
+        return f"{value:,.0f}"
+    return f"{value:,.1f}" if isinstance(value, float) else _fmt(value)
+
+
+def _window_cells(details: dict[str, Any]) -> list[list[str]]:
+    """The marathon's windows, a row each (none for other phases)."""
+    return [
+        [_window_cell(column, window[column]) for column in WINDOW_COLUMNS]
+        for window in details.get("windows", [])
+    ]
+
+
+def _growth(details: dict[str, Any]) -> list[str]:
+    """The database's growth over a marathon, whole and by its biggest tables."""
+    growth = details.get("db_growth")
+    if not growth:
+        return []
+
+    def line(name: str, f: dict[str, float]) -> str:
+        return (
+            f"{name}: {f['mb_before']:,.1f} -> {f['mb_after']:,.1f} MB (+{f['mb_growth']:,.1f}; "
+            f"{f['mb_per_million_bookings']:,.1f} MB per million bookings)"
+        )
+
+    lines = [line(f"database, over {growth['bookings']:,} bookings", growth["database"])]
+    lines += [line(f"table {name}", f) for name, f in growth["tables"].items()]
+    return lines
+
+
 def show_phase(console: Console, result: PhaseResult) -> None:
     table = Table(title=f"{result.name}", title_justify="left")
     table.add_column("outcome")
@@ -72,6 +130,24 @@ def show_phase(console: Console, result: PhaseResult) -> None:
             f"generator timers late p99 {result.details['generator_timer_lag']['p99_ms']} ms, "
             f"{result.details['reconnects']:,} reconnections"
         )
+    windows = _window_cells(result.details)
+    if windows:
+        table = Table(
+            title=f"{result.name} by window",
+            title_justify="left",
+            caption=WINDOW_LEGEND,
+            caption_justify="left",
+            box=box.SIMPLE_HEAD,
+            pad_edge=False,
+            collapse_padding=True,
+        )
+        for heading in WINDOW_COLUMNS.values():
+            table.add_column(heading, justify="right")
+        for cells in windows:
+            table.add_row(*cells)
+        console.print(table)
+    for line in _growth(result.details):
+        console.print(f"  {line}")
     for step in result.details.get("steps", []):
         console.print(
             f"  {step['rate']:>6,}/s offered: {step['answered_per_s']:,}/s answered, "
@@ -132,6 +208,18 @@ def _journey_config(config: dict[str, Any]) -> str:
     )
 
 
+def _marathon_config(config: dict[str, Any]) -> str:
+    if "marathon" not in config["phases"]:
+        return ""
+    rate = config["marathon_rate"]
+    return (
+        f" Marathon: {config['marathon_tickets']:,} tickets, "
+        + (f"{rate:,} bookings/s" if rate else "rate: sustained's best, else 2,000/s")
+        + f", windows of {config['marathon_window']:g} s, p99 budget "
+        f"{config['marathon_p99_budget_ms']:g} ms."
+    )
+
+
 def markdown(document: dict[str, Any]) -> str:
     machine, config = document["machine"], document["config"]
     lines = [
@@ -151,7 +239,8 @@ def markdown(document: dict[str, Any]) -> str:
         f"{config['connections']} connections x {config['duration']:g} s (closed loop), "
         f"booking engine {config['engine']}, "
         f"idempotency keys {'on' if config['idempotency_keys'] else 'off'}."
-        + _journey_config(config),
+        + _journey_config(config)
+        + _marathon_config(config),
         "",
         "| phase | headline | load generator cores (share) | app cores | payment provider cores "
         "| postgres+redis+other | ok |",
@@ -184,6 +273,18 @@ def markdown(document: dict[str, Any]) -> str:
                 f"| {outcome} | " + " | ".join(_fmt(figures.get(c, "n/a")) for c in columns) + " |"
             )
         lines += [f"- statuses {line}" for line in _statuses(phase["details"])]
+        windows = _window_cells(phase["details"])
+        if windows:
+            lines += [
+                "",
+                f"By window ({WINDOW_LEGEND}):",
+                "",
+                "| " + " | ".join(WINDOW_COLUMNS.values()) + " |",
+                "|---" * len(WINDOW_COLUMNS) + "|",
+            ]
+            lines += ["| " + " | ".join(cells) + " |" for cells in windows]
+            lines.append("")
+        lines += [f"- {line}" for line in _growth(phase["details"])]
         for step in phase["details"].get("steps", []):
             lines.append(
                 f"- {step['rate']:,}/s: p99 {step['p99_ms']} ms, failures {step['failures']}, "

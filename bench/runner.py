@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from bench import report
 from bench.config import BenchConfig
@@ -98,10 +99,12 @@ async def run(config: BenchConfig, console: Console) -> int:
 async def _run(config: BenchConfig, console: Console) -> int:
     started = time.monotonic()
     results: dict[str, PhaseResult] = {}
+    database = ""
     async with contextlib.AsyncExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="tf-bench-")))
         console.print(f"[bold]TicketFlow benchmark[/bold]: phases {', '.join(config.phases)}")
         database_url = await stack.enter_async_context(throwaway_database(config.postgres_url))
+        database = str(make_url(database_url).database)
         redis = await stack.enter_async_context(throwaway_redis(workdir))
         # Started for every run, whatever the phases: it idles at no cost, and the app is then
         # always set up as deployed, paying through a provider that calls it back (signed).
@@ -119,8 +122,8 @@ async def _run(config: BenchConfig, console: Console) -> int:
             tokens = access_tokens(bus, await accounts(bus, config.buyers))
             await vacuum_analyze(database_url)
         app = AppHandle(
-            lambda engine: clean_env(
-                **{**settings, **config.extra_app_env, "booking_engine": engine}
+            lambda engine, own: clean_env(
+                **{**settings, **config.extra_app_env, "booking_engine": engine, **own}
             ),
             config.workers,
             workdir,
@@ -134,7 +137,16 @@ async def _run(config: BenchConfig, console: Console) -> int:
         stack.callback(load.close)
         background = await background_cores(console)
         context = Context(
-            config, console, bus, organizer, tokens, redis, app, load, provider=provider
+            config,
+            console,
+            bus,
+            organizer,
+            tokens,
+            redis,
+            app,
+            load,
+            provider=provider,
+            results=results,  # filled as the phases finish: a phase may read those before it
         )
         for name in config.phases:
             try:
@@ -150,6 +162,7 @@ async def _run(config: BenchConfig, console: Console) -> int:
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": round(time.monotonic() - started, 1),
         "machine": {**machine, "busy_cores_before_run": round(background, 2)},
+        "database": database,  # the throwaway one, dropped by now
         "config": config.describe(),
         "phases": [result.as_dict() for result in results.values()],
         "targets": [target.as_dict() for target in found],

@@ -30,6 +30,29 @@ def latency_summary(histogram: HdrHistogram) -> dict[str, float | int]:
 
 
 @dataclass
+class Window:
+    """What was due in one window of time, from every process."""
+
+    counts: dict[Outcome, int]
+    histogram: HdrHistogram
+
+    def count(self, outcome: Outcome) -> int:
+        return self.counts.get(outcome, 0)
+
+    def summary(self) -> dict[str, Any]:
+        """Requests, holds, refusals and failures, and the latency of all of them."""
+        latency = latency_summary(self.histogram)
+        return {
+            "requests": self.histogram.get_total_count(),
+            "held": self.count(Outcome.HELD),
+            "sold_out": self.count(Outcome.SOLD_OUT),
+            "errors": self.count(Outcome.ERROR),
+            "timeouts": self.count(Outcome.TIMEOUT),
+            **{k: latency[k] for k in ("p50_ms", "p99_ms", "max_ms")},
+        }
+
+
+@dataclass
 class Measurement:
     """One run of one job across all processes."""
 
@@ -45,6 +68,7 @@ class Measurement:
     client_cpu_seconds: float  # from the processes themselves, over their measured windows
     cpu: CpuShare
     connections: int
+    windows: dict[int, Window]  # by index from the start; empty unless the job asked for them
 
     @classmethod
     def of(cls, run: Run) -> Measurement:
@@ -69,6 +93,7 @@ class Measurement:
             client_cpu_seconds=sum(result.cpu_seconds for result in run.results),
             cpu=share_between(run.cpu_before, run.cpu_after),
             connections=sum(result.connections for result in run.results),
+            windows=_merged_windows(run.results),
         )
 
     def count(self, outcome: Outcome) -> int:
@@ -109,6 +134,17 @@ def merged_histogram(histograms: Iterable[HdrHistogram]) -> HdrHistogram:
     for histogram in histograms:
         merged.add(histogram)
     return merged
+
+
+def _merged_windows(results: Iterable[Any]) -> dict[int, Window]:
+    windows: dict[int, Window] = {}
+    for result in results:
+        for index, (counts, encoded) in result.windows.items():
+            window = windows.setdefault(index, Window({}, new_histogram()))
+            window.histogram.add(HdrHistogram.decode(encoded))
+            for name, count in counts.items():
+                window.counts[Outcome(name)] = window.count(Outcome(name)) + count
+    return dict(sorted(windows.items()))
 
 
 def _merged(counts: Iterable[dict[str, int]]) -> dict[str, int]:

@@ -20,8 +20,8 @@ from bench.http import HttpConnection
 from bench.journey import Journeys
 from bench.journey_record import JourneyRecorder, JourneyResult
 from bench.journey_requests import JourneyPlan
-from bench.recorder import Recorder, WorkerResult
-from bench.requests import BookingRequests, BrowseRequests, HealthRequests
+from bench.recorder import Recorder, Windows, WorkerResult
+from bench.requests import BookingRequests, BrowseRequests, HealthRequests, Outcome
 
 Mode = Literal["burst", "closed", "open", "journey"]
 Requests = HealthRequests | BrowseRequests | BookingRequests | JourneyPlan
@@ -37,6 +37,9 @@ class Job:
     timeout: float
     duration: float = 0.0  # closed and open loop, journey
     rate: float = 0.0  # open loop: requests per second, all processes together
+    window: float = 0.0  # open loop: seconds of each window of per-window latency (0: none)
+    until_sold_out: bool = False  # open loop: a process sends no more once it is told sold out
+    keep_held: bool = True  # False: holds are counted, their ids not kept (a marathon's)
 
 
 def share_of(total: int, share: int, of: int) -> int:
@@ -80,9 +83,11 @@ async def _run(
 
     if isinstance(job.requests, JourneyPlan):
         return await _run_journey(job, job.requests, share, of, pipe, answered)
-    recorder = Recorder(job.requests.requests(share, of), answered)
+    recorder = Recorder(job.requests.requests(share, of), answered, keep_held=job.keep_held)
     count = share_of(job.connections, share, of)
     connections, start_at = await _ready(job, count, pipe)
+    if job.window:
+        recorder.windows = Windows(start_at, job.window)
     address = (job.host, job.port)
     if job.mode == "burst":
         await driver.run_burst(connections, recorder, start_at, job.timeout)
@@ -94,9 +99,19 @@ async def _run(
         # Request n (of all processes) is due at start + n / rate; this process sends every
         # of-th one, so the processes interleave into one even stream.
         total = round(job.rate * job.duration)
-        due = [start_at + n / job.rate for n in range(share, total, of)]
-        await driver.run_open_loop(connections, recorder, due, job.timeout, address)
+        due = driver.Schedule(start_at, job.rate, range(share, total, of))
+        await driver.run_open_loop(
+            connections, recorder, due, job.timeout, address, _stop(job, recorder)
+        )
     return recorder.result(count)
+
+
+def _stop(job: Job, recorder: Recorder) -> Callable[[], bool]:
+    """When an open loop stops sending: once this process is told sold out, if the job says so
+    (with quantity 1 per booking, not one ticket is left then); else never."""
+    if job.until_sold_out:
+        return lambda: recorder.count(Outcome.SOLD_OUT) > 0
+    return lambda: False
 
 
 async def _run_journey(

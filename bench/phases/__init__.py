@@ -1,4 +1,4 @@
-"""The phases, by name, in the order `make bench` runs them."""
+"""The phases, by name, in the order they run (`make bench` runs all but `marathon`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from bench.phases.browse import browse
 from bench.phases.burst import baseline_lock, burst
 from bench.phases.ceiling import ceiling
 from bench.phases.journey import journey
+from bench.phases.marathon import marathon
 from bench.phases.soldout import soldout
 from bench.phases.sustained import sustained
 
@@ -22,4 +23,5 @@ PHASES: dict[str, Phase] = {
     "browse": browse,
     "journey": journey,
     "baseline-lock": baseline_lock,
+    "marathon": marathon,
 }

@@ -14,8 +14,7 @@ LOCK_COMMANDS = ("set", "evalsha")
 
 
 async def burst(context: Context) -> PhaseResult:
-    if context.app.engine != context.config.engine:
-        await context.app.start(context.config.engine)
+    await context.app.ensure(context.config.engine)
     return await _burst(context, "burst")
 
 

@@ -40,8 +40,7 @@ def tickets_per_type(config: BenchConfig) -> int:
 
 async def journey(context: Context) -> PhaseResult:
     config = context.config
-    if context.app.engine != config.engine:
-        await context.app.start(config.engine)
+    await context.app.ensure(config.engine)
     total = tickets_per_type(config)
     sales = [
         await context.new_sale(total, title=f"Bench journey {n}", starts_in=STARTS_IN)

@@ -1,7 +1,9 @@
 """`sustained`: bookings at a constant arrival rate, open loop (latency from each request's
 intended send time), at increasing rates until one misses p99 < budget or errs; each rate on a
 fresh ticket type twice as large as the requests it gets, so it never sells out. If even the
-first rate fails, the rate is halved (down to `LOWEST_RATE`) to find one that passes."""
+first rate fails, the rate is halved (down to `LOWEST_RATE`) to find one that passes. Then the
+edge is bisected between the best rate that passed and the lowest that failed (three times by
+default: within an eighth of a doubling), to `RATE_GRAIN`."""
 
 from __future__ import annotations
 
@@ -16,6 +18,16 @@ from bench.stats import latency_summary
 # If the generator itself sends this late (p99), the step measured the client, not the server.
 GENERATOR_LAG_LIMIT_MS = 10.0
 LOWEST_RATE = 50
+RATE_GRAIN = 50  # refined rates are multiples of this
+
+
+def refined_rate(passed: int, failed: int | None, grain: int = RATE_GRAIN) -> int | None:
+    """Halfway between the best rate that passed and the lowest that failed, to `grain`; None
+    when nothing failed above it, or no multiple of `grain` lies strictly between the two."""
+    if not passed or failed is None:
+        return None
+    middle = round((passed + failed) / 2 / grain) * grain
+    return middle if passed < middle < failed else None
 
 
 async def sustained(context: Context) -> PhaseResult:
@@ -32,16 +44,27 @@ async def sustained(context: Context) -> PhaseResult:
         steps.append(await _step(context, result, rate))
         best = rate if steps[-1]["passed"] else 0
         rate //= 2
-    failed = [step["rate"] for step in steps if not step["passed"]]
+    for _ in range(context.config.rate_refinements):
+        refined = refined_rate(best, _lowest_failed(steps, best))
+        if refined is None:
+            break
+        steps.append(await _step(context, result, refined))
+        best = refined if steps[-1]["passed"] else best
     result.summary = {
         "best_rate_per_s": best,
         "p99_budget_ms": context.config.p99_budget_ms,
-        "failed_at_rate": max(failed) if failed else None,
+        "failed_at_rate": _lowest_failed(steps, best),
     }
     decisive = next((step for step in steps if step["rate"] == best), steps[-1])
     result.outcomes = decisive["outcomes"]
     result.details = {"steps": steps}
     return await finish(context, result)
+
+
+def _lowest_failed(steps: list[dict[str, Any]], best: int) -> int | None:
+    return min(
+        (step["rate"] for step in steps if not step["passed"] and step["rate"] > best), default=None
+    )
 
 
 async def _step(context: Context, result: PhaseResult, rate: int) -> dict[str, Any]:

@@ -1,0 +1,50 @@
+"""The benchmark's own rules: which phases and rates a command line asks for, where sustained's
+refinement tries next, and which window of time a marathon's answer counts in."""
+
+from __future__ import annotations
+
+from bench.__main__ import parse
+from bench.config import DEFAULT_PHASES
+from bench.phases.sustained import refined_rate
+from bench.recorder import Windows
+from bench.requests import Outcome
+
+
+def test_the_marathon_runs_only_when_asked_for_and_last() -> None:
+    assert "marathon" not in parse([]).phases
+    assert parse([]).phases == DEFAULT_PHASES
+    assert parse(["--phases", "marathon,sustained"]).phases == ("sustained", "marathon")
+
+
+def test_explicit_rates_are_tried_as_given_unless_refinement_is_asked_for() -> None:
+    assert parse([]).rate_refinements == 3
+    assert parse(["--rates", "500,1000"]).rate_refinements == 0
+    assert parse(["--rates", "500,1000", "--rate-refinements", "2"]).rate_refinements == 2
+
+
+def test_refinement_halves_the_gap_between_pass_and_fail_to_the_grain() -> None:
+    assert refined_rate(1000, 2000) == 1500
+    assert refined_rate(1500, 2000) == 1750
+    assert refined_rate(1750, 2000) == 1900  # 1875 rounds to the grain of 50
+    assert refined_rate(250, 500) == 400  # 375: halves round to even multiples
+
+
+def test_refinement_stops_when_nothing_failed_or_no_rate_lies_between() -> None:
+    assert refined_rate(1000, None) is None
+    assert refined_rate(0, 500) is None  # nothing passed: the floor search's business
+    assert refined_rate(1000, 1050) is None
+    assert refined_rate(1000, 1100) == 1050
+
+
+def test_an_answer_counts_in_the_window_it_was_due_in() -> None:
+    windows = Windows(origin=100.0, width=10.0)
+
+    windows.record(Outcome.HELD, 100.0, 5_000)
+    windows.record(Outcome.HELD, 109.999, 300_000)  # answered late, due in the first window
+    windows.record(Outcome.SOLD_OUT, 110.0, 1_000)
+
+    encoded = windows.encoded()
+    assert sorted(encoded) == [0, 1]
+    assert encoded[0][0] == {"held": 2}
+    assert encoded[1][0] == {"sold_out": 1}
+    assert windows.histograms[0].get_max_value() >= 299_000
