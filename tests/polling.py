@@ -1,10 +1,9 @@
 """Waiting for something another process or connection does, with a deadline: polling a
-condition, never sleeping as synchronization. And the opposite: keeping the loop busy."""
+condition, never sleeping as synchronization."""
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable
 
 POLL_SECONDS = 0.05
@@ -18,11 +17,3 @@ async def eventually(condition: Callable[[], Awaitable[bool]], within: float, wh
         if loop.time() > deadline:
             raise AssertionError(f"gave up after {within}s waiting for {what}")
         await asyncio.sleep(POLL_SECONDS)  # poll interval, not synchronization
-
-
-def hold_the_loop(seconds: float) -> None:
-    """CPU-bound work that keeps the event loop from turning for `seconds`, as an overloaded
-    process's does."""
-    end = time.perf_counter() + seconds
-    while time.perf_counter() < end:
-        pass

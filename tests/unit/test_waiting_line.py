@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ticketflow.api.load_shedding import LoopLag, WaitingLine, in_line
-
-from ..polling import eventually, hold_the_loop
+from ticketflow.api.load_shedding import WaitingLine, in_line
 
 PATIENT = 5.0  # long enough never to run out while a test hands places on
 
@@ -59,44 +57,3 @@ def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_
     assert in_line(scope("GET", "/api/v1/bookings"))
     assert in_line(scope("POST", "/api/v1/bookings/0190c5d2-0000-7000-8000-000000000000/payments"))
     assert in_line(scope("GET", "/api/v1/events"))
-
-
-class RecordedLag(LoopLag):
-    """The watcher, with every reading it made kept."""
-
-    def __init__(self, every: float) -> None:
-        super().__init__(every)
-        self.seen: list[float] = []
-
-    def read(self, late: float) -> None:
-        super().read(late)
-        self.seen.append(late)
-
-
-async def test_the_loop_lag_is_how_late_a_timer_runs_behind_blocking_work() -> None:
-    lag = RecordedLag(every=0.01)
-    watching = asyncio.create_task(lag.watch())
-    try:
-        await asyncio.sleep(0)  # the watcher's first timer is set
-        hold_the_loop(0.2)
-        readings = len(lag.seen)
-
-        async def read_again() -> bool:
-            return len(lag.seen) >= readings + 3
-
-        await eventually(read_again, 5.0, "three readings after the hold")
-        after = lag.seen[readings:]
-        assert after[0] >= 0.15, after  # the first timer after the hold ran that late
-        assert min(after[1:]) < after[0], after  # then the loop is free again
-    finally:
-        watching.cancel()
-
-
-def test_one_late_reading_is_a_burst_and_late_readings_throughout_are_overload() -> None:
-    lag = LoopLag(every=0.01)
-    for late in (0.0, 0.0, 0.0, 0.0, 0.3):  # one long step
-        lag.read(late)
-    assert lag.seconds == 0.0
-    for late in (0.12, 0.2, 0.15, 0.11):  # behind on every reading since
-        lag.read(late)
-    assert lag.seconds == 0.11

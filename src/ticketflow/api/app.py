@@ -138,8 +138,6 @@ def create_app(
                     "metrics sampler", metrics_routes.keep_process_gauges_fresh, bus, 5.0
                 )
             )
-        if app.state.loop_lag is not None:
-            jobs.append(app.state.loop_lag.watch())
         tasks = [asyncio.create_task(job) for job in jobs]
         try:
             yield
@@ -182,8 +180,7 @@ def create_app(
     app.add_middleware(IdempotencyMiddleware, fastapi_app=app)
     install_rate_limits(app, settings)  # the per-IP default, before any work on the request
     install_hardening(app, settings)  # body size limit, CORS, security headers
-    # Past capacity, or with the event loop lagging: 503 + Retry-After before any work.
-    app.state.loop_lag = install_load_shedding(app, settings)
+    install_load_shedding(app, settings)  # past capacity: 503 + Retry-After before any work
     install_observability(app)  # outermost: request id, access log line, request metrics
     document_api_contract(app)
     return app

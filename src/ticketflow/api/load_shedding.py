@@ -8,14 +8,6 @@ short: at most `capacity` requests of a process are worked on at once, the next 
 arrival order for at most `patience` seconds, and whoever is still waiting then is told to come
 back (`Retry-After: 1`): a fast, honest answer, and nothing was done for it.
 
-A count alone can't see every overload: a payment costs twenty times a page view, and the work
-outside the line (holds, callbacks, background jobs) shares the same event loop. So the line
-also watches the loop itself (`LoopLag`): while the loop runs its timers more than
-`shed_loop_lag_ms` late on every reading for a while, a request let in now would wait as long
-again for each step of its work, so a newcomer is refused at once. That keeps the refusals fast
-when they matter most (issue 15: at twice the users the 503s took seconds, queued behind the
-work they were meant to protect).
-
 Not in the line: health and metrics (probes must see an overloaded process as alive), the live
 availability streams (they stay open for minutes), the payment provider's signed callbacks (a
 provider gives up after a few refusals, and a callback is what settles a charge whose answer was
@@ -89,35 +81,6 @@ class WaitingLine:
         self._inside -= 1
 
 
-class LoopLag:
-    """How late the event loop runs a timer, measured every `every` seconds: how long a
-    callback now waits behind the others before it runs (0 on an idle loop).
-
-    `seconds` is the least of the last few readings, so one long step (a first compile of a
-    statement, a garbage collection) does not count as overload; a loop that is behind on
-    every reading does (CoDel's rule: a standing queue, not a burst)."""
-
-    READINGS = 5
-
-    def __init__(self, every: float) -> None:
-        self._every = every
-        self._recent: deque[float] = deque(maxlen=self.READINGS)
-
-    @property
-    def seconds(self) -> float:
-        return min(self._recent, default=0.0)
-
-    def read(self, late: float) -> None:
-        self._recent.append(late)
-
-    async def watch(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            due = loop.time() + self._every
-            await asyncio.sleep(self._every)
-            self.read(max(0.0, loop.time() - due))
-
-
 PROVIDER_CALLBACKS = "/api/v1/payments/webhook"
 
 
@@ -134,24 +97,16 @@ class LoadSheddingMiddleware:
     connection free in time is a 503 too, whether a route, the booking hot path or another
     middleware was waiting for it (a route's error handlers see only the routes' share)."""
 
-    def __init__(
-        self, app: ASGIApp, capacity: int, patience: float, lag: LoopLag, lag_limit: float
-    ) -> None:
+    def __init__(self, app: ASGIApp, capacity: int, patience: float) -> None:
         self.app = app
         self.line = WaitingLine(capacity, patience)
-        self.lag, self.lag_limit = lag, lag_limit
-
-    async def _admitted(self) -> bool:
-        if self.lag.seconds > self.lag_limit:
-            return False
-        return await self.line.enter()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         waits = in_line(scope)
-        if waits and not await self._admitted():
+        if waits and not await self.line.enter():
             await _overloaded(scope, receive, send, "nothing was done for this request")
             return
         started = False
@@ -182,21 +137,11 @@ async def _overloaded(scope: Scope, receive: Receive, send: Send, why: str) -> N
     await domain_problem(Request(scope), refusal)(scope, receive, send)
 
 
-# How often the loop's lateness is measured: a fraction of the lag worth refusing for.
-LAG_SAMPLE_SECONDS = 0.02
-
-
-def install_load_shedding(app: FastAPI, settings: Settings) -> LoopLag | None:
+def install_load_shedding(app: FastAPI, settings: Settings) -> None:
     """Outermost of our middleware: it answers overload for all of them. Capacity 0: no line
-    (every request passes at once), pool timeouts still answered 503. Gives the loop's lag
-    watcher for the lifespan to run (None: lag is not watched)."""
-    lag = LoopLag(LAG_SAMPLE_SECONDS)
-    limit = settings.shed_loop_lag_ms / 1000
+    (every request passes at once), pool timeouts still answered 503."""
     app.add_middleware(
         LoadSheddingMiddleware,
         capacity=settings.shed_requests_in_progress or sys.maxsize,
         patience=settings.shed_wait_seconds,
-        lag=lag,
-        lag_limit=limit or float("inf"),
     )
-    return lag if limit else None
