@@ -47,7 +47,7 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     """The request's identity: same JSON in another key order or spacing is the same request."""
     try:
         canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":")).encode()
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deep: the route says so
         canonical = body
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
