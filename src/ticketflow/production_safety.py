@@ -6,6 +6,23 @@ from __future__ import annotations
 from ticketflow.config import DEMO_JWT_SECRET, Settings
 
 MIN_SECRET_LENGTH = 32  # HS256 keys shorter than the hash (32 bytes) weaken it (RFC 7518 3.2)
+# Values our own examples show (README, deploy/k8s/secret.example.yaml): never a real secret.
+DOCUMENTED_EXAMPLES = frozenset(
+    {
+        DEMO_JWT_SECRET,
+        str(Settings.model_fields["payment_webhook_secret"].default),
+        "CHANGE-ME",
+    }
+)
+
+
+def _weak(secret: str) -> str | None:
+    """What is wrong with `secret` as a production secret, if anything."""
+    if secret.strip().upper() in {example.upper() for example in DOCUMENTED_EXAMPLES}:
+        return "is a documented example"
+    if len(secret) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    return None
 
 
 class UnsafeProductionSettings(RuntimeError):
@@ -21,13 +38,15 @@ def production_problems(settings: Settings) -> list[str]:
     for kid, secret in jwt_keys.items():
         if secret == DEMO_JWT_SECRET:
             problems.append(f"JWT key {kid} is the demo secret: set TICKETFLOW_JWT_SECRET")
-        elif len(secret) < MIN_SECRET_LENGTH:
-            problems.append(f"JWT key {kid} is shorter than {MIN_SECRET_LENGTH} characters")
+        elif (weakness := _weak(secret)) is not None:
+            problems.append(f"JWT key {kid} {weakness}")
     demo_webhook_secret = Settings.model_fields["payment_webhook_secret"].default
     if settings.payment_webhook_secret == demo_webhook_secret:
         problems.append(
             "the payment webhook secret is the demo one: set TICKETFLOW_PAYMENT_WEBHOOK_SECRET"
         )
+    elif (weakness := _weak(settings.payment_webhook_secret)) is not None:
+        problems.append(f"the payment webhook secret {weakness}")
     return problems
 
 

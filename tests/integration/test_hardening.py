@@ -64,6 +64,18 @@ async def test_a_body_over_the_limit_is_413_however_it_arrives(
         assert fits.status_code == 201, fits.text
 
 
+async def test_json_nested_too_deep_is_400_keyed_or_not(pg: Stack, clock: ManualClock) -> None:
+    async with running_app(pg.settings(), clock) as app:
+        buyer = await account(app.bus)
+        client = app.client()
+        headers = {**buyer.headers, "Content-Type": "application/json"}
+        deep = b"[" * 65_000  # recursion, not size: well under the body limit
+        for path in ("/bookings", "/events"):
+            for extra in ({}, {"Idempotency-Key": f"deep{path}"}):
+                answer = await client.post(f"{API}{path}", content=deep, headers=headers | extra)
+                problem(answer, 400)
+
+
 async def test_the_default_limit_is_64_kib(pg: Stack, clock: ManualClock) -> None:
     async with running_app(pg.settings(), clock) as app:
         client = app.client()
@@ -179,6 +191,9 @@ async def test_rotated_out_kid_stops_verifying_while_kept_kids_still_do(
         ({"payment_webhook_secret": Settings().payment_webhook_secret}, "WEBHOOK_SECRET"),
         ({"jwt_secret": "short"}, "shorter than 32"),
         ({"jwt_keys": {"old": Settings().jwt_secret, "new": "n" * 40}}, "key old is the demo"),
+        ({"payment_webhook_secret": "CHANGE-ME"}, "webhook secret is a documented example"),
+        ({"payment_webhook_secret": "w" * 31}, "webhook secret is shorter than 32"),
+        ({"jwt_secret": "change-me"}, "is a documented example"),
     ],
 )
 def test_production_refuses_to_start_with_demo_or_weak_secrets(
