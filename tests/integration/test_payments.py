@@ -21,7 +21,7 @@ from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.event_store import EventMeta
 from ticketflow.adapters.payment_gateway import Charge, HttpPaymentGateway, charge_from
-from ticketflow.adapters.tables import idempotency_keys, tickets, webhook_receipts
+from ticketflow.adapters.tables import idempotency_keys, payments, tickets, webhook_receipts
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 from ticketflow.payment_provider.app import create_provider_app
@@ -291,6 +291,37 @@ async def test_signed_webhook_settles_a_pending_payment_once(
     replayed = await shop.client.post(webhook, content=raw, headers=headers)
     assert replayed.status_code == 400
     await shop.check_invariants()
+
+
+async def test_a_callback_for_another_amount_or_currency_pays_nothing(
+    shop: Shop, clock: ManualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    buyer, booking_id, _ = await shop.held_booking()
+    await shop.faults(lost_response_rate=1.0)
+    assert (await shop.pay(buyer, booking_id)).status_code == 503
+    [charge] = await shop.charges()
+    secret, now = shop.bus.deps.settings.payment_webhook_secret, int(clock.now().timestamp())
+    cheaper = {**charge, "amount_minor": 1}
+    event = {"id": "evt_cheap", "type": "charge.succeeded", "created": now, "data": cheaper}
+    raw, headers = _signed(event, secret, now)
+    answer = await shop.client.post("/api/v1/payments/webhook", content=raw, headers=headers)
+    assert answer.status_code == 200  # received and recorded: the provider need not retry
+    assert (await shop.booking(buyer, booking_id))["status"] == "pending"
+    payment = await shop.bus.deps.payments.find_charge(charge["idempotency_key"])
+    assert payment is not None  # the provider did charge: a person must look at it
+    async with shop.bus.engine.connect() as connection:
+        status, reason = (
+            await connection.execute(
+                select(payments.c.status, payments.c.failure_reason).where(
+                    payments.c.booking_id == uuid.UUID(booking_id)
+                )
+            )
+        ).one()
+    assert (status, reason) == ("failed", "amount_mismatch")
+    assert any(
+        record.levelname == "ERROR" and "not settled as paid" in record.getMessage()
+        for record in caplog.records
+    )
 
 
 async def _settle(bus: MessageBus, payment_id: uuid.UUID, charge: Charge) -> UnitOfWork:

@@ -8,6 +8,7 @@ between (2) and (3) leaves a pending payment that the reconciler settles by aski
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from uuid import UUID
 
@@ -35,6 +36,9 @@ from ticketflow.services.messagebus import Deps
 from ticketflow.services.unit_of_work import UnitOfWork
 
 NOT_CHARGED = "not_charged"
+AMOUNT_MISMATCH = "amount_mismatch"
+
+log = logging.getLogger(__name__)
 
 
 def refund_key(payment_id: UUID) -> str:
@@ -122,6 +126,22 @@ async def settle_charge(uow: UnitOfWork, payment_id: UUID, charge: Charge | None
     now, version = uow.clock.now(), payment.version
     if late:
         payment.status = PaymentStatus.PENDING  # the charge we gave up on did land after all
+    if charge is not None and charge.succeeded and not _charges_exactly(payment, charge):
+        # A provider's answer for another sum is no payment of this booking: recorded as a
+        # failure for a person to look at, never tickets for a price nobody agreed to.
+        log.error(
+            "payment %s: the provider charged %s %s for %s %s (charge %s); not settled as paid",
+            payment.id,
+            charge.amount_minor,
+            charge.currency,
+            payment.amount_minor,
+            payment.currency,
+            charge.id,
+        )
+        uow.record(payment.fail(AMOUNT_MISMATCH))
+        metrics.PAYMENTS.labels(AMOUNT_MISMATCH).inc()
+        await uow.payments.save(payment, version, now)
+        return payment
     if charge is None or not charge.succeeded:
         reason = (charge.decline_reason or "declined") if charge else NOT_CHARGED
         uow.record(payment.fail(reason))
@@ -255,6 +275,13 @@ def _charge_of(command: cmd.ApplyProviderEvent) -> tuple[Charge | None, UUID | N
     except ValueError:
         return None, None
     return charge_from(command.data), payment_id
+
+
+def _charges_exactly(payment: Payment, charge: Charge) -> bool:
+    return (charge.amount_minor, charge.currency.upper()) == (
+        payment.amount_minor,
+        payment.currency.upper(),
+    )
 
 
 def _settled_by(payment: Payment, charge: Charge) -> bool:
