@@ -120,6 +120,8 @@ def settings_for(url: str, **overrides: object) -> Settings:
         "run_webhook_deliveries": False,  # webhook tests drive the delivery worker themselves
         "availability_cache_ttl_seconds": 0,
         "rate_limits": "off",  # tests that check limits turn them on
+        # Webhooks go to the tests' local receivers; the SSRF tests turn the guard back on.
+        "webhook_allow_private_networks": True,
         **overrides,
     }
     return Settings(database_url=url, **values)

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     webhook_retry_base_seconds: float = Field(default=10.0, gt=0)
     webhook_retry_max_seconds: float = Field(default=3600.0, gt=0)
     webhook_give_up_seconds: float = Field(default=24 * 3600.0, gt=0)
+    # Receivers on our own network (loopback, private ranges, metadata): refused unless this says
+    # so (adapters/outbound_targets.py); and how many live endpoints one organizer may have.
+    webhook_allow_private_networks: bool = False
+    webhook_max_endpoints_per_owner: int = Field(default=20, ge=1)
     # Live availability (GET /events/{id}/live): how long several events share one read, the
     # updates a client may fall behind by before it is dropped, and the SSE keepalive.
     live_coalesce_seconds: float = Field(default=0.1, ge=0)

@@ -77,6 +77,7 @@ async def _seed(database_url: str) -> tuple[dict[str, dict[str, str]], dict[str,
         sale = await event_on_sale(bus, manager)
         hook = await register_endpoint(
             bus.engine,
+            bus.deps.settings,
             manager.actor,
             "https://example.com/hooks",
             ["booking.held"],

@@ -113,6 +113,7 @@ async def build_world(bus: MessageBus) -> World:
         webhook_id=(
             await register_endpoint(
                 bus.engine,
+                bus.deps.settings,
                 owner.actor,
                 "https://example.com/hooks",
                 ["booking.held"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from ipaddress import ip_address
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -29,7 +30,16 @@ def _endpoint_url(url: str) -> str:
         raise ValueError("must not carry credentials: verify our signature instead")
     if port == 0:
         raise ValueError("port 0 is not a port to deliver to")
+    if _looks_numeric(parts.hostname):
+        try:  # all digits and dots: an IPv4 address or nothing (999.999.999.999)
+            ip_address(parts.hostname)
+        except ValueError as error:
+            raise ValueError("the host is not a valid IPv4 address") from error
     return url
+
+
+def _looks_numeric(host: str) -> bool:
+    return all(label.isdigit() for label in host.split(".") if label)
 
 
 def _event_type(name: str) -> str:

@@ -49,6 +49,10 @@ class SalesClosed(Conflict):
     code, title = "sales-closed", "Ticket sales are closed"
 
 
+class LimitReached(Conflict):
+    code, title = "limit-reached", "Limit reached"
+
+
 class InvalidTransition(Conflict):
     code, title = "invalid-state", "Not possible in the current state"
 

@@ -7,12 +7,19 @@ or SQLite write lock is held while an endpoint takes its time. A process killed 
 the lease to expire and the delivery is tried again: at least once, identified by its id.
 2xx: delivered. Anything else (an error status, a timeout, a refused connection): retried after
 a doubling delay with jitter, until `give_up` after the delivery was created; then dead.
+
+Each POST goes to the address its URL's host was just checked to have (adapters/
+outbound_targets.py: never our own network, and no second lookup to rebind), within one overall
+deadline, and whatever goes wrong with it is that delivery's failure alone: one bad endpoint
+never stalls a round. What is recorded of a failure is coarse ("timeout", "connection refused",
+"HTTP 503"): an organizer learns that their endpoint failed, not how our network looks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -25,12 +32,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.db import WRITE
+from ticketflow.adapters.outbound_targets import Resolver, TargetRefused, checked, resolve
 from ticketflow.adapters.tables import webhook_deliveries as deliveries
 from ticketflow.adapters.tables import webhook_endpoints as endpoints
 from ticketflow.adapters.webhook_signing import SIGNATURE_HEADER, signature_header
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.sweeper import run_periodically
+
+log = logging.getLogger(__name__)
 
 LEASE_MARGIN_SECONDS = 30.0
 
@@ -66,9 +76,15 @@ def retry_delay(attempts: int, base: float, cap: float) -> float:
 
 class WebhookSender:
     def __init__(
-        self, engine: AsyncEngine, clock: Clock, settings: Settings, http: httpx.AsyncClient
+        self,
+        engine: AsyncEngine,
+        clock: Clock,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        resolver: Resolver = resolve,
     ) -> None:
         self._engine, self._clock, self._settings, self._http = engine, clock, settings, http
+        self._resolver = resolver
         self._slots = asyncio.Semaphore(settings.webhook_concurrency)
 
     async def deliver_due(self) -> int:
@@ -125,18 +141,40 @@ class WebhookSender:
         }
         async with self._slots:
             try:
-                # Streamed and never read: an endpoint's answer body is not our business.
-                async with self._http.stream(
-                    "POST",
-                    due.url,
-                    content=body,
-                    headers=headers,
-                    timeout=self._settings.webhook_timeout_seconds,
-                ) as response:
-                    status = response.status_code
+                async with asyncio.timeout(self._settings.webhook_timeout_seconds):
+                    status = await self._send(due.url, body, headers)
+            except TargetRefused as refused:
+                return Outcome(due, None, f"refused: {refused}")
+            except TimeoutError:
+                return Outcome(due, None, "timeout")
+            except httpx.ConnectError:
+                return Outcome(due, None, "connection refused")
             except httpx.HTTPError as error:
-                return Outcome(due, None, f"{type(error).__name__}: {error}"[:500])
+                return Outcome(due, None, _coarse(error))
+            except Exception:  # the endpoint's failure, not the round's
+                log.exception("webhook delivery %s failed unexpectedly", due.id)
+                return Outcome(due, None, "delivery failed")
         return Outcome(due, status, None if 200 <= status < 300 else f"HTTP {status}")
+
+    async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        """POST to the address just checked for the URL's host; the answer's status."""
+        target = await checked(
+            url,
+            allow_private=self._settings.webhook_allow_private_networks,
+            resolver=self._resolver,
+            https_only=self._settings.environment == "production",
+        )
+        extensions = {"sni_hostname": target.tls_name} if target.tls_name else None
+        # Streamed and never read: an endpoint's answer body is not our business.
+        async with self._http.stream(
+            "POST",
+            target.url,
+            content=body,
+            headers={**headers, "Host": target.host_header},
+            timeout=self._settings.webhook_timeout_seconds,
+            extensions=extensions,
+        ) as response:
+            return response.status_code
 
     async def _record(self, outcomes: list[Outcome]) -> None:
         now = self._clock.now()
@@ -175,6 +213,14 @@ class WebhookSender:
                         .where(deliveries.c.id == due.id, deliveries.c.status == "pending")
                         .values(**values)
                     )
+
+
+def _coarse(error: httpx.HTTPError) -> str:
+    if isinstance(error, httpx.TimeoutException):
+        return "timeout"
+    if isinstance(error, httpx.RemoteProtocolError):
+        return "not an HTTP answer"
+    return "connection failed"
 
 
 async def deliver_webhooks_forever(bus: MessageBus) -> None:

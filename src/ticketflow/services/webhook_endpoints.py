@@ -12,14 +12,16 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ticketflow.adapters import idempotency_store
 from ticketflow.adapters.db import WRITE
 from ticketflow.adapters.ids import new_id
+from ticketflow.adapters.outbound_targets import Resolver, TargetRefused, checked, resolve
 from ticketflow.adapters.tables import webhook_deliveries, webhook_endpoints
-from ticketflow.domain.errors import NotFound
+from ticketflow.config import Settings
+from ticketflow.domain.errors import InvalidInput, LimitReached, NotFound
 from ticketflow.domain.model import Actor, Role
 from ticketflow.services.catalog import require_organizer
 from ticketflow.services.messagebus import current_idempotency_scope
@@ -46,10 +48,27 @@ def _visible(query: Select[Any], actor: Actor) -> Select[Any]:
 
 
 async def register_endpoint(
-    engine: AsyncEngine, actor: Actor, url: str, event_types: list[str], now: datetime
+    engine: AsyncEngine,
+    settings: Settings,
+    actor: Actor,
+    url: str,
+    event_types: list[str],
+    now: datetime,
+    resolver: Resolver = resolve,
 ) -> Row:
-    """A new endpoint of `actor`'s, with its signing secret (shown to the caller this once)."""
+    """A new endpoint of `actor`'s, with its signing secret (shown to the caller this once).
+    Its URL must lead outside our network (adapters/outbound_targets.py), over https in
+    production; an organizer has at most `webhook_max_endpoints_per_owner` live ones."""
     require_organizer(actor, "have webhooks")
+    try:
+        await checked(
+            url,
+            allow_private=settings.webhook_allow_private_networks,
+            resolver=resolver,
+            https_only=settings.environment == "production",
+        )
+    except TargetRefused as refused:
+        raise InvalidInput(f"The URL can't receive webhooks: {refused}.", field="url") from None
     endpoint_id = new_id()
     row: Row = {
         "id": endpoint_id,
@@ -60,9 +79,20 @@ async def register_endpoint(
         "created_at": now,
         "disabled_at": None,
     }
+    most = settings.webhook_max_endpoints_per_owner
     async with engine.connect() as connection:
         await connection.execution_options(**WRITE)
         async with connection.begin():
+            live = (
+                select(func.count())
+                .select_from(webhook_endpoints)
+                .where(
+                    webhook_endpoints.c.owner_id == actor.user_id,
+                    webhook_endpoints.c.disabled_at.is_(None),
+                )
+            )
+            if (await connection.scalar(live) or 0) >= most:
+                raise LimitReached(f"You have {most} webhook endpoints; delete one to add another.")
             await connection.execute(webhook_endpoints.insert().values(row))
             if (key := current_idempotency_scope.get()) is not None:  # spent with the insert
                 await idempotency_store.mark_committed(
