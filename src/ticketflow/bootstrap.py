@@ -58,7 +58,11 @@ def build_bus(
     deps = Deps(
         settings=settings,
         clock=clock,
-        passwords=passwords or Passwords(),
+        passwords=passwords
+        or Passwords(
+            concurrency=settings.password_hash_concurrency,
+            patience=settings.password_hash_wait_seconds,
+        ),
         tokens=Tokens(
             SigningKeys.from_settings(settings),
             access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     shed_requests_in_progress: int = Field(default=32, ge=0)
     shed_wait_seconds: float = Field(default=0.1, gt=0)
 
+    # argon2id hashes (sign-up, login) at once per process, and how long the next one waits
+    # for a turn before it is answered 503 + Retry-After (adapters/security.py Passwords).
+    password_hash_concurrency: int = Field(default=2, ge=1)
+    password_hash_wait_seconds: float = Field(default=5.0, gt=0)
+
     jwt_secret: str = DEMO_JWT_SECRET
     access_token_ttl_seconds: int = Field(default=15 * 60, gt=0)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 
 from ticketflow.adapters.clock import ManualClock
+from ticketflow.adapters.security import Passwords
+from ticketflow.api.app import create_app
+from ticketflow.config import Settings
 from ticketflow.domain.model import Role
 
 from ..builders import PASSWORD, account, app_bus, error_fields, problem
+from ..conftest import serving
 
 API = "/api/v1"
 
@@ -238,3 +244,59 @@ async def test_access_token_lives_fifteen_minutes_by_the_app_clock(
     assert (await me(client, pair["access_token"])).status_code == 200
     clock.advance(1)
     problem(await me(client, pair["access_token"]), 401)
+
+
+async def test_a_sign_up_and_sign_in_rush_is_answered_201_200_or_503_never_500(
+    pg_settings: Settings, clock: ManualClock
+) -> None:
+    """200 at once against one process with a 2-connection pool: hashes take turns (one at a
+    time here, each waiting at most 50 ms), no connection is held while one runs, and whoever
+    does not get a turn is told to come back."""
+    settings = pg_settings.model_copy(update={"db_pool_size": 2, "db_max_overflow": 0})
+    passwords = Passwords(
+        PasswordHasher(time_cost=1, memory_cost=4096, parallelism=1), concurrency=1, patience=0.05
+    )
+    async with serving(create_app(settings, clock, passwords)) as client:
+        emails = [new_email() for _ in range(200)]
+        signed_up = await asyncio.gather(*(register(client, email) for email in emails))
+        assert {answer.status_code for answer in signed_up} <= {201, 503}
+        registered = [e for e, answer in zip(emails, signed_up, strict=True) if answer.is_success]
+        assert registered, "nobody got a turn"
+        logins = await asyncio.gather(
+            *(
+                client.post(f"{API}/auth/login", json={"email": email, "password": PASSWORD})
+                for email in registered
+            )
+        )
+        assert {answer.status_code for answer in logins} <= {200, 503}
+        assert any(answer.status_code == 200 for answer in logins)
+        for refused in [a for a in (*signed_up, *logins) if a.status_code == 503]:
+            assert int(refused.headers["retry-after"]) >= 1
+            assert problem(refused, 503)["type"] == "urn:ticketflow:problem:overloaded"
+
+
+class HeldVerification(Passwords):
+    """Checks passwords only when the test lets them."""
+
+    def __init__(self) -> None:
+        super().__init__(PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1))
+        self.checking, self.go_on = asyncio.Event(), asyncio.Event()
+
+    async def verify(self, password_hash: str | None, password: str) -> bool:
+        self.checking.set()
+        await self.go_on.wait()
+        return await super().verify(password_hash, password)
+
+
+async def test_no_database_connection_is_held_while_a_password_is_checked(
+    pg_settings: Settings, clock: ManualClock
+) -> None:
+    passwords = HeldVerification()
+    async with serving(create_app(pg_settings, clock, passwords)) as client:
+        email = new_email()
+        assert (await register(client, email)).status_code == 201
+        logging_in = asyncio.create_task(log_in(client, email))
+        await passwords.checking.wait()
+        assert app_bus(client).engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        passwords.go_on.set()
+        assert (await logging_in).status_code == 200

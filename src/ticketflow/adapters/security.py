@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -15,22 +16,33 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from ticketflow.adapters.clock import Clock, SystemClock
 from ticketflow.config import Settings
-from ticketflow.domain.errors import AuthenticationFailed
+from ticketflow.domain.errors import AuthenticationFailed, Overloaded
 from ticketflow.domain.model import Actor, Role
 
 ALGORITHM = "HS256"
 
 
 class Passwords:
-    """argon2id with the library's RFC 9106 defaults; hashing runs in a worker thread."""
+    """argon2id with the library's RFC 9106 defaults; hashing runs in a worker thread.
 
-    def __init__(self, hasher: PasswordHasher | None = None) -> None:
+    At most `concurrency` hashes (or verifications) run at once per process: each takes ~100 ms
+    of CPU and 64 MiB, so a sign-up rush left unbounded would take every core and the memory
+    with it. The others wait their turn up to `patience` seconds, then are answered 503 +
+    Retry-After (never a 500: a rush of sign-ups before an on-sale is normal traffic)."""
+
+    def __init__(
+        self, hasher: PasswordHasher | None = None, concurrency: int = 2, patience: float = 5.0
+    ) -> None:
         self._hasher = hasher or PasswordHasher()
         # Verified against when the e-mail is unknown, so both failures cost the same time.
         self._decoy = self._hasher.hash("decoy-password-for-unknown-accounts")
+        self._concurrency, self._patience = concurrency, patience
+        self._slots: asyncio.Semaphore | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def hash(self, password: str) -> str:
-        return await asyncio.to_thread(self._hasher.hash, password)
+        async with self._turn():
+            return await asyncio.to_thread(self._hasher.hash, password)
 
     async def verify(self, password_hash: str | None, password: str) -> bool:
         def check() -> bool:
@@ -39,8 +51,28 @@ class Passwords:
             except (VerificationError, InvalidHashError):
                 return False
 
-        matches = await asyncio.to_thread(check)
+        async with self._turn():
+            matches = await asyncio.to_thread(check)
         return matches and password_hash is not None
+
+    @asynccontextmanager
+    async def _turn(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._loop is not loop:  # one line per event loop
+            self._slots, self._loop = asyncio.Semaphore(self._concurrency), loop
+        slots = self._slots
+        try:
+            async with asyncio.timeout(self._patience):
+                await slots.acquire()
+        except TimeoutError:
+            raise Overloaded(
+                "Too many sign-ins and sign-ups right now. Retry in a few seconds.",
+                retry_after=max(1, round(self._patience)),
+            ) from None
+        try:
+            yield
+        finally:
+            slots.release()
 
 
 DEFAULT_KID = "default"

@@ -70,10 +70,12 @@ async def _issue(deps: Deps, user: User, claims: RefreshClaims) -> TokenPair:
 async def log_in(command: cmd.LogIn, uow: UnitOfWork, deps: Deps) -> TokenPair:
     async with uow:
         found = await uow.users.credentials(command.email.strip().lower())
-        user, password_hash = found if found else (None, None)
-        # Same answer and same work for an unknown e-mail and a wrong password.
-        if not await deps.passwords.verify(password_hash, command.password) or user is None:
-            raise AuthenticationFailed("Wrong e-mail or password.")
+    user, password_hash = found if found else (None, None)
+    # Same answer and same work for an unknown e-mail and a wrong password; and no pooled
+    # connection held while the hash is checked (~100 ms: a rush would drain the pool).
+    if not await deps.passwords.verify(password_hash, command.password) or user is None:
+        raise AuthenticationFailed("Wrong e-mail or password.")
+    async with uow:
         claims = RefreshClaims(user.id, new_id(), new_id())
         now = uow.clock.now()
         await uow.sessions.start(
