@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import uuid
@@ -84,6 +85,18 @@ async def test_failed_logins_for_one_account_from_many_ips_lock_only_that_accoun
         assert [a.status_code for a in answers] == [401] * 10 + [429] * 20  # 10 per 15 minutes
         refused(await log_in(app.client(BUYER), victim.email, PASSWORD))
         assert (await log_in(app.client(BUYER), bystander.email, PASSWORD)).status_code == 200
+
+
+async def test_guesses_sent_together_are_counted_before_their_passwords_are_checked(
+    stack: Stack, clock: ManualClock
+) -> None:
+    async with running_app(stack.settings(rate_limits="on"), clock) as app:
+        victim = await account(app.bus)
+        answers = await asyncio.gather(
+            *(log_in(app.client(f"203.0.113.{n}"), victim.email, "guess-123") for n in range(1, 31))
+        )
+        statuses = sorted(answer.status_code for answer in answers)
+        assert statuses == [401] * 10 + [429] * 20  # not 30 guesses past a limit of 10
 
 
 async def test_successful_logins_do_not_use_up_the_accounts_budget(

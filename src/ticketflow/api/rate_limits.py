@@ -32,7 +32,7 @@ from redis.asyncio import ConnectionPool
 
 from ticketflow.api.client_ip import parse_networks
 from ticketflow.config import Settings
-from ticketflow.domain.errors import AuthenticationFailed, ServiceUnavailable, TooManyRequests
+from ticketflow.domain.errors import ServiceUnavailable, TooManyRequests
 from ticketflow.services.security_events import security_event
 
 log = logging.getLogger(__name__)
@@ -75,18 +75,19 @@ class RateLimits:
 
     @asynccontextmanager
     async def login_attempt(self, ip: str, email: str) -> AsyncIterator[None]:
-        """Guards one login: refused while the IP or the account is over its limit; a wrong
-        password inside counts against the account (only failures do, so a user who knows
-        their password is not locked out by logging in often)."""
+        """Guards one login: refused while the IP or the account is over its limit. The attempt
+        counts against the account BEFORE the password is checked (~100 ms), so guesses sent in
+        parallel can't all pass a test made before any of them was counted; a right password
+        forgives the account's count, so a user who knows theirs is never locked out by logging
+        in often."""
         if not self.enabled:
             yield
             return
         account = _account_key(email)
         try:
             await self._take(self._exact, self.password_checks_per_ip, "password-ip", ip)
-            for item in self.login_failures_per_account:
-                if not await self._exact.test(item, "login-failures", account):
-                    raise await self._refusal(self._exact, item, "login-failures", account)
+            per_account = self.login_failures_per_account
+            await self._take(self._exact, per_account, "login-failures", account)
         except TooManyRequests as refused:
             security_event("login_rate_limited", ip=ip, retry_after=refused.retry_after)
             raise
@@ -96,15 +97,12 @@ class RateLimits:
                 "Logging in is paused while its brute-force protection is unavailable.",
                 retry_after=5,
             ) from error
+        yield  # a wrong password (or any failure) stays counted
         try:
-            yield
-        except AuthenticationFailed:
-            try:
-                for item in self.login_failures_per_account:
-                    await self._exact.hit(item, "login-failures", account)
-            except StorageError as error:
-                self._warn(f"could not count a failed login: {error}")
-            raise
+            for item in self.login_failures_per_account:
+                await self._exact.clear(item, "login-failures", account)
+        except StorageError as error:
+            self._warn(f"could not forgive a successful login's attempts: {error}")
 
     async def check_registration(self, ip: str) -> None:
         """Registering hashes a password like logging in does: same per-IP budget of CPU."""
