@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     password_hash_concurrency: int = Field(default=2, ge=1)
     password_hash_wait_seconds: float = Field(default=5.0, gt=0)
 
+    # GET /metrics asks for `Authorization: Bearer <this>` when set; anonymous otherwise.
+    metrics_token: str | None = None
+
     jwt_secret: str = DEMO_JWT_SECRET
     access_token_ttl_seconds: int = Field(default=15 * 60, gt=0)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)

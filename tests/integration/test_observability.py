@@ -119,6 +119,21 @@ async def _metrics(client: httpx.AsyncClient) -> dict[tuple[str, frozenset[Any]]
     return _samples(answer.text)
 
 
+async def test_with_a_scrape_token_metrics_answer_only_whoever_presents_it(
+    settings: Settings, clock: ManualClock
+) -> None:
+    settings = settings.model_copy(update={"metrics_token": "scrape-token-of-our-prometheus"})
+    async with serving(create_app(settings, clock, FAST_PASSWORDS)) as client:
+        for wrong in ({}, {"Authorization": "Bearer guessed"}):
+            refused = await client.get("/metrics", headers=wrong)
+            assert refused.status_code == 401
+            assert refused.headers["www-authenticate"].startswith("Bearer")
+            assert "ticketflow_" not in refused.text
+        token = {"Authorization": "Bearer scrape-token-of-our-prometheus"}
+        scraped = await client.get("/metrics", headers=token)
+        assert scraped.status_code == 200 and "ticketflow_" in scraped.text
+
+
 def _count(samples: dict[tuple[str, frozenset[Any]], float], name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 

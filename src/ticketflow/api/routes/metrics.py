@@ -3,6 +3,7 @@ payment circuit breaker, the outbox relay's lag."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 
 from fastapi import APIRouter, Request, Response
@@ -23,7 +24,19 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 # Not in the OpenAPI document: text for Prometheus, not part of the JSON API.
 @router.get("/metrics", include_in_schema=False)
 async def scrape(request: Request) -> Response:
+    """Anonymous unless TICKETFLOW_METRICS_TOKEN is set: then only `Authorization: Bearer <it>`
+    (what is counted tells a stranger how busy, and how loaded, the service is)."""
     bus: MessageBus = request.app.state.bus
+    wanted = bus.deps.settings.metrics_token
+    if wanted is not None:
+        given = request.headers.get("authorization", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {wanted}".encode()):
+            return Response(
+                "metrics need the scrape token\n",
+                status_code=401,
+                media_type="text/plain",
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     sample_process_gauges(bus)
     await sample_relay_lag(bus)
     return Response(metrics.exposition(), media_type=metrics.CONTENT_TYPE)
