@@ -140,6 +140,24 @@ async def test_every_other_request_has_a_per_ip_default(stack: Stack, clock: Man
         assert (await noisy.get("/health")).status_code == 200  # probes are never limited
 
 
+async def test_bookings_without_a_token_count_against_their_ip(
+    stack: Stack, clock: ManualClock
+) -> None:
+    settings = stack.settings(rate_limits="on", rate_limit_default_per_ip="3/minute")
+    async with running_app(settings, clock) as app:
+        sale = await event_on_sale(app.bus)
+        buyer = await account(app.bus)
+        body = booking_body(sale.event.id, (sale.ticket_types[0].id, 1))
+        flood = app.client(ATTACKER)
+        headers = ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic eDp5"})
+        answers = [
+            await flood.post(f"{API}/bookings", json=body, headers=headers[n % 3]) for n in range(5)
+        ]
+        assert [answer.status_code for answer in answers] == [401] * 3 + [429] * 2
+        held = await app.client(BUYER).post(f"{API}/bookings", json=body, headers=buyer.headers)
+        assert held.status_code == 201, held.text
+
+
 async def test_x_forwarded_for_counts_only_when_a_trusted_proxy_sends_it(
     redis_stack: Stack, clock: ManualClock
 ) -> None:

@@ -16,6 +16,7 @@ from ticketflow.services.accounts import authenticate
 from ticketflow.services.messagebus import MessageBus
 
 _STATE_KEY = "ticketflow.caller"
+MAX_TOKEN_LENGTH = 4096  # ours are a few hundred characters
 
 
 def bearer_token(scope: Scope) -> str | None:
@@ -24,6 +25,14 @@ def bearer_token(scope: Scope) -> str | None:
             scheme, _, token = value.decode("latin-1").partition(" ")
             return token.strip() or None if scheme.lower() == "bearer" else None
     return None
+
+
+def looks_signed_in(scope: Scope) -> bool:
+    """Whether the request carries something shaped like one of our tokens (three base64url
+    parts): what can be told without checking it, before a request takes a place it would only
+    waste (the booking hot path's admission, a limit counted per user)."""
+    token = bearer_token(scope)
+    return token is not None and token.count(".") == 2 and len(token) <= MAX_TOKEN_LENGTH
 
 
 async def request_caller(bus: MessageBus, scope: Scope) -> Actor | None:

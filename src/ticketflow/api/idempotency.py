@@ -25,7 +25,7 @@ from ticketflow.adapters.idempotency_store import ClaimOutcome, KeyScope
 from ticketflow.adapters.micro_batch import MicroBatcher
 from ticketflow.api.booking_hot_path import PATH as HOT_PATH
 from ticketflow.api.booking_hot_path import BookingHotPath
-from ticketflow.api.caller import request_caller
+from ticketflow.api.caller import looks_signed_in, request_caller
 from ticketflow.api.errors import problem
 from ticketflow.domain.errors import DomainError
 from ticketflow.domain.model import Actor
@@ -90,11 +90,13 @@ class IdempotencyMiddleware:
             return
         request = Request(scope)
         bus: MessageBus = self.fastapi_app.state.bus
-        if path == HOT_PATH:
+        if path == HOT_PATH and looks_signed_in(scope):
             # A burst's bookings wait their turn here before anything is done for them (token
             # checked, body read): those admitted reach their hold batch at once, not after
             # everybody's checks, and once admitted, a type sold out meanwhile refuses them for
-            # (almost) nothing. Past this point a booking costs a place in a hold batch.
+            # (almost) nothing. Past this point a booking costs a place in a hold batch. One
+            # without anything like a token takes no place: the route answers it 401 (and the
+            # per-IP default limit counts it, api/rate_limit_guards.py).
             async with self._hot_path(bus).admission:
                 await self._booking(request, receive, send)
             return

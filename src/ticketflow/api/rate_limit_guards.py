@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, FastAPI, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ticketflow.api.caller import looks_signed_in
 from ticketflow.api.client_ip import client_ip
 from ticketflow.api.deps import CurrentActor
 from ticketflow.api.errors import problem
@@ -16,14 +17,19 @@ from ticketflow.config import Settings
 from ticketflow.domain.errors import TooManyRequests
 
 API = "/api/v1"
-# Requests counted by a limit of their own, and probes and scrapes (a load balancer or Prometheus
-# asks from one address).
+# Requests counted by a limit of their own (when signed in: the booking limit is per user, so
+# an anonymous or malformed-token booking counts against its IP like anything else), and probes
+# and scrapes (a load balancer or Prometheus asks from one address).
 OWN_LIMITS = {
     ("POST", f"{API}/auth/login"),
     ("POST", f"{API}/auth/register"),
     ("POST", f"{API}/bookings"),
 }
 UNLIMITED_PATHS = {"/health", "/health/ready", "/metrics"}
+
+
+def _counted_elsewhere(scope: Scope) -> bool:
+    return scope["path"] != f"{API}/bookings" or looks_signed_in(scope)
 
 
 class DefaultRateLimitMiddleware:
@@ -38,7 +44,7 @@ class DefaultRateLimitMiddleware:
             scope["type"] != "http"
             or not self.limits.enabled
             or scope["path"] in UNLIMITED_PATHS
-            or (scope["method"], scope["path"]) in OWN_LIMITS
+            or ((scope["method"], scope["path"]) in OWN_LIMITS and _counted_elsewhere(scope))
         ):
             await self.app(scope, receive, send)
             return
