@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     live_coalesce_seconds: float = Field(default=0.1, ge=0)
     live_queue_size: int = Field(default=16, ge=1)
     live_keepalive_seconds: float = Field(default=15.0, gt=0)
+    # Live streams (WebSocket or SSE) one client address, and one process, may hold open.
+    live_streams_per_ip: int = Field(default=20, ge=1)
+    live_streams_per_process: int = Field(default=5000, ge=1)
     live_poll_seconds: float = Field(default=0.1, gt=0)  # embedded: how often the store is read
 
     idempotency_key_ttl_seconds: int = Field(default=24 * 3600, gt=0)

@@ -14,13 +14,14 @@ from typing import Any
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import event_on_sale
 from ..integration.conftest import flush
+from ..polling import eventually
 from .conftest import buyers
 from .servers import ServerProcess, running_servers, server_env
 
@@ -93,3 +94,33 @@ async def test_a_websocket_for_an_event_not_on_sale_is_refused_before_the_upgrad
             async with connect(_socket_url(two_instances[0], event_id), proxy=None):
                 pass
         assert refused.value.response.status_code == 404
+
+
+async def test_a_client_past_its_live_streams_is_told_to_try_again_later(
+    e2e_bus: MessageBus, e2e_settings: Settings, redis_url: str, tmp_path: Path
+) -> None:
+    env = server_env(
+        e2e_settings.database_url,
+        e2e_settings.jwt_secret,
+        redis_url=redis_url,
+        live_streams_per_ip=1,
+    )
+    sale = await event_on_sale(e2e_bus, totals=(5,))
+    ticket_type = str(sale.ticket_types[0].id)
+    async with running_servers(1, env, tmp_path) as (server,):
+        url = _socket_url(server, sale.event.id)
+        async with connect(url, proxy=None) as first:
+            assert _available(await first.recv()) == {ticket_type: 5}
+            async with connect(url, proxy=None) as second:
+                with pytest.raises(ConnectionClosed) as closed:
+                    await second.recv()
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+
+        async def served_again() -> bool:  # once the server has seen the first one go
+            async with connect(url, proxy=None) as again:
+                try:
+                    return _available(await again.recv()) == {ticket_type: 5}
+                except ConnectionClosed:
+                    return False
+
+        await eventually(served_again, 10.0, "a stream served after the first one closed")

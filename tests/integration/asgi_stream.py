@@ -39,7 +39,7 @@ class ServerSentEvents:
 
 @asynccontextmanager
 async def server_sent_events(
-    app: ASGIApp, path: str, headers: dict[str, str] | None = None
+    app: ASGIApp, path: str, headers: dict[str, str] | None = None, client: str = "127.0.0.1"
 ) -> AsyncIterator[ServerSentEvents]:
     """GET `path` with `Accept: text/event-stream`; the client disconnects on exit."""
     stream = ServerSentEvents()
@@ -58,7 +58,7 @@ async def server_sent_events(
         "root_path": "",
         "query_string": b"",
         "headers": raw_headers,
-        "client": ("127.0.0.1", 50000),
+        "client": (client, 50000),
         "server": ("test", 80),
         "state": {},
     }

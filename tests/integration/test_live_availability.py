@@ -12,6 +12,7 @@ import pytest
 
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.event_tails import StoreTail
+from ticketflow.api.routes.live import StreamCaps
 from ticketflow.domain import commands as cmd
 from ticketflow.services.live_availability import LiveAvailability, SlowSubscriber
 
@@ -159,3 +160,30 @@ async def test_an_open_stream_is_not_a_request_waiting_for_its_answer(
             # Held back, the relay would publish this only after 30 s.
             await availability_reaching(first, {str(ticket_type): 3})
         assert running.app.state.in_flight.count == 0
+
+
+async def test_a_client_past_its_live_streams_gets_429_and_its_place_back_when_one_ends(
+    stack: Stack, clock: ManualClock
+) -> None:
+    settings = stack.settings(live_streams_per_ip=1)
+    async with running_app(settings, clock) as running:
+        sale = await event_on_sale(running.bus)
+        path = live(sale.event.id)
+        async with server_sent_events(running.app, path) as first:
+            assert first.status == 200
+            async with server_sent_events(running.app, path) as second:
+                assert second.status == 429
+                assert int(second.headers["retry-after"]) >= 1
+            async with server_sent_events(running.app, path, client="198.51.100.9") as other:
+                assert other.status == 200  # another address has its own
+        async with server_sent_events(running.app, path) as again:
+            assert again.status == 200
+
+
+def test_a_process_serves_at_most_its_streams_whoever_asks() -> None:
+    caps = StreamCaps(per_ip=5, per_process=2)
+    assert caps.take("192.0.2.1") is None and caps.take("192.0.2.2") is None
+    refused = caps.take("192.0.2.3")
+    assert refused is not None and refused.retry_after >= 1
+    caps.give_back("192.0.2.1")
+    assert caps.take("192.0.2.3") is None

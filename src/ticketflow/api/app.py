@@ -31,6 +31,7 @@ from ticketflow.api.routes import (
 )
 from ticketflow.api.routes import check_ins as check_in_routes
 from ticketflow.api.routes import metrics as metrics_routes
+from ticketflow.api.routes.live import StreamCaps
 from ticketflow.api.stored_bodies import StoredBodies
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
@@ -102,6 +103,9 @@ def create_app(
         if tracer_provider is not None:
             instrument(tracer_provider, bus.engine)
         app.state.live = live_availability_for(bus)  # follows the events from its first client
+        app.state.live_caps = StreamCaps(
+            settings.live_streams_per_ip, settings.live_streams_per_process
+        )
         jobs = []
         if settings.run_sweeper:
             jobs.append(

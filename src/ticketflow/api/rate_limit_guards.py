@@ -40,6 +40,12 @@ class DefaultRateLimitMiddleware:
         self.limits = limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and self.limits.enabled:  # a handshake is a request too
+            try:
+                await self.limits.check_default(client_ip(scope, self.limits.proxies))
+            except TooManyRequests:
+                await send({"type": "websocket.close", "code": 1013, "reason": "rate limited"})
+                return
         if (
             scope["type"] != "http"
             or not self.limits.enabled

@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from uuid import UUID
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel
 
+from ticketflow.api.client_ip import client_ip
 from ticketflow.api.deps import Bus
 from ticketflow.api.errors import PROBLEM_JSON
-from ticketflow.domain.errors import DomainError, NotFound
+from ticketflow.domain.errors import DomainError, NotFound, TooManyRequests
 from ticketflow.domain.model import EventStatus
 from ticketflow.services import queries
 from ticketflow.services.live_availability import (
@@ -29,6 +30,39 @@ from ticketflow.services.messagebus import MessageBus
 router = APIRouter(tags=["events"])
 PATH = "/events/{event_id}/live"
 SSE = "text/event-stream"
+TRY_AGAIN_LATER = 1013  # WebSocket close code: the server is overloaded
+RETRY_STREAM_SECONDS = 5
+
+
+class StreamCaps:
+    """How many live streams one client address, and this whole process, may hold open: each
+    is a socket and a subscription for minutes, so without a bound one client could hold them
+    all."""
+
+    def __init__(self, per_ip: int, per_process: int) -> None:
+        self._per_ip, self._per_process = per_ip, per_process
+        self._open: dict[str, int] = {}
+        self._total = 0
+
+    def take(self, ip: str) -> TooManyRequests | None:
+        """None: a stream is now counted for `ip` (give it back when it ends); else why not."""
+        if self._total >= self._per_process:
+            why = "This server has as many live streams open as it serves"
+        elif self._open.get(ip, 0) >= self._per_ip:
+            why = f"You have {self._per_ip} live streams open; close one"
+        else:
+            self._open[ip] = self._open.get(ip, 0) + 1
+            self._total += 1
+            return None
+        return TooManyRequests(f"{why}, or retry later.", retry_after=RETRY_STREAM_SECONDS)
+
+    def give_back(self, ip: str) -> None:
+        left = self._open[ip] - 1
+        if left:
+            self._open[ip] = left
+        else:
+            del self._open[ip]
+        self._total -= 1
 
 
 class TicketTypeAvailabilityOut(BaseModel):
@@ -77,10 +111,18 @@ async def live_availability(event_id: UUID, request: Request, bus: Bus) -> Respo
         async with bus.engine.connect() as connection:
             available = await queries.availability(connection, event_id)
         return JSONResponse(json.loads(_body(Availability(event_id, available, ""))))
-    subscription, snapshot = await hub.subscribe(event_id)
+    caps: StreamCaps = request.app.state.live_caps
+    ip = client_ip(request.scope, request.app.state.rate_limits.proxies)
+    if (refused := caps.take(ip)) is not None:
+        raise refused
+    try:
+        subscription, snapshot = await hub.subscribe(event_id)
+    except BaseException:
+        caps.give_back(ip)
+        raise
     keepalive = bus.deps.settings.live_keepalive_seconds
     return StreamingResponse(
-        _server_sent_events(hub, subscription, snapshot, keepalive),
+        _server_sent_events(hub, subscription, snapshot, keepalive, lambda: caps.give_back(ip)),
         media_type=SSE,
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
@@ -91,7 +133,11 @@ def _frame(update: Availability) -> str:
 
 
 async def _server_sent_events(
-    hub: LiveAvailability, subscription: Subscription, snapshot: Availability, keepalive: float
+    hub: LiveAvailability,
+    subscription: Subscription,
+    snapshot: Availability,
+    keepalive: float,
+    ended: Callable[[], None],
 ) -> AsyncIterator[str]:
     try:
         yield _frame(snapshot)
@@ -106,30 +152,40 @@ async def _server_sent_events(
         return  # the client reconnects and starts again from a snapshot
     finally:
         hub.unsubscribe(subscription)
+        ended()
 
 
 @router.websocket(PATH)
 async def live_availability_socket(websocket: WebSocket, event_id: str) -> None:
     bus: MessageBus = websocket.app.state.bus
     hub: LiveAvailability = websocket.app.state.live
+    caps: StreamCaps = websocket.app.state.live_caps
     try:
         try:
             parsed = UUID(event_id)
         except ValueError as error:
             raise NotFound("No such event on sale.") from error
         await _published(bus, parsed)
-        subscription, snapshot = await hub.subscribe(parsed)
     except DomainError as error:  # refused before the upgrade, as a plain HTTP answer
         await _deny(websocket, error)
         return
-    try:
+    ip = client_ip(websocket.scope, websocket.app.state.rate_limits.proxies)
+    if caps.take(ip) is not None:
         await websocket.accept()
-        await websocket.send_text(_body(snapshot))
-        await _push_updates(websocket, subscription)
-    except (WebSocketDisconnect, SlowSubscriber):
-        pass
+        await websocket.close(code=TRY_AGAIN_LATER, reason="too many live streams")
+        return
+    try:
+        subscription, snapshot = await hub.subscribe(parsed)
+        try:
+            await websocket.accept()
+            await websocket.send_text(_body(snapshot))
+            await _push_updates(websocket, subscription)
+        except (WebSocketDisconnect, SlowSubscriber):
+            pass
+        finally:
+            hub.unsubscribe(subscription)
     finally:
-        hub.unsubscribe(subscription)
+        caps.give_back(ip)
 
 
 async def _push_updates(websocket: WebSocket, subscription: Subscription) -> None:
