@@ -28,12 +28,15 @@ DESCRIPTIONS = {
     413: "Request body too large",
     422: "Invalid input; `errors` names the fields",
     429: "Rate limit used up; retry after Retry-After",
+    503: "Too busy right now (load shedding, a busy database, password checks taking turns); "
+    "nothing was done: retry after Retry-After",
 }
 
 
 def _statuses(method: str, path: str, operation: dict[str, Any]) -> set[int]:
     """The problems an operation can answer with, from what it takes and who may call it."""
-    statuses = {429}  # every request counts against some rate limit
+    # Every request counts against some rate limit, and any can be shed under overload.
+    statuses = {429, 503}
     if operation.get("parameters") or "requestBody" in operation:
         statuses.add(422)
     if "requestBody" in operation or method == "post":
