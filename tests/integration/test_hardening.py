@@ -4,6 +4,7 @@ no start in production with the demo secrets."""
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
@@ -99,6 +100,21 @@ async def test_every_answer_carries_the_security_headers(pg: Stack, clock: Manua
             assert "strict-transport-security" not in response.headers  # not in development
         login = await client.post(f"{API}/auth/login", json={"email": "a@b.cd", "password": "x"})
         assert login.headers["cache-control"] == "no-store"
+
+
+async def test_answers_to_a_signed_in_caller_are_not_stored_by_caches(
+    pg: Stack, clock: ManualClock
+) -> None:
+    async with running_app(pg.settings(), clock) as app:
+        client = app.client()
+        buyer = await account(app.bus)
+        for path in ("/me", "/bookings", f"/bookings/{uuid.uuid4()}/tickets"):
+            answer = await client.get(f"{API}{path}", headers=buyer.headers)
+            assert answer.headers["cache-control"] == "no-store", path
+        # A public read says its own policy, signed in or not: its bytes are everyone's.
+        public = await client.get(f"{API}/events", headers=buyer.headers)
+        assert public.headers["cache-control"].startswith("public")
+        assert "cache-control" not in (await client.get("/health")).headers
 
 
 async def test_swagger_ui_gets_a_policy_that_lets_it_load(pg: Stack, clock: ManualClock) -> None:

@@ -94,6 +94,12 @@ class ObservabilityMiddleware:
             kind: security_headers(path, production)
             for kind, path in (("docs", "/docs"), ("auth", "/api/v1/auth/"), ("api", "/"))
         }
+        # An answer to a signed-in caller is theirs: kept by no cache unless the route says so
+        # itself (the public reads do: their bytes are everyone's).
+        self._headers_by_kind["signed-in"] = [
+            *self._headers_by_kind["api"],
+            (b"cache-control", b"no-store"),
+        ]
         self._routes = RouteTemplates(fastapi_app)
         self._observe: dict[tuple[str, str, int], Callable[[float], None]] = {}
         outcomes = ("held", "sold_out", "rejected")
@@ -107,7 +113,7 @@ class ObservabilityMiddleware:
         given = _given_id(scope["headers"])
         id_header = given or os.urandom(16).hex().encode()  # as random as uuid4(), 4x cheaper
         status = 500  # unless an answer starts: the app failed before it could say
-        added = [*self._security_headers(scope["path"]), (HEADER, id_header)]
+        added = [*self._security_headers(scope), (HEADER, id_header)]
 
         # Waiting for its answer until the answer starts (a stream, e.g. live SSE, is not).
         waiting = True
@@ -134,10 +140,14 @@ class ObservabilityMiddleware:
             current_caller.reset(caller_token)
             current_request_id.reset(id_token)
 
-    def _security_headers(self, path: str) -> list[tuple[bytes, bytes]]:
+    def _security_headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        path: str = scope["path"]
         if path in DOCS_PATHS:
             return self._headers_by_kind["docs"]
-        return self._headers_by_kind["auth" if path.startswith("/api/v1/auth/") else "api"]
+        if path.startswith("/api/v1/auth/"):
+            return self._headers_by_kind["auth"]
+        signed_in = any(name == b"authorization" for name, _ in scope["headers"])
+        return self._headers_by_kind["signed-in" if signed_in else "api"]
 
     def _record(self, scope: Scope, status: int, seconds: float) -> None:
         method = scope["method"] if scope["method"] in METHODS else "OTHER"
