@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -24,7 +25,7 @@ from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.logging_setup import configure_logging
-from ticketflow.production_safety import production_problems
+from ticketflow.production_safety import example_secrets, production_problems
 from ticketflow.services.demo import seed_demo
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.outbox_relay import redis_relay
@@ -169,6 +170,16 @@ def relay(
     console.print(f"published {_with_bus(work)} events")
 
 
+def _loopback(host: str) -> bool:
+    """Whether only this machine can reach `host` (a name other than localhost: assume not)."""
+    if host == "localhost":
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on")] = "127.0.0.1",
@@ -190,6 +201,13 @@ def serve(
     settings = _settings()
     if problems := production_problems(settings):  # refuse here, before any worker starts
         fail("refusing to start in production: " + "; ".join(problems))
+    if not _loopback(host) and (examples := example_secrets(settings)):
+        fail(
+            f"refusing to serve on {host}, where others can reach it, with documented example "
+            f"secrets ({', '.join(examples)}): anyone could mint tokens. Set "
+            "TICKETFLOW_JWT_SECRET and TICKETFLOW_PAYMENT_WEBHOOK_SECRET (32+ random "
+            "characters), or serve on 127.0.0.1."
+        )
     console.print(f"TicketFlow on http://{host}:{port}  (API docs: http://{host}:{port}/docs)")
     with failures_explained():  # a malformed URL fails here, before any worker starts
         # Deployments put the password in the URL (compose, the k8s Secret): keep it off logs.

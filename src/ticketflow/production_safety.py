@@ -50,6 +50,16 @@ def production_problems(settings: Settings) -> list[str]:
     return problems
 
 
+def example_secrets(settings: Settings) -> list[str]:
+    """The secrets that are documented examples, in any environment: fine for a demo on this
+    machine, never for a server others can reach (they could mint an admin's token)."""
+    jwt_keys = settings.jwt_keys or {"(TICKETFLOW_JWT_SECRET)": settings.jwt_secret}
+    named = [(f"JWT key {kid}", secret) for kid, secret in jwt_keys.items()]
+    named.append(("the payment webhook secret", settings.payment_webhook_secret))
+    examples = {example.upper() for example in DOCUMENTED_EXAMPLES}
+    return [name for name, secret in named if secret.strip().upper() in examples]
+
+
 def refuse_unsafe_production(settings: Settings) -> None:
     if problems := production_problems(settings):
         raise UnsafeProductionSettings(

@@ -237,6 +237,21 @@ def test_serve_exits_non_zero_in_production_with_the_demo_secret(postgresql_url:
     assert "TICKETFLOW_JWT_SECRET" in result.output
 
 
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.10", "::", "app.internal"])
+def test_serve_refuses_example_secrets_on_an_address_others_can_reach(
+    postgresql_url: str, host: str
+) -> None:
+    env = {
+        "TICKETFLOW_DATABASE_URL": postgresql_url,
+        "TICKETFLOW_JWT_SECRET": None,  # unset: the demo default, fine on 127.0.0.1 only
+        "TICKETFLOW_PAYMENT_WEBHOOK_SECRET": "CHANGE-ME",
+    }
+    result = CliRunner().invoke(cli, ["serve", "--host", host, "--port", "1"], env=env)
+    assert result.exit_code == 1
+    assert f"refusing to serve on {host}" in result.output
+    assert "JWT key" in result.output and "payment webhook secret" in result.output
+
+
 def test_openapi_declares_problem_answers_for_every_api_operation(postgresql_url: str) -> None:
     schema = create_app(Settings(database_url=postgresql_url)).openapi()
     for path, operations in schema["paths"].items():
