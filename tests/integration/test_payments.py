@@ -268,13 +268,20 @@ def _signed(body: dict[str, Any], secret: str, at: int) -> tuple[bytes, dict[str
     return raw, {"Provider-Signature": sign(secret, raw, at), "Content-Type": "application/json"}
 
 
-async def test_signed_webhook_settles_a_pending_payment_once(
-    shop: Shop, clock: ManualClock
-) -> None:
+async def _charged_but_unanswered(shop: Shop) -> tuple[Account, str, dict[str, Any]]:
+    """A held booking whose charge the provider made but whose answer was lost: the buyer, the
+    booking id and the provider's charge, for a callback to settle."""
     buyer, booking_id, _ = await shop.held_booking()
     await shop.faults(lost_response_rate=1.0)
     assert (await shop.pay(buyer, booking_id)).status_code == 503
     [charge] = await shop.charges()
+    return buyer, booking_id, charge
+
+
+async def test_signed_webhook_settles_a_pending_payment_once(
+    shop: Shop, clock: ManualClock
+) -> None:
+    buyer, booking_id, charge = await _charged_but_unanswered(shop)
     secret, now = shop.bus.deps.settings.payment_webhook_secret, int(clock.now().timestamp())
     event = {"id": "evt_1", "type": "charge.succeeded", "created": now, "data": charge}
     raw, headers = _signed(event, secret, now)
@@ -296,10 +303,7 @@ async def test_signed_webhook_settles_a_pending_payment_once(
 async def test_a_callback_for_another_amount_or_currency_pays_nothing(
     shop: Shop, clock: ManualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    buyer, booking_id, _ = await shop.held_booking()
-    await shop.faults(lost_response_rate=1.0)
-    assert (await shop.pay(buyer, booking_id)).status_code == 503
-    [charge] = await shop.charges()
+    buyer, booking_id, charge = await _charged_but_unanswered(shop)
     secret, now = shop.bus.deps.settings.payment_webhook_secret, int(clock.now().timestamp())
     cheaper = {**charge, "amount_minor": 1}
     event = {"id": "evt_cheap", "type": "charge.succeeded", "created": now, "data": cheaper}
