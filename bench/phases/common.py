@@ -8,9 +8,31 @@ from typing import Any
 from bench.config import CORES
 from bench.context import Context, PhaseResult
 from bench.invariants import check_database
+from bench.requests import BookingRequests
+from bench.seed import Sale
 from bench.stats import Measurement, latency_summary
+from bench.worker import Job
 
 APP_LOG_LINES = 30
+
+
+def open_loop_bookings(
+    context: Context, sale: Sale, rate: int, duration: float, **options: Any
+) -> Job:
+    """Bookings of one ticket each for `sale`, due at `rate` per second for `duration` seconds,
+    over the open-loop connections, each with a fresh key (options: the Job's own)."""
+    config = context.config
+    requests = BookingRequests(
+        sale.event_id, sale.ticket_type_id, context.tokens, idempotency_keys=config.idempotency_keys
+    )
+    return context.job(
+        mode="open",
+        requests=requests,
+        connections=config.open_connections,
+        rate=rate,
+        duration=duration,
+        **options,
+    )
 
 
 def measured(m: Measurement) -> dict[str, Any]:

@@ -12,8 +12,8 @@ from typing import Any
 from bench.context import Context, PhaseResult
 from bench.db_figures import growth, relay_catch_up, sampling_relay_lag, sizes
 from bench.invariants import SaleCount, check_sale_by_count
-from bench.phases.common import finish, measured
-from bench.requests import BookingRequests, Outcome
+from bench.phases.common import finish, measured, open_loop_bookings
+from bench.requests import Outcome
 from bench.stats import Measurement, latency_summary
 from ticketflow.services.outbox_relay import redis_relay
 
@@ -45,15 +45,11 @@ async def marathon(context: Context) -> PhaseResult:
     sale = await context.new_sale(tickets, title="Bench marathon")
     relay = redis_relay(context.bus).position
     before = await sizes(engine)
-    requests = BookingRequests(
-        sale.event_id, sale.ticket_type_id, context.tokens, idempotency_keys=config.idempotency_keys
-    )
-    job = context.job(
-        mode="open",
-        requests=requests,
-        connections=config.open_connections,
-        rate=rate,
-        duration=due / rate,
+    job = open_loop_bookings(
+        context,
+        sale,
+        rate,
+        due / rate,
         window=config.marathon_window,
         until_sold_out=True,
         keep_held=False,

@@ -11,8 +11,8 @@ from typing import Any
 
 from bench.context import Context, PhaseResult
 from bench.invariants import check_sale
-from bench.phases.common import finish, measured
-from bench.requests import BookingRequests, Outcome
+from bench.phases.common import finish, measured, open_loop_bookings
+from bench.requests import Outcome
 from bench.stats import latency_summary
 
 # If the generator itself sends this late (p99), the step measured the client, not the server.
@@ -71,16 +71,7 @@ async def _step(context: Context, result: PhaseResult, rate: int) -> dict[str, A
     config = context.config
     requests_due = round(rate * config.step_duration)
     sale = await context.new_sale(2 * requests_due, title=f"Bench sustained {rate}/s")
-    requests = BookingRequests(
-        sale.event_id, sale.ticket_type_id, context.tokens, idempotency_keys=config.idempotency_keys
-    )
-    job = context.job(
-        mode="open",
-        requests=requests,
-        connections=config.open_connections,
-        rate=rate,
-        duration=config.step_duration,
-    )
+    job = open_loop_bookings(context, sale, rate, config.step_duration)
     m = await context.drive(job, f"sustained: {rate:,} bookings/s", requests_due)
     overall = latency_summary(m.overall())
     # Anything but a hold is a failure here: the ticket type can't sell out.
