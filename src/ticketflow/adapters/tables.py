@@ -75,7 +75,18 @@ users = Table(
     Column("role", String(16), nullable=False),
     Column("version", Integer, nullable=False),
     _created_at(),
+    Column("disabled_at", UTCDateTime()),  # a disabled account can't sign in or refresh
     CheckConstraint("role IN ('admin', 'manager', 'user')", name="role"),
+)
+
+password_resets = Table(
+    "password_resets",
+    metadata,
+    Column("id", Uuid, primary_key=True),  # the e-mailed token names it; only a MAC is secret
+    Column("user_id", Uuid, ForeignKey("users.id"), nullable=False, index=True),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Column("used_at", UTCDateTime()),
+    _created_at(),
 )
 
 auth_sessions = Table(
@@ -106,8 +117,11 @@ events = Table(
     Column("status", String(16), nullable=False),
     Column("version", Integer, nullable=False),
     _created_at(),
+    Column("max_tickets_per_buyer", Integer),  # NULL: no cap (the organizer's choice)
+    Column("refund_deadline", UTCDateTime()),  # buyers' own refunds end then (NULL: at the start)
     CheckConstraint("status IN ('draft', 'published', 'cancelled', 'completed')", name="status"),
     CheckConstraint("ends_at > starts_at", name="schedule"),
+    CheckConstraint("max_tickets_per_buyer >= 1", name="max_tickets_per_buyer"),
     Index("ix_events_status_starts_at_id", "status", "starts_at", "id"),
 )
 
@@ -124,10 +138,12 @@ ticket_types = Table(
     Column("max_per_booking", Integer, nullable=False),
     Column("version", Integer, nullable=False),
     _created_at(),
+    Column("max_per_buyer", Integer),  # NULL: only the event's cap applies
     # Invariant 1's floor and ceiling, enforced by the database itself.
     CheckConstraint("available >= 0 AND available <= total", name="available_in_range"),
     CheckConstraint("price_minor >= 0", name="price"),
     CheckConstraint("max_per_booking >= 1", name="max_per_booking"),
+    CheckConstraint("max_per_buyer >= 1", name="max_per_buyer"),
 )
 
 bookings = Table(
