@@ -67,10 +67,11 @@ async def sale(
     *,
     title: str,
     max_per_booking: int = 10,
+    max_tickets_per_buyer: int | None = 10,
     starts_in: timedelta = STARTS_IN,
 ) -> Sale:
     """A published event on sale now, starting in `starts_in` (the list shows the soonest
-    first), with one ticket type of `total`."""
+    first), with one ticket type of `total`; capped per buyer as a new event is by default."""
     starts_at = bus.deps.clock.now() + starts_in
     event = await bus.handle(
         cmd.CreateEvent(
@@ -80,6 +81,7 @@ async def sale(
             venue="Bench Hall",
             starts_at=starts_at,
             ends_at=starts_at + timedelta(hours=3),
+            max_tickets_per_buyer=max_tickets_per_buyer,
         )
     )
     ticket_type = await bus.handle(

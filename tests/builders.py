@@ -49,10 +49,12 @@ async def event_on_sale(
     *,
     totals: tuple[int, ...] = (100,),
     max_per_booking: int = 10,
+    max_per_buyer: int | None = None,
     publish: bool = True,
     **event_fields: Any,
 ) -> EventOnSale:
-    """A published event starting in 30 days with one ticket type per entry of `totals`."""
+    """A published event starting in 30 days with one ticket type per entry of `totals`
+    (`max_per_buyer`: each type's cap; the event's is an event field)."""
     organizer = organizer or await account(bus, Role.MANAGER)
     starts_at = bus.deps.clock.now() + timedelta(days=30)
     fields: dict[str, Any] = {
@@ -61,6 +63,8 @@ async def event_on_sale(
         "venue": "Hall A",
         "starts_at": starts_at,
         "ends_at": starts_at + timedelta(hours=3),
+        # Most tests hold many tickets as one buyer; the tests of the cap set one.
+        "max_tickets_per_buyer": None,
         **event_fields,
     }
     event = await bus.handle(cmd.CreateEvent(actor=organizer.actor, **fields))
@@ -74,6 +78,7 @@ async def event_on_sale(
                 currency="EUR",
                 total=total,
                 max_per_booking=max_per_booking,
+                max_per_buyer=max_per_buyer,
             )
         )
         for index, total in enumerate(totals)

@@ -1,5 +1,6 @@
-"""Fixtures for the security tests: the stacks the app runs on (with Redis, or embedded), and
-apps served in-process to clients at chosen IP addresses."""
+"""Fixtures for the integration tests: the stacks the app runs on (with Redis, or embedded),
+apps served in-process to clients at chosen IP addresses, and two app processes sharing one
+database and Redis."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import httpx
 import pytest
 import redis
 from fastapi import FastAPI
+from redis.asyncio import Redis as AsyncRedis
 
-from ticketflow.adapters.clock import Clock
+from ticketflow.adapters.clock import Clock, ManualClock
 from ticketflow.api.app import create_app
+from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 
@@ -92,3 +95,26 @@ async def running_app(
         finally:
             for client in running._clients:
                 await client.aclose()
+
+
+@pytest.fixture
+async def two_processes(
+    pg_settings: Settings, clock: ManualClock, redis_url: str
+) -> AsyncIterator[tuple[MessageBus, MessageBus]]:
+    """Two app 'processes' (own engines, own marks) sharing PostgreSQL and Redis."""
+    # Trusting nothing locally, each sees at once what Redis says.
+    settings = pg_settings.model_copy(
+        update={"redis_url": redis_url, "soldout_local_ttl_seconds": 0}
+    )
+    buses = [build_bus(settings, clock, FAST_PASSWORDS) for _ in range(2)]
+    await wipe(buses[0].engine)
+    shared = AsyncRedis.from_url(redis_url)
+    await shared.flushall()
+    try:
+        yield buses[0], buses[1]
+    finally:
+        await shared.aclose()
+        for bus in buses:
+            await bus.engine.dispose()
+            if bus.deps.redis is not None:
+                await bus.deps.redis.aclose()

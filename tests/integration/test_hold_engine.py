@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
@@ -16,8 +15,6 @@ from ticketflow.adapters.idempotency_store import ClaimRequest, KeyScope
 from ticketflow.adapters.tables import idempotency_keys
 from ticketflow.api.booking_hot_path import PATH
 from ticketflow.api.idempotency import fingerprint
-from ticketflow.bootstrap import build_bus
-from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError, NotEnoughTickets, SalesClosed
 from ticketflow.domain.model import Booking
@@ -25,7 +22,6 @@ from ticketflow.services.hold_batcher import Answer, KeyClaim, KeyInUse
 from ticketflow.services.messagebus import MessageBus, current_key_claim
 
 from ..builders import Account, EventOnSale, account, event_on_sale
-from ..conftest import FAST_PASSWORDS, wipe
 from ..invariants import assert_invariants
 
 
@@ -70,29 +66,6 @@ async def test_a_hold_pays_the_price_of_the_locked_row_not_of_a_stale_copy(
     await bus.handle(cmd.UpdateTicketType(sale.organizer.actor, tier, {"price_minor": 777}))
     booking = await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 2),)))
     assert booking.total_minor == 2 * 777
-
-
-@pytest.fixture
-async def two_processes(
-    pg_settings: Settings, clock: ManualClock, redis_url: str
-) -> AsyncIterator[tuple[MessageBus, MessageBus]]:
-    """Two app 'processes' (own engines, own marks) sharing PostgreSQL and Redis."""
-    # Trusting nothing locally, each sees at once what Redis says.
-    settings = pg_settings.model_copy(
-        update={"redis_url": redis_url, "soldout_local_ttl_seconds": 0}
-    )
-    buses = [build_bus(settings, clock, FAST_PASSWORDS) for _ in range(2)]
-    await wipe(buses[0].engine)
-    redis = Redis.from_url(redis_url)
-    await redis.flushall()
-    try:
-        yield buses[0], buses[1]
-    finally:
-        await redis.aclose()
-        for bus in buses:
-            await bus.engine.dispose()
-            if bus.deps.redis is not None:
-                await bus.deps.redis.aclose()
 
 
 async def test_sold_out_mark_is_shared_and_cleared_when_a_ticket_returns(

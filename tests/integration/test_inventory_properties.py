@@ -1,4 +1,5 @@
-"""Inventory under random holds, cancels, expiries and total changes: a stateful property test.
+"""Inventory under random holds, cancels, expiries and total changes, by two buyers under
+per-buyer caps: a stateful property test.
 
 A hypothesis state machine drives the real handlers and databases through the message bus and
 keeps a small model beside them. After every step the database must satisfy invariants 1 and 2
@@ -35,6 +36,7 @@ from ticketflow.adapters.tables import bookings, events, ticket_types
 from ticketflow.bootstrap import build_bus
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import (
+    BuyerLimitReached,
     DomainError,
     InvalidInput,
     InvalidTransition,
@@ -53,8 +55,12 @@ START = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SWEEP_BATCH = 2  # tiny, so one sweep runs several batches
 PENDING, CANCELLED, EXPIRED = BookingStatus.PENDING, BookingStatus.CANCELLED, BookingStatus.EXPIRED
 
-# An event's ticket type totals and its max per booking.
-TICKET_TYPES = st.tuples(st.lists(st.integers(0, 10), min_size=1, max_size=3), st.integers(1, 4))
+# An event's ticket type totals, its max per booking, its cap per buyer (None: none) and its
+# ticket types' own cap per buyer.
+CAP = st.none() | st.integers(1, 8)
+TICKET_TYPES = st.tuples(
+    st.lists(st.integers(0, 10), min_size=1, max_size=3), st.integers(1, 4), CAP, CAP
+)
 MAIN_SALE_CLOSES = START + timedelta(days=30)  # the first event stays on sale throughout
 # The other events: their ticket types and the minutes until their sales close (they start).
 SIDE_EVENTS = st.lists(st.tuples(TICKET_TYPES, st.integers(30, 600)), min_size=1, max_size=2)
@@ -84,6 +90,7 @@ class TypeModel(Named):
     total: int
     available: int
     max_per_booking: int
+    max_per_buyer: int | None
 
 
 @dataclass(eq=False, repr=False)
@@ -92,6 +99,7 @@ class EventModel(Named):
     id: UUID
     sales_close: datetime
     types: list[TypeModel]
+    max_tickets_per_buyer: int | None
     cancelled: bool = False
 
 
@@ -99,6 +107,7 @@ class EventModel(Named):
 class BookingModel(Named):
     name: str
     id: UUID
+    buyer: Account
     event: EventModel
     lines: list[tuple[TypeModel, int]]
     expires_at: datetime
@@ -163,12 +172,19 @@ class InventoryMachine(RuleBasedStateMachine):
         finally:
             self.loop.close()
 
-    def attempt(self, command: cmd.Command, predicted: type[DomainError] | None) -> Any:
-        """Handle `command`; it must fail with exactly `predicted`, or succeed if that is None."""
+    def attempt(
+        self,
+        command: cmd.Command,
+        predicted: type[DomainError] | None,
+        *or_else: type[DomainError],
+    ) -> Any:
+        """Handle `command`; it must fail with exactly `predicted` (or one of `or_else`, when
+        two refusals are both true), or succeed if that is None."""
         try:
             result = self.run(self.bus.handle(command))
         except DomainError as error:
-            assert type(error) is predicted, f"model predicted {predicted}, got {error!r}"
+            expected = (predicted, *or_else)
+            assert type(error) in expected, f"model predicted {expected}, got {error!r}"
             return None
         assert predicted is None, f"model predicted {predicted.__name__}, but it succeeded"
         return result
@@ -197,17 +213,20 @@ class InventoryMachine(RuleBasedStateMachine):
         """The main sale, open throughout and never cancelled, and side events that close or get
         cancelled while the machine runs."""
         self.organizer = self.run(account(self.bus, Role.MANAGER))
-        self.buyer = self.run(account(self.bus))
+        self.buyers = [self.run(account(self.bus)), self.run(account(self.bus))]
         self.stranger = self.run(account(self.bus))
         sales = [(main, MAIN_SALE_CLOSES)]
         sales += [(spec, START + timedelta(minutes=minutes)) for spec, minutes in others]
-        for number, ((totals, max_per_booking), starts_at) in enumerate(sales):
+        for number, (spec, starts_at) in enumerate(sales):
+            totals, max_per_booking, event_cap, type_cap = spec
             sale = self.run(
                 event_on_sale(
                     self.bus,
                     self.organizer,
                     totals=tuple(totals),
                     max_per_booking=max_per_booking,
+                    max_per_buyer=type_cap,
+                    max_tickets_per_buyer=event_cap,
                     starts_at=starts_at,
                     ends_at=starts_at + timedelta(hours=3),
                 )
@@ -220,10 +239,11 @@ class InventoryMachine(RuleBasedStateMachine):
                     tt.total,
                     tt.total,
                     tt.max_per_booking,
+                    tt.max_per_buyer,
                 )
                 for index, tt in enumerate(sale.ticket_types)
             ]
-            self.events.append(EventModel(f"e{number}", sale.event.id, starts_at, types))
+            self.events.append(EventModel(f"e{number}", sale.event.id, starts_at, types, event_cap))
 
     def draw_lines(self, data: st.DataObject) -> tuple[EventModel, list[tuple[TypeModel, int]]]:
         """An event and 1..n of its ticket types, each within its max per booking."""
@@ -240,17 +260,42 @@ class InventoryMachine(RuleBasedStateMachine):
     def sales_closed(self, event: EventModel) -> bool:
         return event.cancelled or self.clock.now() >= event.sales_close
 
+    def over_cap(
+        self, buyer: Account, event: EventModel, lines: list[tuple[TypeModel, int]]
+    ) -> bool:
+        """Whether `lines` would take `buyer` past the event's or a ticket type's cap: what they
+        hold (pending, expired or not, until swept) counts."""
+        had: dict[TypeModel, int] = {}
+        for booking in self.pending():
+            if booking.buyer is buyer and booking.event is event:
+                for tt, quantity in booking.lines:
+                    had[tt] = had.get(tt, 0) + quantity
+        cap = event.max_tickets_per_buyer
+        if cap is not None and sum(had.values()) + sum(q for _, q in lines) > cap:
+            return True
+        return any(
+            tt.max_per_buyer is not None and had.get(tt, 0) + quantity > tt.max_per_buyer
+            for tt, quantity in lines
+        )
+
     @rule(target=holds, data=st.data())
     def hold(self, data: st.DataObject) -> Any:
-        """Held, or refused because sales are closed or a line wants more than is left."""
+        """Held, or refused because sales are closed, the buyer's cap is reached or a line
+        wants more than is left (a sold-out mark may answer before the cap is counted)."""
         event, lines = self.draw_lines(data)
+        buyer = data.draw(st.sampled_from(self.buyers), label="buyer")
+        short = any(quantity > tt.available for tt, quantity in lines)
         predicted: type[DomainError] | None = None
+        or_else: tuple[type[DomainError], ...] = ()
         if self.sales_closed(event):
             predicted = SalesClosed
-        elif any(quantity > tt.available for tt, quantity in lines):
+        elif self.over_cap(buyer, event, lines):
+            predicted = BuyerLimitReached
+            or_else = (NotEnoughTickets,) if short else ()
+        elif short:
             predicted = NotEnoughTickets
         wanted = tuple((tt.id, quantity) for tt, quantity in lines)
-        booking = self.attempt(cmd.HoldTickets(self.buyer.actor, event.id, wanted), predicted)
+        booking = self.attempt(cmd.HoldTickets(buyer.actor, event.id, wanted), predicted, *or_else)
         if booking is None:
             return multiple()
         now = self.clock.now()
@@ -260,7 +305,7 @@ class InventoryMachine(RuleBasedStateMachine):
         for ticket_type, quantity in lines:
             ticket_type.available -= quantity
         model = BookingModel(
-            f"b{len(self.bookings)}", booking.id, event, lines, now + self.hold_ttl
+            f"b{len(self.bookings)}", booking.id, buyer, event, lines, now + self.hold_ttl
         )
         self.bookings.append(model)
         return model
@@ -283,7 +328,8 @@ class InventoryMachine(RuleBasedStateMachine):
             wanted[0] = (first.id, bad)
             if self.sales_closed(event):
                 predicted = SalesClosed
-        self.attempt(cmd.HoldTickets(self.buyer.actor, event.id, tuple(wanted)), predicted)
+        buyer = data.draw(st.sampled_from(self.buyers), label="buyer")
+        self.attempt(cmd.HoldTickets(buyer.actor, event.id, tuple(wanted)), predicted)
 
     def foreign_type_id(self, event: EventModel) -> UUID:
         """A ticket type of another event, or an id no ticket type has."""
@@ -293,7 +339,9 @@ class InventoryMachine(RuleBasedStateMachine):
     @rule(booking=holds, who=st.sampled_from(["buyer", "organizer", "stranger"]))
     def cancel(self, booking: BookingModel, who: str) -> None:
         """Any hold made so far, in any state, by its buyer, the organizer or someone else."""
-        actor = {"buyer": self.buyer, "organizer": self.organizer, "stranger": self.stranger}[who]
+        actor = {"buyer": booking.buyer, "organizer": self.organizer, "stranger": self.stranger}[
+            who
+        ]
         predicted: type[DomainError] | None = None
         if who == "stranger":
             predicted = NotFound
@@ -306,7 +354,7 @@ class InventoryMachine(RuleBasedStateMachine):
     def cancel_pending(self, data: st.DataObject) -> None:
         """A hold still pending, by its buyer: its tickets go back on sale."""
         booking = data.draw(st.sampled_from(self.pending()), label="hold")
-        self.cancel_as(self.buyer, booking, None)
+        self.cancel_as(booking.buyer, booking, None)
 
     def cancel_as(
         self, actor: Account, booking: BookingModel, predicted: type[DomainError] | None

@@ -31,6 +31,8 @@ def event_row(
         "ends_at": STARTS + timedelta(hours=3),
         "sales_start": None,
         "sales_end": None,
+        "max_tickets_per_buyer": 10,
+        "refund_deadline": None,
         "status": "published",
         "created_at": STARTS - timedelta(days=30),
         "ticket_types": [
@@ -43,6 +45,7 @@ def event_row(
                 "total": total,
                 "available": total,
                 "max_per_booking": 10,
+                "max_per_buyer": 4 if index else None,
             }
             for index, total in enumerate(totals)
         ],

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, bindparam, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ticketflow.adapters.tables import booking_lines, bookings
+from ticketflow.adapters.tables import booking_lines, bookings, users
 from ticketflow.domain.errors import Conflict
 from ticketflow.domain.model import Booking, BookingLine, BookingStatus
 
 PENDING = BookingStatus.PENDING.value
+# What a buyer's cap counts: held and paid. Pending holds past their expiry still count until
+# the sweeper releases them, since a payment may still confirm them until then.
+_COUNTED = (PENDING, BookingStatus.CONFIRMED.value)
 
 # A booking that just left `pending`: its id, its new stream version and its lines.
 Released = tuple[UUID, int, list[BookingLine]]
@@ -77,6 +81,39 @@ class BookingRepository:
                 for line in booking.lines
             ],
         )
+
+    async def holdings(
+        self, buyers: Collection[UUID], event_id: UUID
+    ) -> dict[UUID, dict[UUID, int]]:
+        """The tickets each buyer holds or owns of the event, per ticket type; their accounts
+        are locked first, until this transaction ends, so two holds of one buyer count in turn
+        (in id order, so holds of several buyers never deadlock; NO KEY: the bookings being
+        inserted meanwhile only key-share the account, for their foreign key). The count is a
+        statement of its own, after the lock: it then sees what the last holder committed."""
+        await self._connection.execute(
+            select(users.c.id)
+            .where(users.c.id.in_(sorted(buyers)))
+            .order_by(users.c.id)
+            .with_for_update(key_share=True)
+        )
+        rows = await self._connection.execute(
+            select(
+                bookings.c.user_id,
+                booking_lines.c.ticket_type_id,
+                func.sum(booking_lines.c.quantity),
+            )
+            .join(booking_lines, booking_lines.c.booking_id == bookings.c.id)
+            .where(
+                bookings.c.user_id.in_(list(buyers)),
+                bookings.c.event_id == event_id,
+                bookings.c.status.in_(_COUNTED),
+            )
+            .group_by(bookings.c.user_id, booking_lines.c.ticket_type_id)
+        )
+        held: dict[UUID, dict[UUID, int]] = {buyer: {} for buyer in buyers}
+        for buyer, ticket_type_id, quantity in rows:
+            held[buyer][ticket_type_id] = int(quantity)
+        return held
 
     async def get(self, booking_id: UUID) -> Booking | None:
         rows = (await self._connection.execute(_WITH_LINES, {"id": booking_id})).all()

@@ -23,8 +23,10 @@ _EVENT_FIELDS = (
     "ends_at",
     "sales_start",
     "sales_end",
+    "max_tickets_per_buyer",
+    "refund_deadline",
 )
-_TICKET_TYPE_FIELDS = ("name", "price_minor", "currency", "max_per_booking")
+_TICKET_TYPE_FIELDS = ("name", "price_minor", "currency", "max_per_booking", "max_per_buyer")
 
 
 def _event(row: Row[Any]) -> Event:

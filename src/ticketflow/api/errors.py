@@ -32,7 +32,7 @@ def problem(
     detail: str,
     errors: list[dict[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
-    extensions: Mapping[str, str] | None = None,
+    extensions: Mapping[str, object] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         **(extensions or {}),

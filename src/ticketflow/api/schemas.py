@@ -54,6 +54,7 @@ PriceMinor = Annotated[
 ]
 Total = Annotated[int, Field(ge=0, le=10_000_000), JsonNumber]
 MaxPerBooking = Annotated[int, Field(ge=1, le=100), JsonNumber]
+BuyerCap = Annotated[int, Field(ge=1, le=10_000_000), JsonNumber]
 Quantity = Annotated[int, Field(ge=1, le=100), JsonNumber]
 
 
@@ -146,10 +147,23 @@ class EventIn(Write):
     ends_at: Timestamp
     sales_start: Timestamp | None = None
     sales_end: Timestamp | None = None
+    max_tickets_per_buyer: BuyerCap | None = Field(
+        10,
+        description="Tickets one buyer may hold or own of this event (pending and paid, all "
+        "types together); null: no cap. Holds beyond it get 409 buyer-limit-reached.",
+    )
+    refund_deadline: Timestamp | None = Field(
+        None,
+        description="Until when buyers may refund or cancel their paid bookings themselves "
+        "(never after the event starts, nor once a ticket of the booking is checked in); null: "
+        "until the start. The organizer and admins may refund at any time.",
+    )
 
 
 class EventPatch(Patch):
-    nullable_fields: ClassVar[frozenset[str]] = frozenset({"sales_start", "sales_end"})
+    nullable_fields: ClassVar[frozenset[str]] = frozenset(
+        {"sales_start", "sales_end", "max_tickets_per_buyer", "refund_deadline"}
+    )
 
     title: Title | None = None
     description: Description | None = None
@@ -158,6 +172,8 @@ class EventPatch(Patch):
     ends_at: Timestamp | None = None
     sales_start: Timestamp | None = None
     sales_end: Timestamp | None = None
+    max_tickets_per_buyer: BuyerCap | None = None
+    refund_deadline: Timestamp | None = None
 
 
 class TicketTypeIn(Write):
@@ -166,14 +182,22 @@ class TicketTypeIn(Write):
     currency: Currency
     total: Total
     max_per_booking: MaxPerBooking = 10
+    max_per_buyer: BuyerCap | None = Field(
+        None,
+        description="Tickets of this type one buyer may hold or own (pending and paid); "
+        "null: only the event's cap applies.",
+    )
 
 
 class TicketTypePatch(Patch):
+    nullable_fields: ClassVar[frozenset[str]] = frozenset({"max_per_buyer"})
+
     name: Title | None = None
     price_minor: PriceMinor | None = None
     currency: Currency | None = None
     total: Total | None = None
     max_per_booking: MaxPerBooking | None = None
+    max_per_buyer: BuyerCap | None = None
 
 
 class TicketTypeOut(BaseModel):
@@ -187,6 +211,7 @@ class TicketTypeOut(BaseModel):
     total: int
     available: int
     max_per_booking: int
+    max_per_buyer: int | None
 
     @classmethod
     def of(cls, ticket_type: TicketType) -> TicketTypeOut:
@@ -203,6 +228,8 @@ class EventOut(BaseModel):
     ends_at: datetime
     sales_start: datetime | None
     sales_end: datetime | None
+    max_tickets_per_buyer: int | None
+    refund_deadline: datetime | None
     status: EventStatus
     created_at: datetime
     ticket_types: list[TicketTypeOut]

@@ -55,6 +55,8 @@ class CreateEvent(Command):
     ends_at: datetime
     sales_start: datetime | None = None
     sales_end: datetime | None = None
+    max_tickets_per_buyer: int | None = 10  # every door's default: a cap unless told none
+    refund_deadline: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,7 @@ class AddTicketType(Command):
     currency: str
     total: int
     max_per_booking: int
+    max_per_buyer: int | None = None
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ class DomainError(Exception):
         self.detail = detail
         self.field = field
 
-    def extensions(self) -> dict[str, str]:
+    def extensions(self) -> dict[str, object]:
         """Members the problem+json body carries besides the standard ones (RFC 9457 calls
         them extension members)."""
         return {}
@@ -49,6 +49,26 @@ class SalesClosed(Conflict):
     code, title = "sales-closed", "Ticket sales are closed"
 
 
+class BuyerLimitReached(Conflict):
+    """A buyer asked for more tickets than the event (or ticket type) allows one buyer;
+    `remaining` says how many they may still hold."""
+
+    code, title = "buyer-limit-reached", "Buyer limit reached"
+
+    def __init__(self, detail: str, *, remaining: int) -> None:
+        super().__init__(detail, field="quantity")
+        self.remaining = remaining
+
+    def extensions(self) -> dict[str, object]:
+        return {"remaining": self.remaining}
+
+
+class RefundNotAllowed(Conflict):
+    """The buyer may no longer refund or cancel a paid booking; `detail` says why."""
+
+    code, title = "refund-not-allowed", "Refund not allowed"
+
+
 class LimitReached(Conflict):
     code, title = "limit-reached", "Limit reached"
 
@@ -70,7 +90,7 @@ class AlreadyCheckedIn(Conflict):
         super().__init__(detail)
         self.admitted_at = admitted_at
 
-    def extensions(self) -> dict[str, str]:
+    def extensions(self) -> dict[str, object]:
         return {"admitted_at": self.admitted_at.isoformat()}
 
 

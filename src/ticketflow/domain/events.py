@@ -98,6 +98,8 @@ class EventCreated(DomainEvent):
     ends_at: datetime
     sales_start: datetime | None
     sales_end: datetime | None
+    max_tickets_per_buyer: int | None = None  # absent from events stored before caps existed
+    refund_deadline: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -125,6 +127,7 @@ class TicketTypeAdded(DomainEvent):
     currency: str
     total: int
     max_per_booking: int
+    max_per_buyer: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
 from ticketflow.domain import events as ev
-from ticketflow.domain.errors import InvalidInput, InvalidTransition, SalesClosed
+from ticketflow.domain.errors import (
+    BuyerLimitReached,
+    InvalidInput,
+    InvalidTransition,
+    RefundNotAllowed,
+    SalesClosed,
+)
 
 
 class Role(StrEnum):
@@ -62,6 +69,8 @@ class Event:
     sales_end: datetime | None
     status: EventStatus = EventStatus.DRAFT
     version: int = 1
+    max_tickets_per_buyer: int | None = None  # pending + confirmed, all types; None: no cap
+    refund_deadline: datetime | None = None  # buyers' own refunds end then (and at the start)
 
     def check_schedule(self) -> None:
         if self.ends_at <= self.starts_at:
@@ -70,6 +79,15 @@ class Event:
             raise InvalidInput("Sales must end after they start.", field="sales_end")
         if self.sales_end and self.sales_end > self.ends_at:
             raise InvalidInput("Sales cannot end after the event ends.", field="sales_end")
+        if self.refund_deadline and self.refund_deadline > self.starts_at:
+            raise InvalidInput(
+                "The refund deadline cannot be after the event starts (refunds end then anyway).",
+                field="refund_deadline",
+            )
+        if self.max_tickets_per_buyer is not None and self.max_tickets_per_buyer < 1:
+            raise InvalidInput(
+                "A buyer cap is at least one ticket (null: no cap).", field="max_tickets_per_buyer"
+            )
 
     def update(self, changes: dict[str, object]) -> ev.EventUpdated:
         if self.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
@@ -108,6 +126,50 @@ class Event:
         if now >= closes:
             raise SalesClosed(f"Sales closed at {closes.isoformat()}.")
 
+    @property
+    def caps_buyers(self) -> bool:
+        """Whether holds of this event must count what the buyer has already (see
+        `check_buyer_limits`); the ticket types' own caps are asked too."""
+        return self.max_tickets_per_buyer is not None
+
+    def check_buyer_limits(
+        self, wanted: list[tuple[TicketType, int]], held: Mapping[UUID, int]
+    ) -> None:
+        """Raise unless a buyer who already holds or owns `held` (tickets per ticket type,
+        pending and confirmed) may hold `wanted` too: the event's cap over all its types and
+        each type's own cap. The refusal says how many are left to them."""
+        refusals: list[tuple[int, int, str]] = []  # (left, cap, of what)
+        if self.max_tickets_per_buyer is not None:
+            have = sum(held.values())
+            asked = sum(quantity for _, quantity in wanted)
+            if have + asked > self.max_tickets_per_buyer:
+                left = max(0, self.max_tickets_per_buyer - have)
+                refusals.append((left, self.max_tickets_per_buyer, "this event"))
+        for ticket_type, quantity in wanted:
+            cap = ticket_type.max_per_buyer
+            have = held.get(ticket_type.id, 0)
+            if cap is not None and have + quantity > cap:
+                refusals.append((max(0, cap - have), cap, f"'{ticket_type.name}'"))
+        if refusals:
+            left, cap, of_what = min(refusals)
+            more = f"you may hold {left} more" if left else "you have reached it"
+            raise BuyerLimitReached(
+                f"Each buyer may hold or buy at most {cap} tickets of {of_what}; {more}.",
+                remaining=left,
+            )
+
+    def check_buyer_may_refund(self, now: datetime, checked_in: bool) -> None:
+        """Raise unless the buyer themselves may still refund (or cancel) a paid booking of
+        this event; its organizer and admins decide for themselves."""
+        if checked_in:
+            raise RefundNotAllowed("A ticket of this booking was already checked in.")
+        if now >= self.starts_at:
+            raise RefundNotAllowed(f"The event started at {self.starts_at.isoformat()}.")
+        if self.refund_deadline is not None and now >= self.refund_deadline:
+            raise RefundNotAllowed(
+                f"Refunds closed at {self.refund_deadline.isoformat()} (the refund deadline)."
+            )
+
 
 @dataclass
 class TicketType:
@@ -120,6 +182,7 @@ class TicketType:
     available: int
     max_per_booking: int
     version: int = 1
+    max_per_buyer: int | None = None  # pending + confirmed of this type; None: no cap of its own
 
     def check_rules(self) -> None:
         if self.price_minor < 0:
@@ -128,6 +191,8 @@ class TicketType:
             raise InvalidInput("The total cannot be negative.", field="total")
         if self.max_per_booking < 1:
             raise InvalidInput("At least one ticket per booking.", field="max_per_booking")
+        if self.max_per_buyer is not None and self.max_per_buyer < 1:
+            raise InvalidInput("A buyer cap is at least one ticket.", field="max_per_buyer")
 
     def update(self, changes: dict[str, object]) -> ev.TicketTypeUpdated:
         """Apply changes; a new total moves `available` by the same delta (storage re-checks)."""

@@ -36,11 +36,18 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
     if claim is not None:  # only a batch claims keys: holding without it could hold twice
         raise RuntimeError("a key to claim in the hold, on a hold that is not batched")
     async with uow:
-        # The share lock keeps the event from being cancelled under this hold; prices and
-        # limits are read again inside the transaction.
+        # The buyer's account is locked first, as the batcher does (see holdings); then the
+        # share lock keeps the event from being cancelled under this hold. Prices and limits
+        # are read again inside the transaction.
+        held = await uow.bookings.holdings([command.actor.user_id], command.event_id)
         event = await uow.catalog.get_event(command.event_id, share_lock=True)
         types = await uow.catalog.ticket_types_of(command.event_id)
         booking = _booking_from(command, deps, (event, types) if event else None, booking.id)
+        assert event is not None  # _booking_from refuses a missing event
+        event.check_buyer_limits(
+            [(types[line.ticket_type_id], line.quantity) for line in booking.lines],
+            held[command.actor.user_id],
+        )
         # Rows are locked in id order so multi-line bookings never deadlock each other.
         for line in sorted(booking.lines, key=lambda line: line.ticket_type_id):
             if not await uow.catalog.take_tickets(line.ticket_type_id, line.quantity):

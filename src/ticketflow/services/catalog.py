@@ -54,6 +54,8 @@ async def create_event(command: cmd.CreateEvent, uow: UnitOfWork, deps: Deps) ->
         ends_at=command.ends_at,
         sales_start=command.sales_start,
         sales_end=command.sales_end,
+        max_tickets_per_buyer=command.max_tickets_per_buyer,
+        refund_deadline=command.refund_deadline,
     )
     event.check_schedule()
     async with uow:
@@ -69,6 +71,8 @@ async def create_event(command: cmd.CreateEvent, uow: UnitOfWork, deps: Deps) ->
                 ends_at=event.ends_at,
                 sales_start=event.sales_start,
                 sales_end=event.sales_end,
+                max_tickets_per_buyer=event.max_tickets_per_buyer,
+                refund_deadline=event.refund_deadline,
             )
         )
         await uow.commit()
@@ -133,6 +137,7 @@ async def add_ticket_type(command: cmd.AddTicketType, uow: UnitOfWork, deps: Dep
         total=command.total,
         available=command.total,
         max_per_booking=command.max_per_booking,
+        max_per_buyer=command.max_per_buyer,
     )
     ticket_type.check_rules()
     async with uow:
@@ -149,6 +154,7 @@ async def add_ticket_type(command: cmd.AddTicketType, uow: UnitOfWork, deps: Dep
                 currency=ticket_type.currency,
                 total=ticket_type.total,
                 max_per_booking=ticket_type.max_per_booking,
+                max_per_buyer=ticket_type.max_per_buyer,
             )
         )
         forget_views(uow, deps, event.id)

@@ -161,9 +161,15 @@ class HoldBatcher:
         """One transaction: allocate in arrival order, insert, settle the keys brought
         unclaimed, and last, under the row's lock, check the read and decrement once."""
         uow = UnitOfWork(self._engine, self._clock, EventMeta(), soldout=self._soldout)
+        buyers = {item.booking.user_id for item in batch}
+        event_id = batch[0].booking.event_id  # checked against the type by checked_booking
         async with uow:
+            # Buyers' accounts are locked before the ticket type's row, whichever comes first.
+            had = await uow.bookings.holdings(buyers, event_id) if locked_first else None
             read = await uow.catalog.for_holds(ticket_type_id, lock=locked_first)
-            outcomes, left = self._outcomes(read, batch, in_use, uow)
+            if had is None and read is not None and _caps_buyers(*read):
+                had = await uow.bookings.holdings(buyers, event_id)
+            outcomes, left = self._outcomes(read, batch, in_use, had, uow)
             if not locked_first:
                 left = None  # a sold-out mark only from the locked row (see take_tickets)
             held = [outcome for outcome in outcomes if isinstance(outcome, Booking)]
@@ -217,10 +223,12 @@ class HoldBatcher:
         locked: tuple[Event, TicketType] | None,
         batch: list[_Hold],
         in_use: set[int],
+        had: dict[UUID, dict[UUID, int]] | None,
         uow: UnitOfWork,
     ) -> tuple[list[Booking | Exception], int | None]:
         """Each hold's outcome from the locked row: held (its event recorded) or why not; and
-        the tickets left after them (None: the type can't be sold now)."""
+        the tickets left after them (None: the type can't be sold now). `had`: what each
+        buyer had already, counted with the holds allocated before theirs in this batch."""
         if locked is None:
             refused: DomainError = NotFound("No such ticket type.", field="ticket_type_id")
             return [KeyInUse() if i in in_use else refused for i in range(len(batch))], None
@@ -236,8 +244,11 @@ class HoldBatcher:
                 outcomes.append(KeyInUse())
                 continue
             quantity = item.booking.lines[0].quantity
+            buyer = item.booking.user_id
             try:
                 ticket_type.check_quantity(quantity)
+                if had is not None and _caps_buyers(event, ticket_type):
+                    event.check_buyer_limits([(ticket_type, quantity)], had[buyer])
             except DomainError as refused_quantity:
                 outcomes.append(refused_quantity)
                 continue
@@ -250,12 +261,18 @@ class HoldBatcher:
                 )
                 continue
             left -= quantity
+            if had is not None:
+                had[buyer][ticket_type.id] = had[buyer].get(ticket_type.id, 0) + quantity
             booking = item.booking
             booking.currency = ticket_type.currency
             booking.lines = [BookingLine(ticket_type.id, quantity, ticket_type.price_minor)]
             uow.record(TicketsHeld.of(booking), meta=item.meta, key=item.key)
             outcomes.append(booking)
         return outcomes, left
+
+
+def _caps_buyers(event: Event, ticket_type: TicketType) -> bool:
+    return event.caps_buyers or ticket_type.max_per_buyer is not None
 
 
 def _settled(claim: KeyClaim, outcome: Booking | DomainError, answer: Answer) -> Settled:

@@ -34,6 +34,7 @@ _TICKET_TYPE_COLUMNS = (
     ticket_types.c.total,
     ticket_types.c.available,
     ticket_types.c.max_per_booking,
+    ticket_types.c.max_per_buyer,
 )
 _EVENT_COLUMNS = tuple(c for c in events.c if c.name != "version")
 _BOOKING_COLUMNS = tuple(c for c in bookings.c if c.name != "version")

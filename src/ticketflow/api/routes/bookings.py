@@ -20,7 +20,12 @@ router = APIRouter(tags=["bookings"])
     "/bookings",
     status_code=201,
     summary="Hold tickets: a pending booking",
-    responses={409: {"description": "Sold out, not enough tickets, or sales closed"}},
+    responses={
+        409: {
+            "description": "Sold out, not enough tickets, sales closed, or the buyer's cap "
+            "reached (`buyer-limit-reached`, with `remaining`)"
+        }
+    },
     dependencies=[BOOKING_LIMIT],
 )
 async def create_booking(body: BookingIn, actor: CurrentActor, bus: Bus) -> BookingOut:
