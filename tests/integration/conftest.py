@@ -1,12 +1,13 @@
 """Fixtures for the integration tests: the stacks the app runs on (with Redis, or embedded),
-apps served in-process to clients at chosen IP addresses, and two app processes sharing one
-database and Redis."""
+apps served in-process to clients at chosen IP addresses, two app processes sharing one
+database and Redis, and a door admitting the tickets of a paid booking."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,7 +21,9 @@ from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 
+from ..builders import account, app_bus, event_on_sale
 from ..conftest import FAST_PASSWORDS, settings_for, wipe
+from .paid_bookings import Door, paid_booking, paying_client, ticket_codes
 
 # A port nothing listens on (the discard service is never run here): Redis "down".
 DEAD_REDIS_URL = "redis://127.0.0.1:9/0"
@@ -118,3 +121,13 @@ async def two_processes(
             await bus.engine.dispose()
             if bus.deps.redis is not None:
                 await bus.deps.redis.aclose()
+
+
+@pytest.fixture
+async def door(settings: Settings, clock: ManualClock, tmp_path: Path) -> AsyncIterator[Door]:
+    async with paying_client(settings, clock, tmp_path / "ledger.db") as client:
+        bus = app_bus(client)
+        sale = await event_on_sale(bus, totals=(10,))
+        buyer = await account(bus)
+        booking_id = await paid_booking(bus, buyer, sale, quantity=2)
+        yield Door(client, bus, sale, buyer, booking_id, await ticket_codes(bus, booking_id))

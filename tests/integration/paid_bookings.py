@@ -1,10 +1,12 @@
 """An app that pays through the sandbox provider served in-process, and paid bookings on it:
-what the e-mail and check-in tests start from."""
+what the e-mail, check-in and refund tests start from; and a door where the organizer scans
+the tickets of one paid booking."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
@@ -57,3 +59,23 @@ async def ticket_codes(bus: MessageBus, booking_id: UUID) -> list[str]:
             select(tickets.c.code).where(tickets.c.booking_id == booking_id)
         )
         return list(codes)
+
+
+@dataclass(frozen=True)
+class Door:
+    client: httpx.AsyncClient
+    bus: MessageBus
+    sale: EventOnSale
+    buyer: Account
+    booking_id: UUID
+    codes: list[str]
+
+    async def scan(
+        self, code: str, by: Account | None = None, key: str | None = None
+    ) -> httpx.Response:
+        headers = (by or self.sale.organizer).headers
+        if key:
+            headers = {**headers, "Idempotency-Key": key}
+        return await self.client.post(
+            f"/api/v1/events/{self.sale.event.id}/check-ins", json={"code": code}, headers=headers
+        )

@@ -5,55 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from uuid import UUID
 
-import httpx
 import pytest
 from sqlalchemy import Select, func, select
 
-from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.tables import check_ins, domain_events
-from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import Account, EventOnSale, account, app_bus, event_on_sale, problem
-from .paid_bookings import paid_booking, paying_client, ticket_codes
-
-
-@dataclass(frozen=True)
-class Door:
-    client: httpx.AsyncClient
-    bus: MessageBus
-    sale: EventOnSale
-    buyer: Account
-    booking_id: UUID
-    codes: list[str]
-
-    async def scan(
-        self, code: str, by: Account | None = None, key: str | None = None
-    ) -> httpx.Response:
-        headers = (by or self.sale.organizer).headers
-        if key:
-            headers = {**headers, "Idempotency-Key": key}
-        return await self.client.post(
-            f"/api/v1/events/{self.sale.event.id}/check-ins", json={"code": code}, headers=headers
-        )
-
-
-@pytest.fixture
-async def door(settings: Settings, clock: ManualClock, tmp_path: Path) -> AsyncIterator[Door]:
-    async with paying_client(settings, clock, tmp_path / "ledger.db") as client:
-        bus = app_bus(client)
-        sale = await event_on_sale(bus, totals=(10,))
-        buyer = await account(bus)
-        booking_id = await paid_booking(bus, buyer, sale, quantity=2)
-        yield Door(client, bus, sale, buyer, booking_id, await ticket_codes(bus, booking_id))
+from ..builders import account, event_on_sale, problem
+from .paid_bookings import Door, paid_booking, ticket_codes
 
 
 async def _count(bus: MessageBus, query: Select[tuple[int]]) -> int:

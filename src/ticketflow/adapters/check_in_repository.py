@@ -55,6 +55,16 @@ class CheckInRepository:
             admitted_by=row.admitted_by,
         )
 
+    async def any_of_booking(self, booking_id: UUID) -> bool:
+        """Whether a ticket of the booking was admitted (as of this statement)."""
+        found = await self._connection.scalar(
+            select(check_ins.c.ticket_id)
+            .join(tickets, tickets.c.id == check_ins.c.ticket_id)
+            .where(tickets.c.booking_id == booking_id)
+            .limit(1)
+        )
+        return found is not None
+
     async def add(self, check_in: CheckIn) -> bool:
         """Record the admission; False if the ticket was admitted meanwhile (the key held)."""
         try:

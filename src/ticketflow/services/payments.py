@@ -165,7 +165,13 @@ async def settle_charge(uow: UnitOfWork, payment_id: UUID, charge: Charge | None
 
 
 async def refund_booking(command: cmd.RefundBooking, uow: UnitOfWork, deps: Deps) -> Booking:
-    """Refund a confirmed booking through the provider; its tickets return to sale. Once."""
+    """Refund a confirmed booking through the provider; its tickets return to sale. Once.
+
+    The buyer may only while the event's refund policy allows (no ticket admitted, before the
+    deadline and the start); its organizer and admins may at any time, and the event records
+    who decided. The tickets are void from the request on: of a scan at the door and a refund
+    at once, exactly one wins (the door locks the ticket; the refund voids it, which waits for
+    that lock, then looks for a check-in in a statement of its own, which sees the door's)."""
     async with uow:
         booking = await _booking_for(uow, command, buyer_only=False)
         if booking.status is not BookingStatus.CONFIRMED:
@@ -175,9 +181,17 @@ async def refund_booking(command: cmd.RefundBooking, uow: UnitOfWork, deps: Deps
         payment = await uow.payments.live_for_booking(booking.id)
         assert payment is not None and payment.status is PaymentStatus.SUCCEEDED
         if payment.refund_requested_at is None:
-            version = payment.version
-            uow.record(payment.request_refund(uow.clock.now(), reason="requested"))
-            await uow.payments.save(payment, version, uow.clock.now())
+            now, version = uow.clock.now(), payment.version
+            event = await uow.catalog.get_event(booking.event_id)
+            assert event is not None
+            await uow.payments.void_tickets(booking.id, now)
+            if command.actor.may_manage(event.organizer_id):
+                reason = f"decided_by_{command.actor.role}"
+            else:
+                event.check_buyer_may_refund(now, await uow.check_ins.any_of_booking(booking.id))
+                reason = "requested"
+            uow.record(payment.request_refund(now, reason=reason))
+            await uow.payments.save(payment, version, now)
             await uow.commit()
     await complete_refund(uow, deps, payment.id)
     async with uow:
