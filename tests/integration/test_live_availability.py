@@ -9,9 +9,11 @@ import uuid
 from typing import Any
 
 import pytest
+from sqlalchemy import event, update
 
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.event_tails import StoreTail
+from ticketflow.adapters.tables import events
 from ticketflow.api.routes.live import StreamCaps
 from ticketflow.domain import commands as cmd
 from ticketflow.services.live_availability import LiveAvailability, SlowSubscriber
@@ -89,6 +91,37 @@ async def test_only_published_events_have_a_live_stream(
         client = running.client()
         for event_id in (draft.event.id, uuid.uuid4(), "not-an-id"):
             problem(await client.get(live(event_id), headers={"Accept": accept}), 404)
+
+
+async def test_a_handshake_asks_the_catalog_copy_and_the_database_only_to_refuse(
+    stack: Stack, clock: ManualClock
+) -> None:
+    async with running_app(stack.settings(), clock) as running:
+        sale = await event_on_sale(running.bus)
+        draft = await event_on_sale(running.bus, publish=False)
+        client = running.client()
+        asked: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if "FROM events" in statement:
+                asked.append(statement)
+
+        engine = running.bus.engine.sync_engine
+        assert (await client.get(live(sale.event.id))).status_code == 200  # copied here
+        problem(await client.get(live(draft.event.id)), 404)  # a draft, copied as one
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            for _ in range(5):
+                assert (await client.get(live(sale.event.id))).status_code == 200
+            assert asked == []
+            async with running.bus.engine.begin() as connection:  # published behind its back
+                await connection.execute(
+                    update(events).where(events.c.id == draft.event.id).values(status="published")
+                )
+            assert (await client.get(live(draft.event.id))).status_code == 200
+            assert asked, "the copy said draft: only a fresh read may refuse, or let in"
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
 
 
 async def test_a_subscriber_that_falls_behind_is_dropped_not_waited_for(

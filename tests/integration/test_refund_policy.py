@@ -140,9 +140,10 @@ async def test_a_pending_hold_is_cancelled_whatever_the_policy(
 
 @pytest.mark.parametrize("settings", ["postgresql"], indirect=True)
 async def test_a_scan_and_a_refund_of_one_ticket_never_both_win(door: Door) -> None:
-    """Eight rounds (the door's sale has 8 tickets left), each a fresh paid booking, its scan and the buyer's refund sent at once:
-    either the door admitted and the refund was refused, or the refund won and the door saw
-    a void ticket. Never a refunded booking with an admitted ticket."""
+    """Eight rounds (the door's sale has 8 tickets left), each a fresh paid booking, its scan
+    and the buyer's refund sent at once: either the door admitted and the refund was refused,
+    or the refund won and the door saw a void ticket. Never a refunded booking with an
+    admitted ticket."""
     outcomes = set()
     for _ in range(8):
         booking_id = await paid_booking(door.bus, door.buyer, door.sale, quantity=1)

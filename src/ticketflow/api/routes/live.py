@@ -87,10 +87,13 @@ def _body(update: Availability) -> str:
 
 
 async def _published(bus: MessageBus, event_id: UUID) -> None:
-    async with bus.engine.connect() as connection:  # not held while the stream runs
-        found = await queries.event_row(connection, event_id)
-    if found is None or found["status"] != EventStatus.PUBLISHED.value:
-        raise NotFound("No such event on sale.")
+    """Asked on every handshake: answered from the hot path's copy of the catalog (no query
+    while a crowd opens streams), and refused only after a fresh read says so."""
+    for fresh in (False, True):
+        snapshot = await bus.deps.catalog.get(event_id, fresh=fresh)
+        if snapshot is not None and snapshot[0].status is EventStatus.PUBLISHED:
+            return
+    raise NotFound("No such event on sale.")
 
 
 @router.get(
