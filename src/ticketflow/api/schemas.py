@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
 )
 
+from ticketflow.domain import passwords
 from ticketflow.domain.model import Booking, BookingStatus, EventStatus, Role, TicketType
 from ticketflow.domain.payment import PaymentStatus
 
@@ -71,7 +72,12 @@ def _date_time_text(value: object) -> object:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+# A new password: its length here (so the schema states it), the rest of the policy in the domain.
+Password = Annotated[
+    str,
+    StringConstraints(min_length=passwords.MIN_LENGTH, max_length=passwords.MAX_LENGTH),
+    Field(description="10 to 128 characters, not one of the 10,000 most common passwords"),
+]
 
 
 class Write(BaseModel):

@@ -12,6 +12,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import AlreadyExists, AuthenticationFailed, NotFound, PermissionDenied
 from ticketflow.domain.model import Actor, Role, User
+from ticketflow.domain.passwords import check_new_password
 from ticketflow.services.messagebus import Deps
 from ticketflow.services.security_events import security_event
 from ticketflow.services.unit_of_work import UnitOfWork
@@ -26,6 +27,7 @@ class TokenPair:
 
 async def register_user(command: cmd.RegisterUser, uow: UnitOfWork, deps: Deps) -> User:
     email = command.email.strip().lower()
+    check_new_password(command.password, field="password")
     password_hash = await deps.passwords.hash(command.password)  # slow: outside the transaction
     user = User(id=new_id(), email=email, role=command.role)
     async with uow:
