@@ -68,6 +68,8 @@ def build_bus(
             access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             clock=clock,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
         ),
         payments=payments or HttpPaymentGateway(settings),
         revoked_sessions=revoked_sessions_for(

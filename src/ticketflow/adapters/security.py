@@ -15,7 +15,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ticketflow.adapters.clock import Clock, SystemClock
-from ticketflow.config import Settings
+from ticketflow.adapters.secret_file import kept_secret
+from ticketflow.config import DEMO_JWT_SECRET, Settings
 from ticketflow.domain.errors import AuthenticationFailed, Overloaded
 from ticketflow.domain.model import Actor, Role
 
@@ -98,9 +99,11 @@ class SigningKeys:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SigningKeys:
-        if not settings.jwt_keys:
-            return cls({DEFAULT_KID: settings.jwt_secret}, DEFAULT_KID)
-        return cls(settings.jwt_keys, settings.jwt_active_kid or "")
+        if settings.jwt_keys:
+            return cls(settings.jwt_keys, settings.jwt_active_kid or "")
+        if (kept_in := settings.dev_jwt_secret_file) is not None:
+            return cls({DEFAULT_KID: kept_secret(kept_in)}, DEFAULT_KID)
+        return cls({DEFAULT_KID: settings.jwt_secret or DEMO_JWT_SECRET}, DEFAULT_KID)
 
     @property
     def active_secret(self) -> str:
@@ -141,7 +144,9 @@ VERIFIED_TOKENS_KEPT = 100_000  # ~30 MB at most: every buyer of a 10,000-seat s
 
 
 class Tokens:
-    """Encodes and checks our JWTs: the algorithm is pinned, kid, expiry and type required.
+    """Encodes and checks our JWTs: the algorithm is pinned; kid, expiry, type, issuer and
+    audience required. `iss`/`aud` keep a token minted for another service that shares a key
+    (or for another deployment of ours) from being taken here.
 
     Expiry is judged by the injected clock, the one that stamped `iat`/`exp`, not by PyJWT's
     wall clock: otherwise a manual clock (tests, benchmarks) would mint tokens already expired.
@@ -153,11 +158,15 @@ class Tokens:
         access_ttl: timedelta,
         refresh_ttl: timedelta,
         clock: Clock | None = None,
+        *,
+        issuer: str,
+        audience: str,
     ) -> None:
         self._keys = keys
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._clock = clock or SystemClock()
+        self._issuer, self._audience = issuer, audience
         # Access tokens already verified, with their expiry: a buyer's client sends the same
         # token with every request for 15 minutes, and checking its signature again each time
         # was a tenth of a sold-out answer's cost. Expiry is still judged on every use.
@@ -206,7 +215,7 @@ class Tokens:
 
     def _encode(self, claims: dict[str, Any], now: datetime, ttl: timedelta) -> str:
         return jwt.encode(
-            {**claims, "iat": now, "exp": now + ttl},
+            {**claims, "iss": self._issuer, "aud": self._audience, "iat": now, "exp": now + ttl},
             self._keys.active_secret,
             ALGORITHM,
             headers={"kid": self._keys.active_kid},
@@ -221,7 +230,13 @@ class Tokens:
                 token,
                 secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
+                issuer=self._issuer,
+                audience=self._audience,
+                options={
+                    "require": ["exp", "sub", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as error:
             raise AuthenticationFailed(f"The {kind} token is invalid.") from error
