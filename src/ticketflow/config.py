@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     rate_limit_login_per_account: str = "10/15 minutes"  # counts failed logins only
     rate_limit_bookings_per_user: str = "30/minute"
     rate_limit_default_per_ip: str = "300/minute"
+    # POST /auth/password-reset, counted whether or not the address has an account.
+    rate_limit_password_reset_per_ip: str = "10/hour"
+    rate_limit_password_reset_per_account: str = "3/hour"
     # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated); none by default.
     trusted_proxies: str = ""
     cors_origins: str = ""  # comma-separated origins a browser may call the API from
@@ -167,6 +170,8 @@ class Settings(BaseSettings):
         "rate_limit_login_per_account",
         "rate_limit_bookings_per_user",
         "rate_limit_default_per_ip",
+        "rate_limit_password_reset_per_ip",
+        "rate_limit_password_reset_per_account",
     )
     @classmethod
     def _rate_limit_notation(cls, value: str) -> str:

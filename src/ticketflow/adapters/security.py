@@ -1,8 +1,11 @@
-"""Password hashing (argon2id, off the event loop) and signed JWT access/refresh tokens."""
+"""Password hashing (argon2id, off the event loop), signed JWT access/refresh tokens, and the
+MACs of password reset tokens."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,6 +24,8 @@ from ticketflow.domain.errors import AuthenticationFailed, Overloaded
 from ticketflow.domain.model import Actor, Role
 
 ALGORITHM = "HS256"
+# What a password reset MAC is of, before the reset id: never what a JWT signs (base64url JSON).
+PASSWORD_RESET = b"ticketflow password reset:"
 
 
 class Passwords:
@@ -112,12 +117,29 @@ class SigningKeys:
     def secret(self, kid: object) -> str | None:
         return self._keys.get(kid) if isinstance(kid, str) else None
 
+    def mac(self, message: bytes) -> str:
+        """HMAC-SHA256 of `message` with the active key, base64url."""
+        return _mac(self.active_secret, message)
+
+    def verifies(self, message: bytes, mac: str) -> bool:
+        """Whether `mac` is `message`'s under any configured key (one rotated in since, too)."""
+        given = mac.encode()
+        return any(
+            hmac.compare_digest(_mac(secret, message).encode(), given)
+            for secret in self._keys.values()
+        )
+
     def secret_for(self, token: str) -> str | None:
         """The key that `token`'s header names; None for no kid or one rotated out."""
         secret = self._by_header.get(token.partition(".")[0])
         if secret is None:  # a header written otherwise: read it
             secret = self.secret(jwt.get_unverified_header(token).get("kid"))
         return secret
+
+
+def _mac(secret: str, message: bytes) -> str:
+    digest = hmac.digest(secret.encode(), message, "sha256")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)
@@ -212,6 +234,20 @@ class Tokens:
             return RefreshClaims(UUID(claims["sub"]), UUID(claims["sid"]), UUID(claims["jti"]))
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise AuthenticationFailed("The refresh token is malformed.") from error
+
+    def password_reset_token(self, reset_id: UUID) -> str:
+        """`<reset id>.<MAC of it>`: nothing secret is stored (the database and the event store
+        hold the id only), and the mailer and the confirmation both recompute it."""
+        return f"{reset_id}.{self._keys.mac(PASSWORD_RESET + reset_id.bytes)}"
+
+    def password_reset_id(self, token: str) -> UUID | None:
+        """The reset a token names, if we made it; None for anything else."""
+        named, _, mac = token.partition(".")
+        try:
+            reset_id = UUID(named)
+        except ValueError:
+            return None
+        return reset_id if self._keys.verifies(PASSWORD_RESET + reset_id.bytes, mac) else None
 
     def _encode(self, claims: dict[str, Any], now: datetime, ttl: timedelta) -> str:
         return jwt.encode(
