@@ -16,17 +16,29 @@ from ticketflow.adapters.security import Passwords, SigningKeys, Tokens
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
-from ticketflow.services import accounts, baseline_lock, bookings, catalog, check_ins, payments
+from ticketflow.services import (
+    account_passwords,
+    accounts,
+    baseline_lock,
+    bookings,
+    catalog,
+    check_ins,
+    payments,
+)
 from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.hold_batcher import HoldBatcher
 from ticketflow.services.messagebus import Deps, Handler, MessageBus
 
 HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.RegisterUser: accounts.register_user,
-    cmd.ChangeUserRole: accounts.change_user_role,
+    cmd.UpdateUser: accounts.update_user,
     cmd.LogIn: accounts.log_in,
     cmd.RefreshSession: accounts.refresh_session,
     cmd.LogOut: accounts.log_out,
+    cmd.LogOutEverywhere: accounts.log_out_everywhere,
+    cmd.ChangePassword: account_passwords.change_password,
+    cmd.RequestPasswordReset: account_passwords.request_password_reset,
+    cmd.ResetPassword: account_passwords.reset_password,
     cmd.CreateEvent: catalog.create_event,
     cmd.UpdateEvent: catalog.update_event,
     cmd.PublishEvent: catalog.publish_event,
@@ -68,6 +80,8 @@ def build_bus(
             access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             clock=clock,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
         ),
         payments=payments or HttpPaymentGateway(settings),
         revoked_sessions=revoked_sessions_for(

@@ -105,8 +105,6 @@ def create_admin(
         if password_stdin
         else typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     )
-    if len(password) < 8:
-        fail("the password needs at least 8 characters")
     user = _with_bus(lambda bus: bus.handle(cmd.RegisterUser(email, password, Role.ADMIN)))
     console.print(f"admin {user.email} created ({user.id})")
 

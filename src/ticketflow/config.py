@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from functools import cached_property
+from pathlib import Path
 from typing import Literal
 
 from limits import parse_many
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 DEMO_JWT_SECRET = "ticketflow-demo-secret-change-me-in-production"
 
@@ -43,13 +45,20 @@ class Settings(BaseSettings):
     # GET /metrics asks for `Authorization: Bearer <this>` when set; anonymous otherwise.
     metrics_token: str | None = None
 
-    jwt_secret: str = DEMO_JWT_SECRET
+    # Unset outside production: a random secret generated on first start and kept beside the
+    # embedded SQLite database (`dev_jwt_secret_file`), or on another database the demo secret,
+    # which `serve` refuses on any address but loopback. Production refuses to start without one.
+    jwt_secret: str | None = None
     access_token_ttl_seconds: int = Field(default=15 * 60, gt=0)
     refresh_token_ttl_seconds: int = Field(default=7 * 24 * 3600, gt=0)
     # Key rotation: a JSON object {"kid": "secret"}; new tokens are signed with the active kid,
     # any kid still listed verifies. Unset: jwt_secret is the one key (kid "default").
     jwt_keys: dict[str, str] = Field(default_factory=dict)
     jwt_active_kid: str | None = None
+    # Every token names us as its issuer and this API as its audience; tokens naming others
+    # are refused.
+    jwt_issuer: str = Field(default="ticketflow", min_length=1)
+    jwt_audience: str = Field(default="ticketflow-api", min_length=1)
     # Every session ended in the database is copied into the revocation cache again this often:
     # the bound on how long a lost cache write (Redis down at logout) lets an access token in.
     revocation_resync_seconds: float = Field(default=60.0, gt=0)
@@ -129,6 +138,9 @@ class Settings(BaseSettings):
     rate_limit_login_per_account: str = "10/15 minutes"  # counts failed logins only
     rate_limit_bookings_per_user: str = "30/minute"
     rate_limit_default_per_ip: str = "300/minute"
+    # POST /auth/password-reset, counted whether or not the address has an account.
+    rate_limit_password_reset_per_ip: str = "10/hour"
+    rate_limit_password_reset_per_account: str = "3/hour"
     # Peers whose X-Forwarded-For is believed (IPs or CIDRs, comma-separated); none by default.
     trusted_proxies: str = ""
     cors_origins: str = ""  # comma-separated origins a browser may call the API from
@@ -158,6 +170,8 @@ class Settings(BaseSettings):
         "rate_limit_login_per_account",
         "rate_limit_bookings_per_user",
         "rate_limit_default_per_ip",
+        "rate_limit_password_reset_per_ip",
+        "rate_limit_password_reset_per_account",
     )
     @classmethod
     def _rate_limit_notation(cls, value: str) -> str:
@@ -191,3 +205,17 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.async_database_url.startswith("sqlite")
+
+    @property
+    def dev_jwt_secret_file(self) -> Path | None:
+        """Where the generated JWT secret is kept when none is configured outside production:
+        beside the embedded database file (`ticketflow.db` -> `ticketflow.db.jwt-secret`), so
+        every process and command on that database signs with the same one. None otherwise."""
+        if self.jwt_secret or self.jwt_keys or self.environment == "production":
+            return None
+        if not self.is_sqlite:
+            return None
+        database = make_url(self.database_url).database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        return Path(f"{database}.jwt-secret")

@@ -29,15 +29,24 @@ class UnsafeProductionSettings(RuntimeError):
     pass
 
 
+def _jwt_keys(settings: Settings) -> dict[str, str]:
+    """The JWT keys by name, as signing will use them; without the generated development one,
+    which is random and known to nobody (adapters/security.py SigningKeys.from_settings)."""
+    if settings.jwt_keys:
+        return settings.jwt_keys
+    if settings.dev_jwt_secret_file is not None:
+        return {}
+    return {"(TICKETFLOW_JWT_SECRET)": settings.jwt_secret or DEMO_JWT_SECRET}
+
+
 def production_problems(settings: Settings) -> list[str]:
     """What makes these settings unfit for production; empty when they are fit (or not prod)."""
     if settings.environment != "production":
         return []
     problems = []
-    jwt_keys = settings.jwt_keys or {"(TICKETFLOW_JWT_SECRET)": settings.jwt_secret}
-    for kid, secret in jwt_keys.items():
+    for kid, secret in _jwt_keys(settings).items():
         if secret == DEMO_JWT_SECRET:
-            problems.append(f"JWT key {kid} is the demo secret: set TICKETFLOW_JWT_SECRET")
+            problems.append(f"JWT key {kid} is unset or the demo secret: set TICKETFLOW_JWT_SECRET")
         elif (weakness := _weak(secret)) is not None:
             problems.append(f"JWT key {kid} {weakness}")
     demo_webhook_secret = Settings.model_fields["payment_webhook_secret"].default
@@ -53,8 +62,7 @@ def production_problems(settings: Settings) -> list[str]:
 def example_secrets(settings: Settings) -> list[str]:
     """The secrets that are documented examples, in any environment: fine for a demo on this
     machine, never for a server others can reach (they could mint an admin's token)."""
-    jwt_keys = settings.jwt_keys or {"(TICKETFLOW_JWT_SECRET)": settings.jwt_secret}
-    named = [(f"JWT key {kid}", secret) for kid, secret in jwt_keys.items()]
+    named = [(f"JWT key {kid}", secret) for kid, secret in _jwt_keys(settings).items()]
     named.append(("the payment webhook secret", settings.payment_webhook_secret))
     examples = {example.upper() for example in DOCUMENTED_EXAMPLES}
     return [name for name, secret in named if secret.strip().upper() in examples]

@@ -62,8 +62,8 @@ async def test_register_creates_a_buyer_account(
     response = await register(client, email)
     assert response.status_code == 201, response.text
     user = response.json()
-    assert set(user) == {"id", "email", "role", "created_at"}
-    assert (user["email"], user["role"]) == (email, "user")
+    assert set(user) == {"id", "email", "role", "disabled", "created_at"}
+    assert (user["email"], user["role"], user["disabled"]) == (email, "user", False)
     assert datetime.fromisoformat(user["created_at"]) == clock.now()
     uuid.UUID(user["id"])
 

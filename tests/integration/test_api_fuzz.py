@@ -21,6 +21,7 @@ from ticketflow.api.app import create_app
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.domain.model import Role
+from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.webhook_endpoints import register_endpoint
 
 from ..builders import account, event_on_sale
@@ -32,6 +33,8 @@ EXAMPLES_PER_OPERATION = 50
 CURSOR = "a cursor is opaque: valid only if this API issued it"
 SCHEDULE = "an event must end after it starts, sales inside it: rules across fields"
 RESERVED_EMAIL = "e-mail domains reserved for special use (RFC 6761, e.g. .test) are refused"
+COMMON_PASSWORD = "one of the 10,000 most common passwords is refused: a list, not a schema"
+CHECKED_SECRET = "only the holder of a secret (current password, mailed token) is accepted"
 KEY_REUSE = "the same Idempotency-Key sent with another request is a 422, by contract"
 # The one check narrowed, and only here: "a schema-valid request is accepted". These operations
 # refuse some schema-valid requests for reasons no JSON Schema can state. Every other check
@@ -43,7 +46,10 @@ REFUSES_SOME_VALID_REQUESTS = {
     ("GET", "/api/v1/admin/users"): CURSOR,
     ("POST", "/api/v1/events"): SCHEDULE,
     ("PATCH", "/api/v1/events/{event_id}"): SCHEDULE,
-    ("POST", "/api/v1/auth/register"): RESERVED_EMAIL,
+    ("POST", "/api/v1/auth/register"): f"{RESERVED_EMAIL}; {COMMON_PASSWORD}",
+    ("POST", "/api/v1/auth/password"): f"{CHECKED_SECRET}; {COMMON_PASSWORD}",
+    ("POST", "/api/v1/auth/password-reset"): RESERVED_EMAIL,
+    ("POST", "/api/v1/auth/password-reset/confirm"): f"{CHECKED_SECRET}; {COMMON_PASSWORD}",
     ("POST", "/api/v1/auth/login"): RESERVED_EMAIL,
     ("POST", "/api/v1/bookings/{booking_id}/payments"): KEY_REUSE,
     ("POST", "/api/v1/bookings/{booking_id}/refund"): KEY_REUSE,
@@ -52,6 +58,9 @@ REFUSES_SOME_VALID_REQUESTS = {
     ("GET", "/api/v1/webhooks/{webhook_id}/deliveries"): CURSOR,
     ("POST", "/api/v1/webhooks"): "a URL's host and port must parse, which its pattern can't say",
 }
+# Operations that end the caller's own sessions: sent with tokens of their own, so the callers of
+# every other operation keep theirs.
+ENDS_THE_CALLERS_SESSIONS = {("POST", "/api/v1/auth/logout-all")}
 OPERATIONS = sorted(
     (method.upper(), path)
     for path, operations in create_app(Settings()).openapi()["paths"].items()
@@ -59,21 +68,32 @@ OPERATIONS = sorted(
 )
 
 
+Headers = dict[str, dict[str, str]]  # per caller
+
+
 @dataclass(frozen=True)
 class FuzzTarget:
     schema: Any
-    headers: dict[str, dict[str, str]]  # per caller
+    headers: Headers
+    spare_headers: Headers  # other accounts, for ENDS_THE_CALLERS_SESSIONS
     real_ids: dict[str, str]  # path parameter -> the id of something that exists
 
 
-async def _seed(database_url: str) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
+async def _callers(bus: MessageBus) -> Headers:
+    roles = {"admin": Role.ADMIN, "manager": Role.MANAGER, "user": Role.USER}
+    headers = {caller: (await account(bus, role)).headers for caller, role in roles.items()}
+    return {**headers, "anonymous": {}}
+
+
+async def _seed(database_url: str) -> tuple[Headers, Headers, dict[str, str]]:
     """Accounts with tokens and an event on sale for the generated requests to act on."""
     bus = build_bus(settings_for(database_url), passwords=FAST_PASSWORDS)
     try:
         await wipe(bus.engine)
-        admin, manager, user = [
-            await account(bus, role) for role in (Role.ADMIN, Role.MANAGER, Role.USER)
-        ]
+        headers, spare_headers = await _callers(bus), await _callers(bus)
+        manager = await account(bus, Role.MANAGER)
+        # The account PATCH /admin/users/{user_id} changes (and may disable): none of the callers.
+        bystander = await account(bus, Role.USER)
         sale = await event_on_sale(bus, manager)
         hook = await register_endpoint(
             bus.engine,
@@ -85,14 +105,13 @@ async def _seed(database_url: str) -> tuple[dict[str, dict[str, str]], dict[str,
         )
     finally:
         await bus.engine.dispose()
-    headers = {"admin": admin.headers, "manager": manager.headers, "user": user.headers}
     real_ids = {
         "event_id": str(sale.event.id),
         "ticket_type_id": str(sale.ticket_types[0].id),
-        "user_id": str(user.actor.user_id),
+        "user_id": str(bystander.actor.user_id),
         "webhook_id": str(hook["id"]),
     }
-    return {**headers, "anonymous": {}}, real_ids
+    return headers, spare_headers, real_ids
 
 
 def _run_alone(coroutine: Any) -> Any:
@@ -109,12 +128,12 @@ def _run_alone(coroutine: Any) -> Any:
 
 @pytest.fixture(scope="module")
 def fuzz_target(postgresql_url: str) -> Iterator[FuzzTarget]:
-    headers, real_ids = _run_alone(_seed(postgresql_url))
+    headers, spare_headers, real_ids = _run_alone(_seed(postgresql_url))
     app = create_app(settings_for(postgresql_url), passwords=FAST_PASSWORDS)
     # schemathesis serves the app in-process, lifespan included, on an event loop thread of its own.
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     try:
-        yield FuzzTarget(schema, headers, real_ids)
+        yield FuzzTarget(schema, headers, spare_headers, real_ids)
     finally:
         asgi.shutdown_lifespans()  # the app's connections close before the database is dropped
 
@@ -137,8 +156,10 @@ def test_generated_requests_get_documented_answers(
 ) -> None:
     operation = fuzz_target.schema[path][method]
     real = {name: value for name, value in fuzz_target.real_ids.items() if f"{{{name}}}" in path}
+    ends_sessions = (method, path) in ENDS_THE_CALLERS_SESSIONS
+    headers = fuzz_target.spare_headers if ends_sessions else fuzz_target.headers
     cases = st.sampled_from(CALLERS).flatmap(
-        lambda caller: _cases(operation, fuzz_target.headers[caller], real)
+        lambda caller: _cases(operation, headers[caller], real)
     )
     narrowed = (method, path) in REFUSES_SOME_VALID_REQUESTS
     excluded = [positive_data_acceptance] if narrowed else []

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.api.app import create_app
 from ticketflow.cli import app as cli
-from ticketflow.config import Settings
+from ticketflow.config import DEMO_JWT_SECRET, Settings
 from ticketflow.domain.model import Role
 from ticketflow.production_safety import UnsafeProductionSettings
 
@@ -203,10 +203,11 @@ async def test_rotated_out_kid_stops_verifying_while_kept_kids_still_do(
 @pytest.mark.parametrize(
     ("override", "complaint"),
     [
-        ({"jwt_secret": Settings().jwt_secret}, "TICKETFLOW_JWT_SECRET"),
+        ({"jwt_secret": None}, "TICKETFLOW_JWT_SECRET"),
+        ({"jwt_secret": DEMO_JWT_SECRET}, "TICKETFLOW_JWT_SECRET"),
         ({"payment_webhook_secret": Settings().payment_webhook_secret}, "WEBHOOK_SECRET"),
         ({"jwt_secret": "short"}, "shorter than 32"),
-        ({"jwt_keys": {"old": Settings().jwt_secret, "new": "n" * 40}}, "key old is the demo"),
+        ({"jwt_keys": {"old": DEMO_JWT_SECRET, "new": "n" * 40}}, "key old is unset or the demo"),
         ({"payment_webhook_secret": "CHANGE-ME"}, "webhook secret is a documented example"),
         ({"payment_webhook_secret": "w" * 31}, "webhook secret is shorter than 32"),
         ({"jwt_secret": "change-me"}, "is a documented example"),

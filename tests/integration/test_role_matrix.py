@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.payment_gateway import HttpPaymentGateway
-from ticketflow.adapters.tables import tickets
+from ticketflow.adapters.tables import password_resets, tickets
 from ticketflow.api.app import API_PREFIX, create_app
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
@@ -82,6 +82,7 @@ class World:
     ticket_code: str  # of a ticket of `paid_id`, not admitted yet
     webhook_id: UUID  # a webhook endpoint of `owner`'s
     refresh_token: str  # of a session of `user`
+    reset_token: str  # mailed to `user` for a password reset
     now: datetime
     webhook_secret: str
 
@@ -121,6 +122,7 @@ async def build_world(bus: MessageBus) -> World:
             )
         )["id"],
         refresh_token=session.refresh_token,
+        reset_token=await _a_reset_token(bus, user),
         now=bus.deps.clock.now(),
         webhook_secret=bus.deps.settings.payment_webhook_secret,
     )
@@ -133,6 +135,16 @@ async def _a_ticket_code(bus: MessageBus, booking_id: UUID) -> str:
         )
     assert code is not None
     return str(code)
+
+
+async def _a_reset_token(bus: MessageBus, user: Account) -> str:
+    await bus.handle(cmd.RequestPasswordReset(user.email))
+    async with bus.engine.connect() as connection:
+        reset_id = await connection.scalar(
+            select(password_resets.c.id).where(password_resets.c.user_id == user.actor.user_id)
+        )
+    assert reset_id is not None
+    return bus.deps.tokens.password_reset_token(reset_id)
 
 
 @dataclass(frozen=True)
@@ -180,6 +192,7 @@ class Row:
 
 
 A = API_PREFIX
+NEW_PASSWORD = "a-new-and-long-passphrase"
 # fmt: off
 MATRIX: dict[tuple[str, str], Row] = {
     #                                                 anonymous user manager owner admin
@@ -191,6 +204,13 @@ MATRIX: dict[tuple[str, str], Row] = {
         json={"refresh_token": w.refresh_token})),
     ("POST", f"{A}/auth/logout"):                 Row(OK,  OK,  OK,  OK,  OK, lambda w: Call(
         json={"refresh_token": w.refresh_token})),
+    ("POST", f"{A}/auth/logout-all"):             Row(401, OK,  OK,  OK,  OK),
+    ("POST", f"{A}/auth/password"):               Row(401, OK,  OK,  OK,  OK, lambda w: Call(
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD})),
+    ("POST", f"{A}/auth/password-reset"):         Row(OK,  OK,  OK,  OK,  OK, lambda w: Call(
+        json={"email": w.user.email})),
+    ("POST", f"{A}/auth/password-reset/confirm"): Row(OK,  OK,  OK,  OK,  OK, lambda w: Call(
+        json={"token": w.reset_token, "new_password": NEW_PASSWORD})),
     ("GET", f"{A}/me"):                           Row(401, OK,  OK,  OK,  OK),
     ("GET", f"{A}/events"):                       Row(OK,  OK,  OK,  OK,  OK),
     ("POST", f"{A}/events"):                      Row(401, 403, OK,  OK,  OK, lambda w: Call(

@@ -16,13 +16,21 @@ from ticketflow.domain.model import Role
 from ticketflow.services.pagination import decode_cursor, encode_cursor
 
 KEY = "s" * 32
-TOKENS = Tokens(
-    SigningKeys({"k1": KEY}, "k1"), access_ttl=timedelta(minutes=15), refresh_ttl=timedelta(days=7)
-)
+ISSUER, AUDIENCE = "ticketflow", "ticketflow-api"
 
 
-def _tokens(keys: dict[str, str], active_kid: str) -> Tokens:
-    return Tokens(SigningKeys(keys, active_kid), timedelta(minutes=15), timedelta(days=7))
+def _tokens(keys: dict[str, str], active_kid: str, clock: ManualClock | None = None) -> Tokens:
+    return Tokens(
+        SigningKeys(keys, active_kid),
+        timedelta(minutes=15),
+        timedelta(days=7),
+        clock,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+    )
+
+
+TOKENS = _tokens({"k1": KEY}, "k1")
 
 
 def _access(tokens: Tokens = TOKENS, role: Role = Role.USER) -> str:
@@ -49,7 +57,7 @@ def test_expired_access_token_is_refused() -> None:
 def test_a_token_verified_before_still_expires_on_time() -> None:
     """Verified tokens are remembered (no second signature check), their expiry is not."""
     clock = ManualClock(datetime(2026, 11, 25, 12, 0, tzinfo=UTC))
-    tokens = Tokens(SigningKeys({"k1": KEY}, "k1"), timedelta(minutes=15), timedelta(days=7), clock)
+    tokens = _tokens({"k1": KEY}, "k1", clock)
     token = tokens.access_token(uuid.uuid4(), Role.USER, uuid.uuid4(), clock.now())
     first = tokens.access_claims(token)
     clock.advance(15 * 60 - 1)
@@ -70,16 +78,22 @@ def test_refresh_token_is_not_an_access_token() -> None:
     assert TOKENS.refresh_claims(token) == claims
 
 
+MISSING = object()  # a claim left out of a forged token
+
+
 def _forged(payload: dict[str, object], key: str | None, **options: object) -> str:
     claims = {
         "sub": str(uuid.uuid4()),
         "role": "admin",
         "sid": str(uuid.uuid4()),
         "typ": "access",
+        "iss": ISSUER,
+        "aud": AUDIENCE,
         "exp": datetime.now(UTC) + timedelta(minutes=5),
         **payload,
     }
-    return jwt.encode(claims, key, **options)  # type: ignore[arg-type]
+    present = {name: value for name, value in claims.items() if value is not MISSING}
+    return jwt.encode(present, key, **options)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -92,12 +106,38 @@ def _forged(payload: dict[str, object], key: str | None, **options: object) -> s
         _forged({"sid": None}, KEY, headers={"kid": "k1"}),  # not revocable: refused
         _forged({"sid": "not-a-uuid"}, KEY, headers={"kid": "k1"}),
         _forged({"role": "superuser"}, KEY, headers={"kid": "k1"}),
+        # Signed with our key, but not by us for us: another service sharing it, or a deployment
+        # of ours with another issuer or audience.
+        _forged({"iss": MISSING}, KEY, headers={"kid": "k1"}),
+        _forged({"iss": "another-service"}, KEY, headers={"kid": "k1"}),
+        _forged({"aud": MISSING}, KEY, headers={"kid": "k1"}),
+        _forged({"aud": "another-api"}, KEY, headers={"kid": "k1"}),
+        _forged({"aud": ["another-api"]}, KEY, headers={"kid": "k1"}),
         "not.a.jwt",
     ],
 )
 def test_forged_tokens_are_refused(token: str) -> None:
     with pytest.raises(AuthenticationFailed):
         TOKENS.access_claims(token)
+
+
+def test_tokens_name_their_issuer_and_audience() -> None:
+    claims = jwt.decode(_access(), options={"verify_signature": False})
+    assert (claims["iss"], claims["aud"]) == (ISSUER, AUDIENCE)
+    other_audience = Tokens(
+        SigningKeys({"k1": KEY}, "k1"),
+        timedelta(minutes=15),
+        timedelta(days=7),
+        issuer=ISSUER,
+        audience="another-api",
+    )
+    with pytest.raises(AuthenticationFailed, match="invalid"):
+        other_audience.access_claims(_access())
+    refresh = TOKENS.refresh_token(
+        RefreshClaims(*(uuid.uuid4() for _ in range(3))), datetime.now(UTC)
+    )
+    with pytest.raises(AuthenticationFailed, match="invalid"):
+        other_audience.refresh_claims(refresh)
 
 
 def test_a_token_verifies_while_its_kid_is_configured_and_not_after() -> None:

@@ -1,8 +1,11 @@
-"""Password hashing (argon2id, off the event loop) and signed JWT access/refresh tokens."""
+"""Password hashing (argon2id, off the event loop), signed JWT access/refresh tokens, and the
+MACs of password reset tokens."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import hmac
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,11 +18,14 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from ticketflow.adapters.clock import Clock, SystemClock
-from ticketflow.config import Settings
+from ticketflow.adapters.secret_file import kept_secret
+from ticketflow.config import DEMO_JWT_SECRET, Settings
 from ticketflow.domain.errors import AuthenticationFailed, Overloaded
 from ticketflow.domain.model import Actor, Role
 
 ALGORITHM = "HS256"
+# What a password reset MAC is of, before the reset id: never what a JWT signs (base64url JSON).
+PASSWORD_RESET = b"ticketflow password reset:"
 
 
 class Passwords:
@@ -98,9 +104,11 @@ class SigningKeys:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SigningKeys:
-        if not settings.jwt_keys:
-            return cls({DEFAULT_KID: settings.jwt_secret}, DEFAULT_KID)
-        return cls(settings.jwt_keys, settings.jwt_active_kid or "")
+        if settings.jwt_keys:
+            return cls(settings.jwt_keys, settings.jwt_active_kid or "")
+        if (kept_in := settings.dev_jwt_secret_file) is not None:
+            return cls({DEFAULT_KID: kept_secret(kept_in)}, DEFAULT_KID)
+        return cls({DEFAULT_KID: settings.jwt_secret or DEMO_JWT_SECRET}, DEFAULT_KID)
 
     @property
     def active_secret(self) -> str:
@@ -109,12 +117,29 @@ class SigningKeys:
     def secret(self, kid: object) -> str | None:
         return self._keys.get(kid) if isinstance(kid, str) else None
 
+    def mac(self, message: bytes) -> str:
+        """HMAC-SHA256 of `message` with the active key, base64url."""
+        return _mac(self.active_secret, message)
+
+    def verifies(self, message: bytes, mac: str) -> bool:
+        """Whether `mac` is `message`'s under any configured key (one rotated in since, too)."""
+        given = mac.encode()
+        return any(
+            hmac.compare_digest(_mac(secret, message).encode(), given)
+            for secret in self._keys.values()
+        )
+
     def secret_for(self, token: str) -> str | None:
         """The key that `token`'s header names; None for no kid or one rotated out."""
         secret = self._by_header.get(token.partition(".")[0])
         if secret is None:  # a header written otherwise: read it
             secret = self.secret(jwt.get_unverified_header(token).get("kid"))
         return secret
+
+
+def _mac(secret: str, message: bytes) -> str:
+    digest = hmac.digest(secret.encode(), message, "sha256")
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 @dataclass(frozen=True)
@@ -141,7 +166,9 @@ VERIFIED_TOKENS_KEPT = 100_000  # ~30 MB at most: every buyer of a 10,000-seat s
 
 
 class Tokens:
-    """Encodes and checks our JWTs: the algorithm is pinned, kid, expiry and type required.
+    """Encodes and checks our JWTs: the algorithm is pinned; kid, expiry, type, issuer and
+    audience required. `iss`/`aud` keep a token minted for another service that shares a key
+    (or for another deployment of ours) from being taken here.
 
     Expiry is judged by the injected clock, the one that stamped `iat`/`exp`, not by PyJWT's
     wall clock: otherwise a manual clock (tests, benchmarks) would mint tokens already expired.
@@ -153,11 +180,15 @@ class Tokens:
         access_ttl: timedelta,
         refresh_ttl: timedelta,
         clock: Clock | None = None,
+        *,
+        issuer: str,
+        audience: str,
     ) -> None:
         self._keys = keys
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
         self._clock = clock or SystemClock()
+        self._issuer, self._audience = issuer, audience
         # Access tokens already verified, with their expiry: a buyer's client sends the same
         # token with every request for 15 minutes, and checking its signature again each time
         # was a tenth of a sold-out answer's cost. Expiry is still judged on every use.
@@ -204,9 +235,23 @@ class Tokens:
         except (KeyError, ValueError, TypeError, AttributeError) as error:
             raise AuthenticationFailed("The refresh token is malformed.") from error
 
+    def password_reset_token(self, reset_id: UUID) -> str:
+        """`<reset id>.<MAC of it>`: nothing secret is stored (the database and the event store
+        hold the id only), and the mailer and the confirmation both recompute it."""
+        return f"{reset_id}.{self._keys.mac(PASSWORD_RESET + reset_id.bytes)}"
+
+    def password_reset_id(self, token: str) -> UUID | None:
+        """The reset a token names, if we made it; None for anything else."""
+        named, _, mac = token.partition(".")
+        try:
+            reset_id = UUID(named)
+        except ValueError:
+            return None
+        return reset_id if self._keys.verifies(PASSWORD_RESET + reset_id.bytes, mac) else None
+
     def _encode(self, claims: dict[str, Any], now: datetime, ttl: timedelta) -> str:
         return jwt.encode(
-            {**claims, "iat": now, "exp": now + ttl},
+            {**claims, "iss": self._issuer, "aud": self._audience, "iat": now, "exp": now + ttl},
             self._keys.active_secret,
             ALGORITHM,
             headers={"kid": self._keys.active_kid},
@@ -221,7 +266,13 @@ class Tokens:
                 token,
                 secret,
                 algorithms=[ALGORITHM],
-                options={"require": ["exp", "sub"], "verify_exp": False, "verify_iat": False},
+                issuer=self._issuer,
+                audience=self._audience,
+                options={
+                    "require": ["exp", "sub", "iss", "aud"],
+                    "verify_exp": False,
+                    "verify_iat": False,
+                },
             )
         except jwt.PyJWTError as error:
             raise AuthenticationFailed(f"The {kind} token is invalid.") from error

@@ -1,5 +1,5 @@
 """Where the rate limits apply: a middleware for the per-IP default, dependencies for the routes
-with limits of their own (login, registration, bookings)."""
+with limits of their own (login, registration, password changes and resets, bookings)."""
 
 from __future__ import annotations
 
@@ -93,8 +93,8 @@ async def _client_ip(request: Request, limits: RateLimitsDep) -> str:
 ClientIp = Annotated[str, Depends(_client_ip)]
 
 
-async def _limit_registrations(limits: RateLimitsDep, ip: ClientIp) -> None:
-    await limits.check_registration(ip)
+async def _limit_password_hashing(limits: RateLimitsDep, ip: ClientIp) -> None:
+    await limits.check_password_hashing(ip)
 
 
 async def _limit_bookings(limits: RateLimitsDep, actor: CurrentActor) -> None:
@@ -102,5 +102,5 @@ async def _limit_bookings(limits: RateLimitsDep, actor: CurrentActor) -> None:
 
 
 # For a route's `dependencies=[...]`.
-REGISTRATION_LIMIT = Depends(_limit_registrations)
+PASSWORD_HASHING_LIMIT = Depends(_limit_password_hashing)
 BOOKING_LIMIT = Depends(_limit_bookings)

@@ -1,6 +1,7 @@
-"""Rate limits (the `limits` library): logins per IP and per account, bookings per user, and a
-per-IP default for every other request. Redis storage when configured (one count shared by every
-app process), memory otherwise (a count per process).
+"""Rate limits (the `limits` library): logins per IP and per account, bookings per user, password
+reset requests per IP and per address, and a per-IP default for every other request. Redis
+storage when configured (one count shared by every app process), memory otherwise (a count per
+process).
 
 When the storage fails (Redis down), logins fail CLOSED: 503 with Retry-After. The login limits
 are all that stands between a password and unlimited guessing; an outage, or an attacker able to
@@ -48,6 +49,10 @@ class RateLimits:
         self.password_checks_per_ip = parse_many(settings.rate_limit_login_per_ip)
         self.login_failures_per_account = parse_many(settings.rate_limit_login_per_account)
         self.bookings_per_user = parse_many(settings.rate_limit_bookings_per_user)
+        self.password_resets_per_ip = parse_many(settings.rate_limit_password_reset_per_ip)
+        self.password_resets_per_account = parse_many(
+            settings.rate_limit_password_reset_per_account
+        )
         self.default_per_ip = parse_many(settings.rate_limit_default_per_ip)
         self._pool: ConnectionPool | None = None
         storage: Storage = MemoryStorage()
@@ -74,8 +79,9 @@ class RateLimits:
             await self._pool.aclose()
 
     @asynccontextmanager
-    async def login_attempt(self, ip: str, email: str) -> AsyncIterator[None]:
-        """Guards one login: refused while the IP or the account is over its limit. The attempt
+    async def login_attempt(self, ip: str, account: str) -> AsyncIterator[None]:
+        """Guards one password check (a login: `account` is the e-mail; a password change: the
+        user id): refused while the IP or the account is over its limit. The attempt
         counts against the account BEFORE the password is checked (~100 ms), so guesses sent in
         parallel can't all pass a test made before any of them was counted; a right password
         forgives the account's count, so a user who knows theirs is never locked out by logging
@@ -83,7 +89,7 @@ class RateLimits:
         if not self.enabled:
             yield
             return
-        account = _account_key(email)
+        account = _account_key(account)
         try:
             await self._take(self._exact, self.password_checks_per_ip, "password-ip", ip)
             per_account = self.login_failures_per_account
@@ -104,9 +110,17 @@ class RateLimits:
         except StorageError as error:
             self._warn(f"could not forgive a successful login's attempts: {error}")
 
-    async def check_registration(self, ip: str) -> None:
-        """Registering hashes a password like logging in does: same per-IP budget of CPU."""
+    async def check_password_hashing(self, ip: str) -> None:
+        """Registering (or resetting a password) hashes a password like logging in does: same
+        per-IP budget of CPU."""
         await self._open_on_failure(self._exact, self.password_checks_per_ip, "password-ip", ip)
+
+    async def check_password_reset(self, ip: str, email: str) -> None:
+        """Reset mails per IP and per address, whether or not it has an account (so a refusal
+        tells nothing): nobody gets their inbox flooded through us."""
+        await self._open_on_failure(self._exact, self.password_resets_per_ip, "reset-ip", ip)
+        per_account = self.password_resets_per_account
+        await self._open_on_failure(self._exact, per_account, "reset-account", _account_key(email))
 
     async def check_booking(self, user_id: UUID) -> None:
         await self._open_on_failure(self._cheap, self.bookings_per_user, "bookings", str(user_id))

@@ -18,8 +18,10 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
+from ticketflow.domain import passwords
 from ticketflow.domain.model import Booking, BookingStatus, EventStatus, Role, TicketType
 from ticketflow.domain.payment import PaymentStatus
 
@@ -72,7 +74,12 @@ def _date_time_text(value: object) -> object:
 
 
 Timestamp = Annotated[AwareDatetime, BeforeValidator(_date_time_text)]
-Password = Annotated[str, StringConstraints(min_length=8, max_length=128)]
+# A new password: its length here (so the schema states it), the rest of the policy in the domain.
+Password = Annotated[
+    str,
+    StringConstraints(min_length=passwords.MIN_LENGTH, max_length=passwords.MAX_LENGTH),
+    Field(description="10 to 128 characters, not one of the 10,000 most common passwords"),
+]
 
 
 class Write(BaseModel):
@@ -128,15 +135,54 @@ class TokenPairOut(BaseModel):
     expires_in: int
 
 
+class PasswordChange(Write):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    new_password: Password
+
+
+class PasswordResetRequest(Write):
+    email: EmailStr
+
+
+class PasswordResetAccepted(BaseModel):
+    """The one answer to every reset request, whether or not the account exists."""
+
+    detail: str
+
+
+class PasswordResetConfirmation(Write):
+    token: Annotated[
+        str, StringConstraints(min_length=1, max_length=256), Field(description="From the e-mail")
+    ]
+    new_password: Password
+
+
 class UserOut(BaseModel):
     id: UUID
     email: str
     role: Role
+    disabled: bool
     created_at: datetime
 
 
-class RoleChange(Write):
-    role: Role
+def _one_field_at_least(schema: dict[str, Any], model: type[BaseModel]) -> None:
+    _null_only_where_allowed(schema, model)
+    schema["minProperties"] = 1
+
+
+class UserPatch(Patch):
+    """What an admin changes of an account: a role, disabled (true) or enabled again (false)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_one_field_at_least)
+
+    role: Role | None = None
+    disabled: bool | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> UserPatch:
+        if not self.model_fields_set:
+            raise ValueError("send 'role', 'disabled' or both")
+        return self
 
 
 class EventIn(Write):

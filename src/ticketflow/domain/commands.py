@@ -23,10 +23,13 @@ class RegisterUser(Command):
 
 
 @dataclass(frozen=True)
-class ChangeUserRole(Command):
+class UpdateUser(Command):
+    """An admin changes an account's role, or disables or enables it (None: leave as is)."""
+
     actor: Actor
     user_id: UUID
-    role: Role
+    role: Role | None = None
+    disabled: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,34 @@ class RefreshSession(Command):
 @dataclass(frozen=True)
 class LogOut(Command):
     refresh_token: str
+
+
+@dataclass(frozen=True)
+class LogOutEverywhere(Command):
+    actor: Actor
+
+
+@dataclass(frozen=True)
+class ChangePassword(Command):
+    """The signed-in user sets a new password; their other sessions end, `session_id` stays."""
+
+    actor: Actor
+    session_id: UUID
+    current_password: str
+    new_password: str
+
+
+@dataclass(frozen=True)
+class RequestPasswordReset(Command):
+    email: str
+
+
+@dataclass(frozen=True)
+class ResetPassword(Command):
+    """Set a new password with the token a reset e-mail carried; every session ends."""
+
+    token: str
+    new_password: str
 
 
 @dataclass(frozen=True)

@@ -106,6 +106,13 @@ class InvalidInput(DomainError):
     status, code, title = 422, "invalid-input", "Invalid input"
 
 
+class InvalidResetToken(InvalidInput):
+    """A password reset token that is forged, used, expired, or for a disabled account: one
+    answer for all, so it tells nothing about the account."""
+
+    code, title = "invalid-reset-token", "Invalid password reset token"
+
+
 class PaymentDeclined(DomainError):
     """The provider refused the card; the booking stays held until its hold expires."""
 

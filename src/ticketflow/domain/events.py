@@ -70,6 +70,44 @@ class UserRoleChanged(DomainEvent):
 
 
 @dataclass(frozen=True, kw_only=True)
+class UserDisabled(DomainEvent):
+    """Signing in and refreshing are refused; every session ended with it."""
+
+    type, stream_type = "user.disabled", "user"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserEnabled(DomainEvent):
+    type, stream_type = "user.enabled", "user"
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserPasswordChanged(DomainEvent):
+    """`reason`: "changed" (signed in, knowing the old one) or "reset" (an e-mailed token)."""
+
+    type, stream_type = "user.password_changed", "user"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class PasswordResetRequested(DomainEvent):
+    """A reset link is to be mailed to the user. The token is not here: it is a MAC of the
+    stream id that only the mailer and the confirmation recompute (adapters/security.py)."""
+
+    type, stream_type = "auth.password_reset_requested", "password_reset"
+    user_id: UUID
+    expires_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PasswordResetSpent(DomainEvent):
+    """`reason`: "used" to set a new password, or "password_changed" since it was mailed."""
+
+    type, stream_type = "auth.password_reset_spent", "password_reset"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class SessionStarted(DomainEvent):
     type, stream_type = "auth.session_started", "session"
     user_id: UUID
@@ -82,7 +120,8 @@ class SessionRefreshed(DomainEvent):
 
 @dataclass(frozen=True, kw_only=True)
 class SessionEnded(DomainEvent):
-    """Logout, or a spent refresh token presented again (reason `refresh_token_reuse`)."""
+    """`reason`: logout, logout_all, refresh_token_reuse (a spent refresh token came back),
+    password_changed, password_reset, role_changed or account_disabled."""
 
     type, stream_type = "auth.session_ended", "session"
     reason: str

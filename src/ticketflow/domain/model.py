@@ -316,12 +316,34 @@ class Booking:
 
 @dataclass
 class User:
+    """An account. Its password hash is not held here: only the accounts service reads it."""
+
     id: UUID
     email: str
     role: Role
     version: int = 1
+    disabled_at: datetime | None = None  # a disabled account can't sign in or refresh
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
 
     def change_role(self, role: Role) -> ev.UserRoleChanged:
         self.role = role
         self.version += 1
         return ev.UserRoleChanged(stream_id=self.id, version=self.version, role=role.value)
+
+    def disable(self, now: datetime) -> ev.UserDisabled:
+        self.disabled_at = now
+        self.version += 1
+        return ev.UserDisabled(stream_id=self.id, version=self.version)
+
+    def enable(self) -> ev.UserEnabled:
+        self.disabled_at = None
+        self.version += 1
+        return ev.UserEnabled(stream_id=self.id, version=self.version)
+
+    def change_password(self, reason: str) -> ev.UserPasswordChanged:
+        """`reason`: "changed" by the user signed in, or "reset" through an e-mailed token."""
+        self.version += 1
+        return ev.UserPasswordChanged(stream_id=self.id, version=self.version, reason=reason)

@@ -142,7 +142,13 @@ async def _booking_seen_by(connection: AsyncConnection, booking_id: UUID, actor:
     return found[0]
 
 
-_USER_COLUMNS = (users.c.id, users.c.email, users.c.role, users.c.created_at)
+_USER_COLUMNS = (
+    users.c.id,
+    users.c.email,
+    users.c.role,
+    users.c.disabled_at.is_not(None).label("disabled"),
+    users.c.created_at,
+)
 
 
 async def user(connection: AsyncConnection, user_id: UUID) -> Row:

@@ -1,5 +1,5 @@
 """The "email" consumer: mails the buyer their tickets once a booking is paid (one QR code per
-ticket), and a note when a hold is cancelled or a booking refunded.
+ticket), a note when a hold is cancelled or a booking refunded, and password reset tokens.
 
 Delivery is at least once. The inbox (services/event_consumers.py) records each event in the
 transaction the mail is sent in; if that commit fails after the SMTP server took the message,
@@ -20,10 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import StoredEvent
 from ticketflow.adapters.mailer import Mailer, Undeliverable, mailer_for
+from ticketflow.adapters.security import Tokens
 from ticketflow.adapters.tables import bookings, events, ticket_types, tickets, users
 from ticketflow.domain import events as ev
 from ticketflow.services.event_consumers import Handler, Interest
 from ticketflow.services.messagebus import MessageBus
+from ticketflow.services.password_reset_emails import password_reset_message
 from ticketflow.services.ticket_email_messages import (
     BookingFacts,
     Envelope,
@@ -38,7 +40,14 @@ log = logging.getLogger(__name__)
 CONSUMER = "email"  # its consumer group and inbox name: never rename
 
 
-MAILED = frozenset({ev.BookingConfirmed.type, ev.BookingCancelled.type, ev.BookingRefunded.type})
+MAILED = frozenset(
+    {
+        ev.BookingConfirmed.type,
+        ev.BookingCancelled.type,
+        ev.BookingRefunded.type,
+        ev.PasswordResetRequested.type,
+    }
+)
 
 
 def interest_for(_: MessageBus) -> Interest:
@@ -50,38 +59,49 @@ def interest_for(_: MessageBus) -> Interest:
 
 def handler_for(bus: MessageBus) -> Handler:
     settings = bus.deps.settings
-    return TicketEmails(mailer_for(settings), bus.deps.clock, settings.mail_from).handle
+    mailer = mailer_for(settings)
+    return TicketEmails(mailer, bus.deps.clock, settings.mail_from, bus.deps.tokens).handle
 
 
 class TicketEmails:
-    def __init__(self, mailer: Mailer, clock: Clock, sender: str) -> None:
+    def __init__(self, mailer: Mailer, clock: Clock, sender: str, tokens: Tokens) -> None:
         self._mailer, self._clock, self._sender = mailer, clock, sender
+        self._tokens = tokens
 
     async def handle(self, connection: AsyncConnection, event: StoredEvent) -> None:
-        """Mail what `event` means to its buyer, reading the rest in the inbox's transaction."""
+        """Mail what `event` means to its user, reading the rest in the inbox's transaction."""
         if event.type not in MAILED:
             return
-        booking = await _booking_facts(connection, event.stream_id)
-        if booking is None:
-            return  # gone from the database (never, today): nobody to write to
         envelope = Envelope(self._sender, self._clock.now(), self._message_id(event))
-        message: EmailMessage
-        if event.type == ev.BookingConfirmed.type:
-            ticket_ids = [UUID(ticket_id) for ticket_id in event.data["ticket_ids"]]
-            issued = await _tickets(connection, ticket_ids)
-            message = tickets_message(booking, issued, envelope)
-        elif event.type == ev.BookingCancelled.type:
-            message = cancelled_message(booking, str(event.data.get("reason", "")), envelope)
+        if event.type == ev.PasswordResetRequested.type:
+            message = await password_reset_message(connection, event, self._tokens, envelope)
         else:
-            message = refunded_message(booking, envelope)
+            message = await _booking_message(connection, event, envelope)
+        if message is None:
+            return  # gone from the database (never, today): nobody to write to
         try:
             await self._mailer.send(message)
         except Undeliverable:
-            log.warning("e-mail %s to %s refused for good: dropped", event.type, booking.recipient)
+            log.warning("e-mail %s to %s refused for good: dropped", event.type, message["To"])
 
     def _message_id(self, event: StoredEvent) -> str:
         domain = parseaddr(self._sender)[1].rpartition("@")[2] or "ticketflow"
         return f"<{event.type}.{event.stream_id}.{event.version}@{domain}>"
+
+
+async def _booking_message(
+    connection: AsyncConnection, event: StoredEvent, envelope: Envelope
+) -> EmailMessage | None:
+    booking = await _booking_facts(connection, event.stream_id)
+    if booking is None:
+        return None
+    if event.type == ev.BookingConfirmed.type:
+        ticket_ids = [UUID(ticket_id) for ticket_id in event.data["ticket_ids"]]
+        issued = await _tickets(connection, ticket_ids)
+        return tickets_message(booking, issued, envelope)
+    if event.type == ev.BookingCancelled.type:
+        return cancelled_message(booking, str(event.data.get("reason", "")), envelope)
+    return refunded_message(booking, envelope)
 
 
 async def _booking_facts(connection: AsyncConnection, booking_id: UUID) -> BookingFacts | None:

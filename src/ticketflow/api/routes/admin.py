@@ -1,4 +1,4 @@
-"""Admins: every account, and changing roles (e.g. making an organizer a manager)."""
+"""Admins: every account; changing roles (e.g. making an organizer a manager), disabling."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 
 from ticketflow.api.deps import Bus, CurrentActor, Cursor, Limit, ReadConnection
-from ticketflow.api.schemas import NO_NUL, AuditPage, RoleChange, Timestamp, UserOut, UserPage
+from ticketflow.api.schemas import NO_NUL, AuditPage, Timestamp, UserOut, UserPage, UserPatch
 from ticketflow.domain import commands as cmd
 from ticketflow.services import queries
 from ticketflow.services.audit import AuditFilter, audit_events
@@ -25,11 +25,17 @@ async def list_users(
     return UserPage.model_validate(page, from_attributes=True)
 
 
-@router.patch("/users/{user_id}", summary="Change an account's role")
-async def change_role(
-    user_id: UUID, body: RoleChange, actor: CurrentActor, bus: Bus, db: ReadConnection
+@router.patch(
+    "/users/{user_id}",
+    summary="Change an account's role, or disable or enable it",
+    description="A new role or disabling ends the account's sessions: its tokens are refused "
+    "from the next request on, on every instance; a disabled account can't sign in or refresh.",
+    responses={409: {"description": "An admin may not disable their own account"}},
+)
+async def update_user(
+    user_id: UUID, body: UserPatch, actor: CurrentActor, bus: Bus, db: ReadConnection
 ) -> UserOut:
-    await bus.handle(cmd.ChangeUserRole(actor=actor, user_id=user_id, role=body.role))
+    await bus.handle(cmd.UpdateUser(actor, user_id, body.role, body.disabled))
     return UserOut.model_validate(await queries.user(db, user_id))
 
 
