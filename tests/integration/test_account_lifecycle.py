@@ -76,11 +76,12 @@ async def _session_endings(bus: MessageBus) -> list[str]:
 
 
 async def test_role_change_and_disable_are_seen_by_a_second_instance_on_the_next_request(
-    redis_stack: Stack, clock: ManualClock
+    stack: Stack, clock: ManualClock
 ) -> None:
+    """With Redis between the instances, and without (then only the database is shared)."""
     async with (
-        running_app(redis_stack.settings(), clock) as first,
-        running_app(redis_stack.settings(), clock, wipe_first=False) as second,
+        running_app(stack.settings(), clock) as first,
+        running_app(stack.settings(), clock, wipe_first=False) as second,
     ):
         admin = await account(first.bus, Role.ADMIN)
         pair = await signed_in(first.client())

@@ -6,13 +6,14 @@ session is a key that lives as long as the session's access tokens can, and a ma
 "this cache holds every revocation of the database". A flushed or restarted Redis has lost the
 marker, so the next check reloads the revocations from the database before it answers. The marker
 also lapses every `resync` seconds: that bounds how long a revocation whose Redis write failed
-(Redis unreachable at logout) can go unseen. Without Redis each process keeps the same set in
-memory and reloads it as often, for the other processes sharing the database.
+(Redis unreachable at logout) can go unseen. Without Redis the database answers every check
+(one indexed lookup, shared by the checks in flight together): the processes of an embedded
+setup share nothing else, and a revocation (a logout, a disabled account, a role change) must
+hold on every one of them from the next request on.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import math
 import uuid
@@ -72,6 +73,10 @@ class _Database:
     async def has_ended(self, session_id: UUID) -> bool:
         async with self._engine.connect() as connection:
             return await SessionRepository(connection).has_ended(session_id)
+
+    async def ended_among(self, session_ids: list[UUID]) -> set[UUID]:
+        async with self._engine.connect() as connection:
+            return await SessionRepository(connection).ended_among(session_ids)
 
 
 class RedisRevokedSessions:
@@ -146,45 +151,28 @@ class RedisRevokedSessions:
         return set(ended)
 
 
-class LocalRevokedSessions:
-    """The embedded mode: one process's memory in front of the database."""
+class DatabaseRevokedSessions:
+    """The embedded mode: the database is asked every time, so every process sharing it agrees
+    at once; the checks of the requests in flight together share one query."""
 
-    def __init__(
-        self, engine: AsyncEngine, clock: Clock, access_ttl: timedelta, resync: float
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, access_ttl: timedelta) -> None:
         self._db = _Database(engine, access_ttl)
-        self._clock = clock
-        self._resync = timedelta(seconds=resync)
-        self._ended: dict[UUID, datetime] = {}
-        self._loaded_at: datetime | None = None
-        self._reloading = asyncio.Lock()
+        self._lookups: MicroBatcher[UUID, bool] = MicroBatcher(self._lookup, 1000)
 
     async def revoke(self, session_id: UUID, ended_at: datetime) -> None:
-        self._ended[session_id] = ended_at
+        """Nothing to copy: the ended session is in the database already."""
 
     async def is_revoked(self, session_id: UUID) -> bool:
-        if self._is_stale():
-            async with self._reloading:
-                if self._is_stale():
-                    await self._reload()
-        return session_id in self._ended
+        return await self._lookups.submit(session_id)
 
-    def _is_stale(self) -> bool:
-        return self._loaded_at is None or self._clock.now() - self._loaded_at >= self._resync
-
-    async def _reload(self) -> None:
-        now = self._clock.now()
-        fresh = await self._db.ended_recently(now)
-        horizon = now - self._db.access_ttl
-        # Merged, not replaced: a revocation made here while the query ran must not be dropped.
-        merged = {**self._ended, **fresh}
-        self._ended = {sid: at for sid, at in merged.items() if at > horizon}
-        self._loaded_at = now
+    async def _lookup(self, session_ids: list[UUID]) -> list[bool | Exception]:
+        ended = await self._db.ended_among(session_ids)
+        return [session_id in ended for session_id in session_ids]
 
 
 def revoked_sessions_for(
     redis: Redis | None, engine: AsyncEngine, clock: Clock, access_ttl: timedelta, resync: float
 ) -> RevokedSessions:
     if redis is None:
-        return LocalRevokedSessions(engine, clock, access_ttl, resync)
+        return DatabaseRevokedSessions(engine, access_ttl)
     return RedisRevokedSessions(redis, engine, clock, access_ttl, resync)

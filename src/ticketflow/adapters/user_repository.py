@@ -230,6 +230,15 @@ class SessionRepository:
         )
         return {row.id: row.ended_at for row in rows}
 
+    async def ended_among(self, session_ids: list[UUID]) -> set[UUID]:
+        """Which of these sessions have ended (by primary key: no scan)."""
+        rows = await self._connection.scalars(
+            select(auth_sessions.c.id).where(
+                auth_sessions.c.id.in_(session_ids), auth_sessions.c.ended_at.is_not(None)
+            )
+        )
+        return set(rows)
+
     async def has_ended(self, session_id: UUID) -> bool:
         ended_at = await self._connection.scalar(
             select(auth_sessions.c.ended_at).where(auth_sessions.c.id == session_id)
