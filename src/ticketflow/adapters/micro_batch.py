@@ -14,12 +14,16 @@ Out = TypeVar("Out")
 class MicroBatcher(Generic[In, Out]):
     """`run` gets a batch and returns one result (or exception) per item, in order. While one
     batch runs the next one gathers, so batches grow with the load and a lone caller waits for
-    nobody."""
+    nobody but `window` seconds (a burst's first batch gathers that long)."""
 
     def __init__(
-        self, run: Callable[[list[In]], Awaitable[list[Out | Exception]]], max_batch: int
+        self,
+        run: Callable[[list[In]], Awaitable[list[Out | Exception]]],
+        max_batch: int,
+        *,
+        window: float = 0.0,
     ) -> None:
-        self._run, self._max_batch = run, max_batch
+        self._run, self._max_batch, self._window = run, max_batch, window
         self._queue: list[tuple[In, asyncio.Future[Out]]] = []
         self._drain: asyncio.Task[None] | None = None
 
@@ -30,9 +34,14 @@ class MicroBatcher(Generic[In, Out]):
             self._drain = asyncio.create_task(self._drain_queue())
         return await done
 
+    @property
+    def busy(self) -> bool:
+        """Whether a batch is gathering or running."""
+        return self._drain is not None
+
     async def _drain_queue(self) -> None:
         try:
-            await asyncio.sleep(0)  # let the callers that are ready now join the first batch
+            await asyncio.sleep(self._window)  # the callers ready by then join the first batch
             while self._queue:
                 batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
                 try:

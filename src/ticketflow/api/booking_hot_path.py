@@ -48,7 +48,7 @@ from ticketflow.api.schemas import BookingIn, BookingOut
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError, NotEnoughTickets, TooManyRequests
 from ticketflow.domain.model import Actor, Booking
-from ticketflow.services.bookings import sold_out_refusal
+from ticketflow.services.bookings import is_batched, sold_out_refusal
 from ticketflow.services.hold_batcher import Answer, KeyClaim, KeyInUse
 from ticketflow.services.messagebus import MessageBus, current_key_claim
 
@@ -112,7 +112,7 @@ class BookingHotPath:
 
     def keeps_key_in_batch(self, command: cmd.HoldTickets) -> bool:
         """Whether `command`'s hold goes to a batch, which can claim its key itself."""
-        return len(command.lines) == 1 and self._bus.deps.settings.booking_engine == "batched"
+        return is_batched(command, self._bus.deps.settings)
 
     async def held_with_key(
         self, request: Request, command: cmd.HoldTickets, claim: store.ClaimRequest

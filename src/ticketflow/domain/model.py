@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
@@ -13,6 +13,7 @@ from ticketflow.domain.errors import (
     BuyerLimitReached,
     InvalidInput,
     InvalidTransition,
+    NotEnoughTickets,
     RefundNotAllowed,
     SalesClosed,
 )
@@ -210,6 +211,12 @@ class TicketType:
         self.version += 1
         return ev.TicketTypeUpdated(stream_id=self.id, version=self.version, changes=changes)
 
+    def too_few_left(self, quantity: int) -> NotEnoughTickets:
+        """The refusal of a hold of `quantity` when fewer are left."""
+        return NotEnoughTickets(
+            f"Not enough '{self.name}' tickets left for {quantity}.", field="quantity"
+        )
+
     def check_quantity(self, quantity: int) -> None:
         # A rule, not left to storage: there a negative quantity makes the decrement add tickets
         # and only the booking lines' CHECK stops the hold, as an IntegrityError, not a refusal.
@@ -278,6 +285,16 @@ class Booking:
             lines=[BookingLine(tt.id, quantity, tt.price_minor) for tt, quantity in wanted],
         )
         return booking
+
+    def priced(self, ticket_type: TicketType) -> Booking:
+        """This one-line hold at `ticket_type`'s price and currency as they are now (a batch
+        prices its holds from the row it read, not from the copy they were checked against)."""
+        (line,) = self.lines
+        return replace(
+            self,
+            currency=ticket_type.currency,
+            lines=[BookingLine(ticket_type.id, line.quantity, ticket_type.price_minor)],
+        )
 
     def _leave_pending(self, to: BookingStatus) -> None:
         if self.status is not BookingStatus.PENDING:

@@ -9,6 +9,7 @@ from ticketflow.adapters.booking_repository import Released
 from ticketflow.adapters.catalog_repository import sum_quantities
 from ticketflow.adapters.catalog_snapshots import Snapshot
 from ticketflow.adapters.ids import new_id
+from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import DomainError, InvalidInput, NotEnoughTickets, NotFound
@@ -29,9 +30,8 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
     booking, snapshot = await checked_booking(command, deps)
     if await _is_marked(command, deps):
         raise _sold_out(command, snapshot)
-    ids = [ticket_type_id for ticket_type_id, _ in command.lines]
     claim = current_key_claim.get()
-    if len(ids) == 1 and deps.settings.booking_engine == "batched":
+    if is_batched(command, deps.settings):
         return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope, claim)
     if claim is not None:  # only a batch claims keys: holding without it could hold twice
         raise RuntimeError("a key to claim in the hold, on a hold that is not batched")
@@ -51,14 +51,17 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
         # Rows are locked in id order so multi-line bookings never deadlock each other.
         for line in sorted(booking.lines, key=lambda line: line.ticket_type_id):
             if not await uow.catalog.take_tickets(line.ticket_type_id, line.quantity):
-                name = types[line.ticket_type_id].name
-                raise NotEnoughTickets(
-                    f"Not enough '{name}' tickets left for {line.quantity}.", field="quantity"
-                )
+                raise types[line.ticket_type_id].too_few_left(line.quantity)
         await uow.bookings.add(booking)
         uow.record(ev.TicketsHeld.of(booking))
         await uow.commit()
     return booking
+
+
+def is_batched(command: cmd.HoldTickets, settings: Settings) -> bool:
+    """The one rule of which holds the batcher takes (group commit): a single line, on the
+    batched engine. Only those can have their Idempotency-Key claimed in their transaction."""
+    return len(command.lines) == 1 and settings.booking_engine == "batched"
 
 
 async def sold_out_refusal(command: cmd.HoldTickets, deps: Deps) -> NotEnoughTickets | None:

@@ -18,11 +18,10 @@ that hold is left out of the batch (`KeyInUse`) and its request is judged the us
 
 from __future__ import annotations
 
-import asyncio
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import timedelta
+from functools import partial
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -30,10 +29,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import EventMeta
 from ticketflow.adapters.idempotency_store import ClaimRequest, KeyScope, Settled
+from ticketflow.adapters.micro_batch import MicroBatcher
 from ticketflow.adapters.soldout_marks import SoldOutMarks
-from ticketflow.domain.errors import DomainError, NotEnoughTickets, NotFound
+from ticketflow.domain.allocation import Allocation, allocate, allocation_stands, caps_buyers
+from ticketflow.domain.errors import DomainError, NotFound
 from ticketflow.domain.events import TicketsHeld
-from ticketflow.domain.model import Booking, BookingLine, Event, TicketType
+from ticketflow.domain.model import Booking
 from ticketflow.services.unit_of_work import UnitOfWork
 
 
@@ -59,16 +60,18 @@ class KeyInUse(Exception):
     """The hold's key was used before (or is being used): nothing was held or kept for it."""
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Hold:
-    booking: Booking  # pending, one line; priced again from the locked row
+    booking: Booking  # pending, one line; priced again from the row the batch reads
     meta: EventMeta
     key: KeyScope | None  # claimed already by its request
     claim: KeyClaim | None  # or to be claimed here
-    done: asyncio.Future[Booking]
 
 
 class HoldBatcher:
+    """Queues one-line holds per ticket type (one MicroBatcher each), allocates each batch with
+    the domain's `allocate` and commits it."""
+
     def __init__(
         self,
         engine: AsyncEngine,
@@ -81,8 +84,7 @@ class HoldBatcher:
     ) -> None:
         self._engine, self._clock, self._soldout = engine, clock, soldout
         self._window, self._max_batch, self._key_ttl = window_seconds, max_batch, key_ttl
-        self._queues: dict[UUID, list[_Hold]] = defaultdict(list)
-        self._draining: dict[UUID, asyncio.Task[None]] = {}
+        self._queues: dict[UUID, MicroBatcher[_Hold, Booking]] = {}
         self.batches_committed = 0  # observable group commit: holds per transaction
         self.holds_committed = 0
 
@@ -96,36 +98,15 @@ class HoldBatcher:
         """Queue a one-line hold; returns it committed, or raises why it was refused (with
         `claim`: KeyInUse if its key was not free, else the answer is kept before it returns)."""
         ticket_type_id = booking.lines[0].ticket_type_id
-        done: asyncio.Future[Booking] = asyncio.get_running_loop().create_future()
-        self._queues[ticket_type_id].append(_Hold(booking, meta, key, claim, done))
-        if ticket_type_id not in self._draining:
-            self._draining[ticket_type_id] = asyncio.create_task(self._drain(ticket_type_id))
-        return await done
-
-    async def _drain(self, ticket_type_id: UUID) -> None:
-        try:
-            await asyncio.sleep(self._window)  # let a burst's first batch gather
-            while queue := self._queues[ticket_type_id]:
-                batch = queue[: self._max_batch]
-                self._queues[ticket_type_id] = queue[self._max_batch :]
-                await self._commit(ticket_type_id, batch)
-        finally:
-            # No await between the empty check above and here: nothing can slip in unseen.
-            del self._draining[ticket_type_id]
-            self._queues.pop(ticket_type_id, None)
-
-    async def _commit(self, ticket_type_id: UUID, batch: list[_Hold]) -> None:
-        try:
-            outcomes = await self._allocate(ticket_type_id, batch)
-        except Exception as error:  # the transaction failed: every request in it failed
-            outcomes = [error] * len(batch)
-        for item, outcome in zip(batch, outcomes, strict=True):
-            if item.done.done():  # its caller went away; a committed hold simply expires
-                continue
-            if isinstance(outcome, Exception):
-                item.done.set_exception(outcome)
-            else:
-                item.done.set_result(outcome)
+        queue = self._queues.get(ticket_type_id)
+        if queue is None:
+            if len(self._queues) > 10_000:  # a bound, not an eviction policy: types are few
+                self._queues = {tt: q for tt, q in self._queues.items() if q.busy}
+            queue = MicroBatcher(
+                partial(self._allocate, ticket_type_id), self._max_batch, window=self._window
+            )
+            self._queues[ticket_type_id] = queue
+        return await queue.submit(_Hold(booking, meta, key, claim))
 
     async def _allocate(
         self, ticket_type_id: UUID, batch: list[_Hold]
@@ -163,16 +144,28 @@ class HoldBatcher:
         uow = UnitOfWork(self._engine, self._clock, EventMeta(), soldout=self._soldout)
         buyers = {item.booking.user_id for item in batch}
         event_id = batch[0].booking.event_id  # checked against the type by checked_booking
+        going = [index for index in range(len(batch)) if index not in in_use]
         async with uow:
             # Buyers' accounts are locked before the ticket type's row, whichever comes first.
             had = await uow.bookings.holdings(buyers, event_id) if locked_first else None
             read = await uow.catalog.for_holds(ticket_type_id, lock=locked_first)
-            if had is None and read is not None and _caps_buyers(*read):
+            if had is None and read is not None and caps_buyers(*read):
                 had = await uow.bookings.holdings(buyers, event_id)
-            outcomes, left = self._outcomes(read, batch, in_use, had, uow)
-            if not locked_first:
-                left = None  # a sold-out mark only from the locked row (see take_tickets)
-            held = [outcome for outcome in outcomes if isinstance(outcome, Booking)]
+            if read is None:
+                refused = NotFound("No such ticket type.", field="ticket_type_id")
+                allocation = Allocation([refused] * len(going), None)
+            else:
+                holds = [batch[index].booking for index in going]
+                allocation = allocate(*read, holds, uow.clock.now(), had)
+            outcomes: list[Booking | Exception] = [KeyInUse() for _ in batch]
+            for index, outcome in zip(going, allocation.outcomes, strict=True):
+                outcomes[index] = outcome
+                if isinstance(outcome, Booking):
+                    uow.record(
+                        TicketsHeld.of(outcome), meta=batch[index].meta, key=batch[index].key
+                    )
+            left = allocation.left if locked_first else None  # a mark only from the locked row
+            held = allocation.held
             answered = [
                 (item.claim, outcome, item.claim.answer_for(outcome))
                 for item, outcome in zip(batch, outcomes, strict=True)
@@ -183,28 +176,24 @@ class HoldBatcher:
                 taken = await uow.settle_keys(settled, self._key_ttl)
                 lost = {
                     index
-                    for index, item in enumerate(batch)
-                    if item.claim is not None
-                    and index not in in_use
-                    and item.claim.request.scope not in taken
+                    for index in going
+                    if (claim := batch[index].claim) is not None
+                    and claim.request.scope not in taken
                 }
                 if lost:
                     raise _KeysTaken(lost)  # rolls this transaction back
             if held:
                 await uow.bookings.add(*held)
-            wanted = sum(booking.lines[0].quantity for booking in held)
-            # A hold refused for too few tickets is only right if `available` was.
-            short = any(isinstance(outcome, NotEnoughTickets) for outcome in outcomes)
 
             async def take_tickets() -> None:
                 nonlocal left
-                if not locked_first and (held or short):
+                if not locked_first and (held or allocation.refused_for_too_few):
                     fresh = await uow.catalog.for_holds(ticket_type_id, lock=True)
-                    if not allocation_stands(read, fresh, wanted, short, uow.clock.now()):
+                    if not allocation_stands(read, fresh, allocation, uow.clock.now()):
                         raise _Changed  # rolls this transaction back
                     assert fresh is not None
-                    left = fresh[1].available - wanted
-                if held and not await uow.catalog.take_tickets(ticket_type_id, wanted):
+                    left = fresh[1].available - allocation.wanted
+                if held and not await uow.catalog.take_tickets(ticket_type_id, allocation.wanted):
                     raise RuntimeError("the locked row changed under its lock")
 
             if held or answered:
@@ -218,90 +207,10 @@ class HoldBatcher:
             await self._soldout.mark(ticket_type_id)
         return outcomes
 
-    @staticmethod
-    def _outcomes(
-        locked: tuple[Event, TicketType] | None,
-        batch: list[_Hold],
-        in_use: set[int],
-        had: dict[UUID, dict[UUID, int]] | None,
-        uow: UnitOfWork,
-    ) -> tuple[list[Booking | Exception], int | None]:
-        """Each hold's outcome from the locked row: held (its event recorded) or why not; and
-        the tickets left after them (None: the type can't be sold now). `had`: what each
-        buyer had already, counted with the holds allocated before theirs in this batch."""
-        if locked is None:
-            refused: DomainError = NotFound("No such ticket type.", field="ticket_type_id")
-            return [KeyInUse() if i in in_use else refused for i in range(len(batch))], None
-        event, ticket_type = locked
-        try:
-            event.check_on_sale(uow.clock.now())
-        except DomainError as closed:
-            return [KeyInUse() if i in in_use else closed for i in range(len(batch))], None
-        left = ticket_type.available
-        outcomes: list[Booking | Exception] = []
-        for index, item in enumerate(batch):
-            if index in in_use:
-                outcomes.append(KeyInUse())
-                continue
-            quantity = item.booking.lines[0].quantity
-            buyer = item.booking.user_id
-            try:
-                ticket_type.check_quantity(quantity)
-                if had is not None and _caps_buyers(event, ticket_type):
-                    event.check_buyer_limits([(ticket_type, quantity)], had[buyer])
-            except DomainError as refused_quantity:
-                outcomes.append(refused_quantity)
-                continue
-            if quantity > left:
-                outcomes.append(
-                    NotEnoughTickets(
-                        f"Not enough '{ticket_type.name}' tickets left for {quantity}.",
-                        field="quantity",
-                    )
-                )
-                continue
-            left -= quantity
-            if had is not None:
-                had[buyer][ticket_type.id] = had[buyer].get(ticket_type.id, 0) + quantity
-            booking = item.booking
-            booking.currency = ticket_type.currency
-            booking.lines = [BookingLine(ticket_type.id, quantity, ticket_type.price_minor)]
-            uow.record(TicketsHeld.of(booking), meta=item.meta, key=item.key)
-            outcomes.append(booking)
-        return outcomes, left
-
-
-def _caps_buyers(event: Event, ticket_type: TicketType) -> bool:
-    return event.caps_buyers or ticket_type.max_per_buyer is not None
-
 
 def _settled(claim: KeyClaim, outcome: Booking | DomainError, answer: Answer) -> Settled:
     resource = ("booking", outcome.id) if isinstance(outcome, Booking) else None
     return Settled(claim.request, answer.status, answer.body, answer.content_type, resource)
-
-
-def allocation_stands(
-    read: tuple[Event, TicketType] | None,
-    fresh: tuple[Event, TicketType] | None,
-    wanted: int,
-    exact: bool,
-    now: datetime,
-) -> bool:
-    """Whether what was allocated from `read` stands on `fresh`, the locked truth: the event
-    and the ticket type unchanged but for `available`, still on sale, and enough tickets left
-    (`exact`: exactly as many as read, since a hold was refused for too few)."""
-    if read is None or fresh is None:
-        return False
-    (event, ticket_type), (fresh_event, fresh_type) = read, fresh
-    if fresh_event != event or replace(fresh_type, available=ticket_type.available) != ticket_type:
-        return False
-    try:
-        fresh_event.check_on_sale(now)
-    except DomainError:
-        return False
-    if exact:
-        return fresh_type.available == ticket_type.available
-    return fresh_type.available >= wanted
 
 
 class _Changed(Exception):
