@@ -29,7 +29,7 @@ async def baseline_lock(context: Context) -> PhaseResult:
     if held and min(calls.values()) < held:
         result.problems.append(
             f"the app took no Redis lock per booking ({calls} for {held} holds): is "
-            "TICKETFLOW_BOOKING_ENGINE=baseline-lock wired to services/baseline_lock.py?"
+            "TICKETFLOW_BOOKING_ENGINE=baseline-lock wired to bench_only/baseline_lock.py?"
         )
     return result
 

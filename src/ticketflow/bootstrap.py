@@ -19,7 +19,6 @@ from ticketflow.domain import commands as cmd
 from ticketflow.services import (
     account_passwords,
     accounts,
-    baseline_lock,
     bookings,
     catalog,
     check_ins,
@@ -112,6 +111,8 @@ def build_bus(
     )
     handlers = HANDLERS
     if settings.booking_engine == "baseline-lock":  # the benchmark's comparison, never production
+        from ticketflow.bench_only import baseline_lock  # imported only when chosen
+
         handlers = {**HANDLERS, cmd.HoldTickets: baseline_lock.hold_tickets_with_lock}
     return MessageBus(engine, deps, handlers)
 

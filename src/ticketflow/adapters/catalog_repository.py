@@ -164,15 +164,6 @@ class CatalogRepository:
         )
         return result.rowcount == 1
 
-    async def overwrite_available(self, ticket_type_id: UUID, available: int) -> None:
-        """Unconditional write of a value read earlier: only the benchmark's baseline-lock engine
-        uses it (its Redis lock is all that stands between it and a lost update)."""
-        await self._connection.execute(
-            update(ticket_types)
-            .where(ticket_types.c.id == ticket_type_id)
-            .values(available=available)
-        )
-
     async def return_tickets(self, quantities: Mapping[UUID, int]) -> None:
         """Put released tickets back on sale, in id order so concurrent releases can't deadlock."""
         if not quantities:

@@ -9,12 +9,17 @@ engine needs neither (DESIGN.md, "The booking hot path"); never select this in p
 from __future__ import annotations
 
 from contextlib import AsyncExitStack
+from typing import Self
+from uuid import UUID
 
 from redis.exceptions import LockError
+from sqlalchemy import update
 
+from ticketflow.adapters.catalog_repository import CatalogRepository
+from ticketflow.adapters.tables import ticket_types
 from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
-from ticketflow.domain.errors import NotEnoughTickets, ServiceUnavailable
+from ticketflow.domain.errors import ServiceUnavailable
 from ticketflow.domain.model import Booking
 from ticketflow.services.bookings import checked_booking
 from ticketflow.services.messagebus import Deps
@@ -24,10 +29,38 @@ LOCK_LEASE_SECONDS = 5
 LOCK_WAIT_SECONDS = 10
 
 
+class _OverwritingCatalog(CatalogRepository):
+    async def overwrite_available(self, ticket_type_id: UUID, available: int) -> None:
+        """Unconditional write of a value read earlier: the Redis lock is all that stands
+        between it and a lost update (our engine decrements conditionally instead)."""
+        await self._connection.execute(
+            update(ticket_types)
+            .where(ticket_types.c.id == ticket_type_id)
+            .values(available=available)
+        )
+
+
+class _BaselineUnitOfWork(UnitOfWork):
+    """The bus's unit of work, with the baseline's one write of its own."""
+
+    catalog: _OverwritingCatalog
+
+    @classmethod
+    def like(cls, uow: UnitOfWork) -> _BaselineUnitOfWork:
+        return cls(uow._engine, uow.clock, uow.meta, uow.idempotency_scope, uow._soldout)
+
+    async def __aenter__(self) -> Self:
+        await super().__aenter__()
+        assert self._connection is not None
+        self.catalog = _OverwritingCatalog(self._connection)
+        return self
+
+
 async def hold_tickets_with_lock(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) -> Booking:
     """Hold tickets under one Redis lock per ticket type (taken in id order): plain SELECT of
     `available`, check, plain UPDATE to the value read minus the quantity, insert, commit."""
-    booking, snapshot = await checked_booking(command, deps)
+    booking, _ = await checked_booking(command, deps)
+    uow = _BaselineUnitOfWork.like(uow)
     if deps.redis is None:
         raise RuntimeError("the baseline-lock engine needs TICKETFLOW_REDIS_URL")
     lines = sorted(booking.lines, key=lambda line: line.ticket_type_id)
@@ -46,11 +79,7 @@ async def hold_tickets_with_lock(command: cmd.HoldTickets, uow: UnitOfWork, deps
                     ticket_type = await uow.catalog.get_ticket_type(line.ticket_type_id)
                     assert ticket_type is not None  # checked_booking found it in the catalog
                     if ticket_type.available < line.quantity:
-                        name = snapshot[1][line.ticket_type_id].name
-                        raise NotEnoughTickets(
-                            f"Not enough '{name}' tickets left for {line.quantity}.",
-                            field="quantity",
-                        )
+                        raise ticket_type.too_few_left(line.quantity)
                     await uow.catalog.overwrite_available(
                         line.ticket_type_id, ticket_type.available - line.quantity
                     )
