@@ -3,26 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import pytest
 from redis.asyncio import Redis
 from sqlalchemy import select, text
 
-from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.clock import ManualClock
-from ticketflow.adapters.idempotency_store import ClaimRequest, KeyScope
+from ticketflow.adapters.idempotency_store import Answer, ClaimOutcome, KeyScope
 from ticketflow.adapters.tables import idempotency_keys
-from ticketflow.api.booking_hot_path import PATH
-from ticketflow.api.idempotency import fingerprint
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError, NotEnoughTickets, SalesClosed
 from ticketflow.domain.model import Booking
-from ticketflow.services.hold_batcher import Answer, KeyClaim, KeyInUse
-from ticketflow.services.messagebus import MessageBus, current_key_claim
+from ticketflow.services.hold_batcher import KeyInUse
+from ticketflow.services.messagebus import MessageBus
+from ticketflow.services.unit_of_work import KeyClaim
 
 from ..builders import Account, EventOnSale, account, event_on_sale
 from ..invariants import assert_invariants
+from .keys import booking_key, claim
 
 
 async def test_concurrent_holds_share_transactions_and_never_oversell(bus: MessageBus) -> None:
@@ -119,24 +117,17 @@ def _claim(buyer: Account, key: str, quantity: int = 1) -> KeyClaim:
             return Answer(201, str(outcome.id), "text/plain")
         return Answer(outcome.status, outcome.detail, "text/plain")
 
-    request = ClaimRequest(
-        KeyScope(buyer.actor.user_id, key), "POST", PATH, fingerprint("POST", PATH, body)
-    )
-    return KeyClaim(request, answer_for)
+    return KeyClaim(booking_key(KeyScope(buyer.actor.user_id, key), body), answer_for)
 
 
 async def _hold_claiming(
     bus: MessageBus, claim: KeyClaim, buyer: Account, sale: EventOnSale, quantity: int = 1
 ) -> Booking:
-    token = current_key_claim.set(claim)
-    try:
-        tier = sale.ticket_types[0].id
-        booking: Booking = await bus.handle(
-            cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, quantity),))
-        )
-        return booking
-    finally:
-        current_key_claim.reset(token)
+    tier = sale.ticket_types[0].id
+    booking: Booking = await bus.handle(
+        cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, quantity),)), key_claim=claim
+    )
+    return booking
 
 
 async def _key_rows(bus: MessageBus) -> dict[str, tuple[str, int | None, str | None]]:
@@ -161,16 +152,13 @@ async def test_a_batch_claims_keys_with_their_answers_and_leaves_keys_in_use_alo
     sale = await event_on_sale(bus, totals=(3,))
     buyers = [await account(bus) for _ in range(5)]
     busy = _claim(buyers[0], "busy")
-    taken = await store.claim(
-        bus.engine, busy.request.scope, "POST", PATH, busy.request.fingerprint,
-        clock.now(), timedelta(hours=1),
-    )  # fmt: skip
-    assert taken.outcome is store.ClaimOutcome.PROCEED
+    taken = await claim(bus, busy.use)
+    assert taken.outcome is ClaimOutcome.PROCEED
     twin, twin_again = _claim(buyers[1], "twin"), _claim(buyers[1], "twin")
     k2, k3, k4 = _claim(buyers[2], "k2"), _claim(buyers[3], "k3"), _claim(buyers[4], "k4")
     asked = [(busy, 0), (twin, 1), (twin_again, 1), (k2, 2), (k3, 3), (k4, 4)]  # 3 tickets
     outcomes = await asyncio.gather(
-        *(_hold_claiming(bus, claim, buyers[n], sale) for claim, n in asked),
+        *(_hold_claiming(bus, key, buyers[n], sale) for key, n in asked),
         return_exceptions=True,
     )
     assert [type(outcome).__name__ for outcome in outcomes] == [
@@ -180,9 +168,9 @@ async def test_a_batch_claims_keys_with_their_answers_and_leaves_keys_in_use_alo
     held = [outcome for outcome in outcomes if isinstance(outcome, Booking)]
     rows = await _key_rows(bus)
     assert rows["busy"] == ("in_flight", None, None)  # untouched
-    for claim, booking in zip((twin, k2, k3), held, strict=True):
-        assert claim.kept == Answer(201, str(booking.id), "text/plain")
-        assert rows[claim.request.scope.key] == ("done", 201, str(booking.id))
+    for kept, booking in zip((twin, k2, k3), held, strict=True):
+        assert kept.kept == Answer(201, str(booking.id), "text/plain")
+        assert rows[kept.use.scope.key] == ("done", 201, str(booking.id))
     assert k4.kept is not None and k4.kept.status == 409
     assert rows["k4"] == ("done", 409, k4.kept.body)  # a refusal is replayed too
     assert bus.deps.holds.holds_committed == 3
@@ -206,14 +194,11 @@ async def test_only_a_batched_hold_may_claim_a_key(bus: MessageBus) -> None:
     sale = await event_on_sale(bus, totals=(5, 5))
     buyer = await account(bus)
     tiers = [tier.id for tier in sale.ticket_types]
-    token = current_key_claim.set(_claim(buyer, "two-lines"))
-    try:
-        with pytest.raises(RuntimeError, match="not batched"):
-            await bus.handle(
-                cmd.HoldTickets(buyer.actor, sale.event.id, tuple((t, 1) for t in tiers))
-            )
-    finally:
-        current_key_claim.reset(token)
+    with pytest.raises(RuntimeError, match="not batched"):
+        await bus.handle(
+            cmd.HoldTickets(buyer.actor, sale.event.id, tuple((t, 1) for t in tiers)),
+            key_claim=_claim(buyer, "two-lines"),
+        )
     assert await _key_rows(bus) == {}
     await assert_invariants(bus.engine)
 

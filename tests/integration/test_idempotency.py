@@ -5,20 +5,24 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from datetime import timedelta
 
 import httpx
 from sqlalchemy import func, select
 
-from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.clock import ManualClock
-from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.idempotency_store import (
+    CLAIM_LEASE,
+    ClaimOutcome,
+    IdempotencyKeys,
+    KeyScope,
+)
 from ticketflow.adapters.tables import bookings
 from ticketflow.api.idempotency import fingerprint
 from ticketflow.domain import commands as cmd
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import PASSWORD, Account, EventOnSale, account, event_on_sale
+from .keys import booking_key, claim
 
 
 def _bus(client: httpx.AsyncClient) -> MessageBus:
@@ -94,13 +98,8 @@ async def test_key_in_flight_is_409_with_retry_after(client: httpx.AsyncClient) 
     bus = _bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
     body = _raw_booking(sale)
-    now = bus.deps.clock.now()
-    scope = KeyScope(buyer.actor.user_id, "busy")
-    body_print = fingerprint("POST", "/api/v1/bookings", body)
-    taken = await store.claim(
-        bus.engine, scope, "POST", "/api/v1/bookings", body_print, now, timedelta(hours=24)
-    )
-    assert taken.outcome is store.ClaimOutcome.PROCEED
+    taken = await claim(bus, booking_key(KeyScope(buyer.actor.user_id, "busy"), body))
+    assert taken.outcome is ClaimOutcome.PROCEED
     response = await _book(client, buyer, sale, "busy")
     assert response.status_code == 409
     assert response.headers["Retry-After"] == "1"
@@ -113,17 +112,8 @@ async def test_key_of_a_crashed_request_is_retaken_after_its_lease(
     bus = _bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
     body = _raw_booking(sale)
-    scope = KeyScope(buyer.actor.user_id, "crashed")
-    await store.claim(
-        bus.engine,
-        scope,
-        "POST",
-        "/api/v1/bookings",
-        fingerprint("POST", "/api/v1/bookings", body),
-        clock.now(),
-        timedelta(hours=24),
-    )
-    clock.advance(store.CLAIM_LEASE.total_seconds() + 1)  # the access token is still valid
+    await claim(bus, booking_key(KeyScope(buyer.actor.user_id, "crashed"), body))
+    clock.advance(CLAIM_LEASE.total_seconds() + 1)  # the access token is still valid
     assert (await _book(client, buyer, sale, "crashed")).status_code == 201
 
 
@@ -162,22 +152,13 @@ async def test_a_failure_after_commit_never_lets_the_retry_repeat_the_change(
     sale, buyer = await event_on_sale(bus), await account(bus)
     body = _raw_booking(sale)
     scope = KeyScope(buyer.actor.user_id, "committed-then-500")
-    path = "/api/v1/bookings"
-    await store.claim(
-        bus.engine,
-        scope,
-        "POST",
-        path,
-        fingerprint("POST", path, body),
-        clock.now(),
-        timedelta(hours=24),
-    )
+    await claim(bus, booking_key(scope, body))
     booking = await bus.handle(
         cmd.HoldTickets(buyer.actor, sale.event.id, ((sale.ticket_types[0].id, 1),))
     )
-    async with bus.engine.begin() as connection:  # as that request's commit did
-        await store.mark_committed(connection, scope, "booking", booking.id)
-    await store.release(bus.engine, scope, clock.now())  # then it answered 500
+    async with IdempotencyKeys.own_transaction(bus.engine) as keys:
+        await keys.mark_committed([(scope, "booking", booking.id)])  # as its commit did
+        await keys.release(scope, clock.now())  # then it answered 500
     retry = await _book(client, buyer, sale, "committed-then-500")
     assert retry.status_code == 409
     assert str(booking.id) in retry.json()["detail"]

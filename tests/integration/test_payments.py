@@ -400,7 +400,9 @@ async def test_retry_after_a_crash_mid_payment_finishes_it(shop: Shop, clock: Ma
         await connection.execute(
             update(idempotency_keys)
             .where(idempotency_keys.c.key == "crashy")
-            .values(state="committed", locked_until=clock.now() + store.CLAIM_LEASE)
+            .values(
+                state=store.KeyState.COMMITTED.value, locked_until=clock.now() + store.CLAIM_LEASE
+            )
         )
     await shop.faults()
     assert (await shop.pay(buyer, booking_id, key="crashy")).status_code == 409  # lease runs

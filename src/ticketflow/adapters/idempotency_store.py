@@ -1,7 +1,14 @@
-"""Stored idempotency keys: claim a key, see its first answer, record what it committed."""
+"""Stored idempotency keys: claim a key, see its first answer, record what it committed.
+
+One repository, `IdempotencyKeys`, on one connection: the unit of work's, where a key is spent
+together with the change it asked for (`uow.keys`), or a short transaction of its own for what
+happens around a request (the claim before it, the answer after it; `own_transaction`).
+"""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,6 +35,14 @@ class KeyScope:
     key: str
 
 
+class KeyState(StrEnum):
+    """A stored key's life: claimed by a running request, its change committed, answered."""
+
+    IN_FLIGHT = "in_flight"
+    COMMITTED = "committed"  # the change is durable; its answer not kept (yet, or ever)
+    DONE = "done"  # the answer is kept: repeats replay it
+
+
 class ClaimOutcome(StrEnum):
     PROCEED = "proceed"  # ours now: run the request
     REPLAY = "replay"  # answered before: send the stored answer
@@ -37,162 +52,156 @@ class ClaimOutcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class Answer:
+    """What a request answered, kept byte for byte for its repeats."""
+
+    status: int
+    body: str
+    content_type: str
+
+
+@dataclass(frozen=True)
 class Claim:
+    """What a request learns when it claims its key."""
+
     outcome: ClaimOutcome
-    status: int | None = None
-    body: str | None = None
-    content_type: str | None = None
-    resource_type: str | None = None
+    answer: Answer | None = None  # REPLAY: the first answer
+    resource_type: str | None = None  # LOST_ANSWER: what the first request made
     resource_id: UUID | None = None
 
 
 @dataclass(frozen=True)
-class ClaimRequest:
+class KeyUse:
+    """A request using a key: the same key with another request is refused (MISMATCH)."""
+
     scope: KeyScope
     method: str
     path: str
     fingerprint: str
 
 
-async def claim(
-    engine: AsyncEngine,
-    scope: KeyScope,
-    method: str,
-    path: str,
-    fingerprint: str,
-    now: datetime,
-    ttl: timedelta,
-) -> Claim:
-    """Take the key for this request, or say why not. Expired keys count as never used."""
-    [claimed] = await claim_many(engine, [ClaimRequest(scope, method, path, fingerprint)], now, ttl)
-    return claimed
-
-
-async def claim_many(
-    engine: AsyncEngine, requests: list[ClaimRequest], now: datetime, ttl: timedelta
-) -> list[Claim]:
-    """`claim` for many requests in one transaction: one upsert takes every new (or expired)
-    key; only keys seen before are read back and judged one by one."""
-    first: dict[KeyScope, ClaimRequest] = {}
-    for request in sorted(requests, key=_lock_order):
-        first.setdefault(request.scope, request)
-    async with engine.connect() as connection:
-        await connection.execution_options(**WRITE)
-        async with connection.begin():
-            await _without_waiting_for_the_disk(connection)
-            taken = await _take(
-                connection,
-                [_key_row(r, now, ttl, "in_flight", now + CLAIM_LEASE) for r in first.values()],
-                now,
-            )
-            seen = [scope for scope in first if scope not in taken]
-            rows = {}
-            if seen:
-                found = await connection.execute(
-                    select(keys).where(
-                        tuple_(keys.c.user_id, keys.c.key).in_([(s.user_id, s.key) for s in seen])
-                    )
-                )
-                rows = {KeyScope(row.user_id, row.key): row for row in found}
-            outcomes = []
-            for request in requests:
-                if request.scope in taken and first[request.scope] is request:
-                    outcomes.append(Claim(ClaimOutcome.PROCEED))
-                elif request.scope in taken:  # a twin of a request in this very batch
-                    same = first[request.scope].fingerprint == request.fingerprint
-                    outcomes.append(
-                        Claim(ClaimOutcome.IN_FLIGHT if same else ClaimOutcome.MISMATCH)
-                    )
-                else:
-                    outcomes.append(await _judge(connection, rows[request.scope], request, now))
-            return outcomes
-
-
 @dataclass(frozen=True)
 class Settled:
     """A key claimed and answered at once, in the transaction of the change it asked for."""
 
-    request: ClaimRequest
-    status: int
-    body: str
-    content_type: str
+    use: KeyUse
+    answer: Answer
     resource: tuple[str, UUID] | None  # what the change made (None: it was refused)
 
 
-async def settle_many(
-    connection: AsyncConnection, settled: list[Settled], now: datetime, ttl: timedelta
-) -> set[KeyScope]:
-    """Inside the business transaction: take each key (new or expired) already `done`, with its
-    answer; the keys taken. A key in use is not: its request must be judged as `claim` judges
-    it. Rows are taken in one order everywhere (`_lock_order`), so batches never deadlock."""
-    if not settled:
-        return set()
-    rows = [
-        _key_row(s.request, now, ttl, "done", now, s.resource, s.status, s.body, s.content_type)
-        for s in sorted(settled, key=lambda s: _lock_order(s.request))
-    ]
-    return await _take(connection, rows, now)
+class IdempotencyKeys:
+    def __init__(self, connection: AsyncConnection) -> None:
+        self._connection = connection
 
+    @staticmethod
+    @asynccontextmanager
+    async def own_transaction(
+        engine: AsyncEngine, *, wait_for_disk: bool = True
+    ) -> AsyncIterator[IdempotencyKeys]:
+        """The repository in a short write transaction of its own, committed on leaving.
+        `wait_for_disk=False` for claims and kept answers: see `_without_waiting_for_the_disk`."""
+        async with engine.connect() as connection:
+            await connection.execution_options(**WRITE)
+            async with connection.begin():
+                if not wait_for_disk:
+                    await _without_waiting_for_the_disk(connection)
+                yield IdempotencyKeys(connection)
 
-def _key_row(
-    request: ClaimRequest,
-    now: datetime,
-    ttl: timedelta,
-    state: str,
-    locked_until: datetime,
-    resource: tuple[str, UUID] | None = None,
-    status: int | None = None,
-    body: str | None = None,
-    content_type: str | None = None,
-) -> dict[str, Any]:
-    return {
-        "user_id": request.scope.user_id,
-        "key": request.scope.key,
-        "method": request.method,
-        "path": request.path,
-        "fingerprint": request.fingerprint,
-        "state": state,
-        "locked_until": locked_until,
-        "created_at": now,
-        "expires_at": now + ttl,
-        "resource_type": resource[0] if resource else None,
-        "resource_id": resource[1] if resource else None,
-        "response_status": status,
-        "response_body": body,
-        "response_content_type": content_type,
-    }
+    async def claim_many(self, uses: list[KeyUse], now: datetime, ttl: timedelta) -> list[Claim]:
+        """Take each request's key, or say why not (an expired key counts as never used): one
+        upsert takes every new key; only keys seen before are read back and judged one by one."""
+        first: dict[KeyScope, KeyUse] = {}
+        for use in sorted(uses, key=_lock_order):
+            first.setdefault(use.scope, use)
+        taken = await self._take(
+            [_key_row(u, now, ttl, KeyState.IN_FLIGHT, now + CLAIM_LEASE) for u in first.values()],
+            now,
+        )
+        seen = [scope for scope in first if scope not in taken]
+        rows = {}
+        if seen:
+            found = await self._connection.execute(
+                select(keys).where(
+                    tuple_(keys.c.user_id, keys.c.key).in_([(s.user_id, s.key) for s in seen])
+                )
+            )
+            rows = {KeyScope(row.user_id, row.key): row for row in found}
+        outcomes = []
+        for use in uses:
+            if use.scope in taken and first[use.scope] is use:
+                outcomes.append(Claim(ClaimOutcome.PROCEED))
+            elif use.scope in taken:  # a twin of a request in this very batch
+                same = first[use.scope].fingerprint == use.fingerprint
+                outcomes.append(Claim(ClaimOutcome.IN_FLIGHT if same else ClaimOutcome.MISMATCH))
+            else:
+                outcomes.append(await self._judge(rows[use.scope], use, now))
+        return outcomes
 
+    async def settle_many(
+        self, settled: list[Settled], now: datetime, ttl: timedelta
+    ) -> set[KeyScope]:
+        """In the business transaction: take each key (new or expired) answered already, with
+        its answer; the keys taken. A key in use is not: its request must be judged as
+        `claim_many` judges it. Rows are taken in one order everywhere (`_lock_order`), so
+        batches never deadlock."""
+        if not settled:
+            return set()
+        rows = [
+            _key_row(s.use, now, ttl, KeyState.DONE, now, s.resource, s.answer)
+            for s in sorted(settled, key=lambda s: _lock_order(s.use))
+        ]
+        return await self._take(rows, now)
 
-async def _take(
-    connection: AsyncConnection, rows: list[dict[str, Any]], now: datetime
-) -> set[KeyScope]:
-    """Insert each key row unless its key is in use (an expired key counts as never used: it is
-    overwritten); the keys taken. Many parameter sets for one statement, not one statement with
-    many VALUES: it is compiled once per process, and SQLAlchemy batches the rows itself."""
-    upsert = _insert_for(connection.dialect.name)(keys)
-    fresh_values = {
-        c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
-    }
-    taken_rows = await connection.execute(
-        upsert.on_conflict_do_update(
-            index_elements=[keys.c.user_id, keys.c.key],
-            set_=fresh_values,
-            where=keys.c.expires_at <= now,
-        ).returning(keys.c.user_id, keys.c.key),
-        rows,
-    )
-    return {KeyScope(row.user_id, row.key) for row in taken_rows}
+    async def mark_committed(self, spent: list[tuple[KeyScope, str, UUID]]) -> None:
+        """In the business transaction: these keys' changes are durable with it (what each
+        made: resource type and id), in one statement."""
+        if not spent:
+            return
+        await self._connection.execute(
+            update(keys)
+            .where(
+                keys.c.user_id == bindparam("uid"),
+                keys.c.key == bindparam("k"),
+                keys.c.state == KeyState.IN_FLIGHT.value,
+            )
+            .values(
+                state=KeyState.COMMITTED.value,
+                resource_type=bindparam("rtype"),
+                resource_id=bindparam("rid"),
+            ),
+            [
+                {"uid": scope.user_id, "k": scope.key, "rtype": rtype, "rid": rid}
+                for scope, rtype, rid in sorted(spent, key=lambda s: (s[0].user_id, s[0].key))
+            ],
+        )
 
+    async def keep_answers(self, answers: list[tuple[KeyScope, Answer]]) -> None:
+        """Keep each request's answer for its repeats: one statement, many keys."""
+        await self._connection.execute(
+            update(keys)
+            .where(keys.c.user_id == bindparam("uid"), keys.c.key == bindparam("k"))
+            .values(
+                state=KeyState.DONE.value,
+                response_status=bindparam("status"),
+                response_body=bindparam("body"),
+                response_content_type=bindparam("ctype"),
+            ),
+            [
+                {
+                    "uid": scope.user_id,
+                    "k": scope.key,
+                    "status": answer.status,
+                    "body": answer.body,
+                    "ctype": answer.content_type,
+                }
+                for scope, answer in answers
+            ],
+        )
 
-def _lock_order(request: ClaimRequest) -> tuple[UUID, str]:
-    return request.scope.user_id, request.scope.key
-
-
-async def unused(engine: AsyncEngine, scopes: list[KeyScope], now: datetime) -> list[bool]:
-    """For each key, whether it has never been used (or its use expired): read only, one query
-    for many keys."""
-    async with engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
+    async def unused(self, scopes: list[KeyScope], now: datetime) -> list[bool]:
+        """For each key, whether it has never been used (or its use expired): one read for many
+        keys."""
+        if self._connection.dialect.name == "postgresql":
             # Two arrays, not a list of pairs: one statement text whatever the count, so it is
             # compiled and prepared once, not once per batch size (a sell-out asks thousands).
             asked = (
@@ -212,166 +221,133 @@ async def unused(engine: AsyncEngine, scopes: list[KeyScope], now: datetime) -> 
                 tuple_(keys.c.user_id, keys.c.key).in_(pairs)
             )
             params = {}
-        found = await connection.execute(query.where(keys.c.expires_at > now), params)
+        found = await self._connection.execute(query.where(keys.c.expires_at > now), params)
         used = {KeyScope(row.user_id, row.key) for row in found}
-    return [scope not in used for scope in scopes]
+        return [scope not in used for scope in scopes]
 
-
-async def _without_waiting_for_the_disk(connection: AsyncConnection) -> None:
-    """Claims and stored answers commit without waiting for their WAL flush (PostgreSQL).
-
-    Safe because neither is what makes a change durable: the change's own transaction marks the
-    key `committed` and waits for its flush, and a flush covers all WAL written before it, so a
-    claim is durable whenever the change it led to is. A crash can lose a claim whose change
-    never committed (the retry then runs as new, correctly) or a stored answer (the retry gets
-    "in flight"/"answer lost", as after any lost answer). What it saves is one disk wait on the
-    way to every hold."""
-    if connection.dialect.name == "postgresql":
-        await connection.execute(text("SET LOCAL synchronous_commit = off"))
-
-
-def _insert_for(dialect: str) -> Any:
-    return sqlite_insert if dialect == "sqlite" else pg_insert
-
-
-async def _judge(
-    connection: AsyncConnection, row: Any, request: ClaimRequest, now: datetime
-) -> Claim:
-    """What a request gets for a key that was used before (and has not expired)."""
-    if (row.method, row.path, row.fingerprint) != (
-        request.method,
-        request.path,
-        request.fingerprint,
-    ):
-        return Claim(ClaimOutcome.MISMATCH)
-    if row.state == "done":
-        return Claim(
-            ClaimOutcome.REPLAY, row.response_status, row.response_body, row.response_content_type
-        )
-    if row.locked_until > now:
-        return Claim(ClaimOutcome.IN_FLIGHT)
-    if row.state == "committed":
-        return Claim(
-            ClaimOutcome.LOST_ANSWER, resource_type=row.resource_type, resource_id=row.resource_id
-        )
-    # The first request died before committing anything: retake the key and run again.
-    retaken = await connection.execute(
-        update(keys)
-        .where(
-            keys.c.user_id == request.scope.user_id,
-            keys.c.key == request.scope.key,
-            keys.c.state == "in_flight",
-            keys.c.locked_until <= now,
-        )
-        .values(locked_until=now + CLAIM_LEASE)
-    )
-    return Claim(ClaimOutcome.PROCEED if retaken.rowcount == 1 else ClaimOutcome.IN_FLIGHT)
-
-
-async def retake(engine: AsyncEngine, scope: KeyScope, now: datetime) -> bool:
-    """Take over a key whose request died after committing part of its work (lease run out).
-
-    Only for requests that resume their own unfinished work (payments, refunds): running them
-    again finishes the job instead of repeating it.
-    """
-    async with engine.begin() as connection:
-        result = await connection.execute(
+    async def retake(self, scope: KeyScope, now: datetime) -> bool:
+        """Take over a key whose request died after committing part of its work (lease run
+        out). Only for requests that resume their own unfinished work (payments, refunds):
+        running them again finishes the job instead of repeating it."""
+        result = await self._connection.execute(
             update(keys)
             .where(
                 keys.c.user_id == scope.user_id,
                 keys.c.key == scope.key,
-                keys.c.state != "done",
+                keys.c.state != KeyState.DONE.value,
                 keys.c.locked_until <= now,
             )
-            .values(state="in_flight", locked_until=now + CLAIM_LEASE)
+            .values(state=KeyState.IN_FLIGHT.value, locked_until=now + CLAIM_LEASE)
         )
         return result.rowcount == 1
 
-
-async def mark_committed(
-    connection: AsyncConnection, scope: KeyScope, resource_type: str, resource_id: UUID
-) -> None:
-    """Inside the business transaction: the key's change is now durable with it."""
-    await mark_many_committed(connection, [(scope, resource_type, resource_id)])
-
-
-async def mark_many_committed(
-    connection: AsyncConnection, spent: list[tuple[KeyScope, str, UUID]]
-) -> None:
-    """`mark_committed` for the keys of a whole batch, in one statement."""
-    if not spent:
-        return
-    await connection.execute(
-        update(keys)
-        .where(
-            keys.c.user_id == bindparam("uid"),
-            keys.c.key == bindparam("k"),
-            keys.c.state == "in_flight",
+    async def release(self, scope: KeyScope, now: datetime) -> None:
+        """After a failure on our side (5xx): a claim that committed nothing is forgotten, so a
+        retry runs again. One whose change DID commit is kept (a retry must not repeat it) but
+        its lease ends now, so the retry is told at once: payments and refunds resume their own
+        work, anything else answers "answer lost" with the resource it made."""
+        mine = keys.c.user_id == scope.user_id, keys.c.key == scope.key
+        await self._connection.execute(
+            delete(keys).where(*mine, keys.c.state == KeyState.IN_FLIGHT.value)
         )
-        .values(state="committed", resource_type=bindparam("rtype"), resource_id=bindparam("rid")),
-        [
-            {"uid": scope.user_id, "k": scope.key, "rtype": rtype, "rid": rid}
-            for scope, rtype, rid in sorted(spent, key=lambda s: (s[0].user_id, s[0].key))
-        ],
-    )
-
-
-@dataclass(frozen=True)
-class Answer:
-    scope: KeyScope
-    status: int
-    body: str
-    content_type: str
-
-
-async def store_answer(
-    engine: AsyncEngine, scope: KeyScope, status: int, body: str, content_type: str
-) -> None:
-    await store_answers(engine, [Answer(scope, status, body, content_type)])
-
-
-async def store_answers(engine: AsyncEngine, answers: list[Answer]) -> list[None]:
-    """Keep each request's answer for its replays: one statement, one transaction, many keys."""
-    async with engine.begin() as connection:
-        await _without_waiting_for_the_disk(connection)
-        await connection.execute(
+        await self._connection.execute(
             update(keys)
-            .where(keys.c.user_id == bindparam("uid"), keys.c.key == bindparam("k"))
-            .values(
-                state="done",
-                response_status=bindparam("status"),
-                response_body=bindparam("body"),
-                response_content_type=bindparam("ctype"),
-            ),
-            [
-                {
-                    "uid": a.scope.user_id,
-                    "k": a.scope.key,
-                    "status": a.status,
-                    "body": a.body,
-                    "ctype": a.content_type,
-                }
-                for a in answers
-            ],
-        )
-    return [None] * len(answers)
-
-
-async def release(engine: AsyncEngine, scope: KeyScope, now: datetime) -> None:
-    """After a failure on our side (5xx): a claim that committed nothing is forgotten, so a
-    retry runs again. One whose change DID commit is kept (a retry must not repeat it) but its
-    lease ends now, so the retry is told at once: payments and refunds resume their own work,
-    anything else answers "answer lost" with the resource it made.
-    """
-    mine = keys.c.user_id == scope.user_id, keys.c.key == scope.key
-    async with engine.begin() as connection:
-        await connection.execute(delete(keys).where(*mine, keys.c.state == "in_flight"))
-        await connection.execute(
-            update(keys).where(*mine, keys.c.state == "committed").values(locked_until=now)
+            .where(*mine, keys.c.state == KeyState.COMMITTED.value)
+            .values(locked_until=now)
         )
 
-
-async def purge_expired(engine: AsyncEngine, now: datetime) -> int:
-    async with engine.begin() as connection:
-        result = await connection.execute(delete(keys).where(keys.c.expires_at <= now))
+    async def purge_expired(self, now: datetime) -> int:
+        result = await self._connection.execute(delete(keys).where(keys.c.expires_at <= now))
         return result.rowcount
+
+    async def _take(self, rows: list[dict[str, Any]], now: datetime) -> set[KeyScope]:
+        """Insert each key row unless its key is in use (an expired key counts as never used:
+        it is overwritten); the keys taken. Many parameter sets for one statement, not one
+        statement with many VALUES: it is compiled once per process, and SQLAlchemy batches
+        the rows itself."""
+        insert = sqlite_insert if self._connection.dialect.name == "sqlite" else pg_insert
+        upsert = insert(keys)
+        fresh_values = {
+            c.name: upsert.excluded[c.name] for c in keys.c if c.name not in ("user_id", "key")
+        }
+        taken_rows = await self._connection.execute(
+            upsert.on_conflict_do_update(
+                index_elements=[keys.c.user_id, keys.c.key],
+                set_=fresh_values,
+                where=keys.c.expires_at <= now,
+            ).returning(keys.c.user_id, keys.c.key),
+            rows,
+        )
+        return {KeyScope(row.user_id, row.key) for row in taken_rows}
+
+    async def _judge(self, row: Any, use: KeyUse, now: datetime) -> Claim:
+        """What a request gets for a key that was used before (and has not expired)."""
+        if (row.method, row.path, row.fingerprint) != (use.method, use.path, use.fingerprint):
+            return Claim(ClaimOutcome.MISMATCH)
+        if row.state == KeyState.DONE:
+            answer = Answer(row.response_status, row.response_body, row.response_content_type)
+            return Claim(ClaimOutcome.REPLAY, answer)
+        if row.locked_until > now:
+            return Claim(ClaimOutcome.IN_FLIGHT)
+        if row.state == KeyState.COMMITTED:
+            return Claim(
+                ClaimOutcome.LOST_ANSWER,
+                resource_type=row.resource_type,
+                resource_id=row.resource_id,
+            )
+        # The first request died before committing anything: retake the key and run again.
+        retaken = await self._connection.execute(
+            update(keys)
+            .where(
+                keys.c.user_id == use.scope.user_id,
+                keys.c.key == use.scope.key,
+                keys.c.state == KeyState.IN_FLIGHT.value,
+                keys.c.locked_until <= now,
+            )
+            .values(locked_until=now + CLAIM_LEASE)
+        )
+        return Claim(ClaimOutcome.PROCEED if retaken.rowcount == 1 else ClaimOutcome.IN_FLIGHT)
+
+
+def _key_row(
+    use: KeyUse,
+    now: datetime,
+    ttl: timedelta,
+    state: KeyState,
+    locked_until: datetime,
+    resource: tuple[str, UUID] | None = None,
+    answer: Answer | None = None,
+) -> dict[str, Any]:
+    return {
+        "user_id": use.scope.user_id,
+        "key": use.scope.key,
+        "method": use.method,
+        "path": use.path,
+        "fingerprint": use.fingerprint,
+        "state": state.value,
+        "locked_until": locked_until,
+        "created_at": now,
+        "expires_at": now + ttl,
+        "resource_type": resource[0] if resource else None,
+        "resource_id": resource[1] if resource else None,
+        "response_status": answer.status if answer else None,
+        "response_body": answer.body if answer else None,
+        "response_content_type": answer.content_type if answer else None,
+    }
+
+
+def _lock_order(use: KeyUse) -> tuple[UUID, str]:
+    return use.scope.user_id, use.scope.key
+
+
+async def _without_waiting_for_the_disk(connection: AsyncConnection) -> None:
+    """Claims and kept answers commit without waiting for their WAL flush (PostgreSQL).
+
+    Safe because neither is what makes a change durable: the change's own transaction marks the
+    key `committed` and waits for its flush, and a flush covers all WAL written before it, so a
+    claim is durable whenever the change it led to is. A crash can lose a claim whose change
+    never committed (the retry then runs as new, correctly) or a kept answer (the retry gets
+    "in flight"/"answer lost", as after any lost answer). What it saves is one disk wait on the
+    way to every hold."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SET LOCAL synchronous_commit = off"))

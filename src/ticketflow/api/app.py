@@ -12,9 +12,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.payment_gateway import PaymentGateway
 from ticketflow.adapters.security import Passwords
+from ticketflow.api.booking_hot_path import BookingHotPath, HotPathRoute
 from ticketflow.api.errors import install_error_handlers
 from ticketflow.api.hardening import install_hardening
-from ticketflow.api.idempotency import IdempotencyMiddleware
+from ticketflow.api.idempotency import IdempotencyMiddleware, KeyedRequests
 from ticketflow.api.load_shedding import install_load_shedding
 from ticketflow.api.observability import install_observability
 from ticketflow.api.openapi_contract import document_api_contract
@@ -100,6 +101,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         bus = build_bus(settings, clock, passwords, payment_gateway)
         app.state.bus = bus
+        app.state.keyed_requests = KeyedRequests(bus)
+        app.state.hot_path = BookingHotPath(bus, app.state.rate_limits, app.state.keyed_requests)
         if tracer_provider is not None:
             instrument(tracer_provider, bus.engine)
         app.state.live = live_availability_for(bus)  # follows the events from its first client
@@ -174,6 +177,9 @@ def create_app(
     )
     app.state.stored_bodies = StoredBodies()  # public catalog answers as bytes (routes/events.py)
     install_error_handlers(app)
+    # POST /bookings, a flash sale's traffic: the hot path first; it hands what it doesn't
+    # serve to the ordinary route of routes/bookings.py (see api/booking_hot_path.py).
+    app.router.routes.append(HotPathRoute())
     for router in (auth.router, events.router, bookings.router, payments.router, admin.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(check_in_routes.router, prefix=API_PREFIX)

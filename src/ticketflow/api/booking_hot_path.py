@@ -1,11 +1,13 @@
-"""The booking hot path: `POST /api/v1/bookings` from an authenticated caller with a valid body,
-handled by the idempotency layer itself instead of by the framework's router.
+"""The booking hot path: `POST /api/v1/bookings`, registered in api/app.py ahead of the ordinary
+route (api/routes/bookings.py), for the one request that is nearly all of a flash sale's traffic.
 
-In a flash sale this one request is nearly all the traffic, and resolving the route and its
-dependencies cost more CPU than holding the tickets. Anything else about the request (no or a
-bad token, a body that does not validate) goes the normal way, so the route, its documentation
-and its error answers stay the one definition; this path runs the same command and gives the
-same answers (tests/integration/test_booking_hot_path.py compares them).
+An authenticated caller with a valid body is served here, without the framework's dependency
+resolution and validation (which cost more CPU than holding the tickets); anything else (no or
+a bad token, a body that does not validate) is handed to the ordinary route, so the route, its
+documentation and its error answers stay the one definition. This path runs the same command
+and gives the same answers (tests/integration/test_booking_hot_path.py compares them). It runs
+its requests under their Idempotency-Keys itself (api/idempotency.py KeyedRequests), with two
+shortcuts:
 
 Sold out: a booking that `hold_tickets` would refuse at once because its ticket type is marked
 sold out (services/bookings.py `sold_out_refusal`) is refused before the idempotency key is
@@ -14,18 +16,21 @@ judged afresh. A key that WAS used (the retry of a request that may have succeed
 this shortcut: it is claimed and gets its first answer replayed. Asking costs one read, shared
 by the concurrent requests.
 
-Keys claimed by the hold: a booking with an Idempotency-Key on the batched engine hands its key,
-unclaimed, to its hold batch, which claims it in the hold's own transaction together with the
-answer (services/hold_batcher.py). One transaction per batch, where claim, hold and kept answer
-took three. Only a key so kept answers from here; otherwise (the key was used before, or the
-hold was refused before its batch, or rate limited) the request goes the usual way, claim first.
+Keys claimed by the hold: a booking with an Idempotency-Key that is batched (`is_batched`) hands
+its key, unclaimed, to its hold batch, which claims it in the hold's own transaction together
+with the answer (services/hold_batcher.py). One transaction per batch, where claim, hold and
+kept answer took three. Only a key so kept answers from here; otherwise (the key was used
+before, or the hold was refused before its batch, or rate limited) the request goes the usual
+way, claim first.
 
 Admission: a burst's bookings all arrive before anything is sold, so checked on arrival none of
 them would meet a sold-out mark, and every loser would pay a claim, a place in a hold batch and
 a stored answer. At most `booking_admission_window` bookings per process are let in at once;
 the others wait their turn (in arrival order) and are checked when it comes. They wait before
 anything is done for them, their token not checked yet either: the ones let in reach their hold
-batch at once instead of after everybody's checks (api/idempotency.py).
+batch at once instead of after everybody's checks. A request without anything like a token
+takes no place: the ordinary route answers it 401 (and the per-IP default limit counts it,
+api/rate_limit_guards.py).
 """
 
 from __future__ import annotations
@@ -33,41 +38,123 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from fastapi.telemetry._api import _route_selected
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ticketflow.adapters import idempotency_store as store
-from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.idempotency_store import Answer, IdempotencyKeys, KeyScope, KeyUse
 from ticketflow.adapters.micro_batch import MicroBatcher
+from ticketflow.api.caller import looks_signed_in
 from ticketflow.api.errors import domain_problem
+from ticketflow.api.idempotency import (
+    HOT_PATH,
+    VALID_KEY,
+    KeyedRequests,
+    caller_or_none,
+    claimed_key,
+    fingerprint,
+    key_header,
+    read_body,
+    replaying,
+)
 from ticketflow.api.rate_limits import RateLimits
 from ticketflow.api.schemas import BookingIn, BookingOut
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError, NotEnoughTickets, TooManyRequests
 from ticketflow.domain.model import Actor, Booking
 from ticketflow.services.bookings import is_batched, sold_out_refusal
-from ticketflow.services.hold_batcher import Answer, KeyClaim, KeyInUse
-from ticketflow.services.messagebus import MessageBus, current_key_claim
+from ticketflow.services.hold_batcher import KeyInUse
+from ticketflow.services.messagebus import MessageBus
+from ticketflow.services.unit_of_work import KeyClaim
 
-PATH = "/api/v1/bookings"
+PATH = HOT_PATH
+
+
+# Set on a request the hot path hands back: its route then matches nothing, and the router
+# finds the ordinary one behind it.
+_HANDED_ON = "ticketflow.booking_hot_path.handed_on"
+
+
+class HotPathRoute(Route):
+    """`POST /api/v1/bookings`, registered by api/app.py ahead of the ordinary route: served by
+    the app's BookingHotPath (built in its lifespan, once the bus exists)."""
+
+    def __init__(self) -> None:
+        super().__init__(PATH, _Served(), methods=["POST"], include_in_schema=False)
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope.get(_HANDED_ON):
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
+class _Served:
+    """The route's ASGI app (an object, so Starlette passes it the raw request)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        hot: BookingHotPath = scope["app"].state.hot_path
+        await hot(scope, receive, send)
+
+
+async def ordinary_route(scope: Scope, receive: Receive, send: Send) -> None:
+    """Hand the request to the ordinary route (api/routes/bookings.py), through the router."""
+    scope[_HANDED_ON] = True
+    await scope["app"].router(scope, receive, send)
 
 
 class BookingHotPath:
-    def __init__(self, bus: MessageBus, limits: RateLimits) -> None:
-        self._bus, self._limits = bus, limits
+    def __init__(self, bus: MessageBus, limits: RateLimits, keyed: KeyedRequests) -> None:
+        self._bus, self._limits, self._keyed = bus, limits, keyed
+        self._ordinary: ASGIApp = ordinary_route
         # A flash sale's burst arrives at once, all of it before anything sold; let through
         # at once only what the next batches can take, so the rest is checked against the
         # sold-out mark when its turn comes, not on arrival.
         self.admission = asyncio.Semaphore(bus.deps.settings.booking_admission_window)
 
         async def unused(scopes: list[KeyScope]) -> list[Any]:
-            return await store.unused(bus.engine, scopes, bus.deps.clock.now())
+            async with bus.engine.connect() as connection:
+                return list(await IdempotencyKeys(connection).unused(scopes, bus.deps.clock.now()))
 
         self._unused_keys = MicroBatcher(unused, max_batch=1000)
         self._refusals: dict[str, _Fixed] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope)
+        if not looks_signed_in(scope):
+            await self._keyed.run(self._ordinary, request, receive, send, key_header(scope), None)
+            return
+        async with self.admission:
+            await self._booking(request, receive, send)
+
+    async def _booking(self, request: Request, receive: Receive, send: Send) -> None:
+        scope = request.scope
+        key = key_header(scope)
+        caller = await caller_or_none(self._bus, request)
+        actor = caller.user_id if caller else None
+        if caller is not None and (not key or VALID_KEY.match(key)):
+            body = await read_body(receive)
+            receive = replaying(body)
+            command = self.command(request, caller, body)
+            if command is not None:
+                key_scope = KeyScope(caller.user_id, key) if key else None
+                refusal = await self.sold_out(request, command, key_scope)
+                if refusal is not None:
+                    await refusal(scope, receive, send)
+                    return
+                if key_scope is not None and is_batched(command, self._bus.deps.settings):
+                    use = KeyUse(key_scope, "POST", PATH, fingerprint("POST", PATH, body))
+                    answer = await self.held_with_key(request, command, use)
+                    if answer is not None:
+                        await answer(scope, receive, send)
+                        return
+                    hold = self.hold(command, limit_checked=True)
+                else:
+                    hold = self.hold(command)
+                await self._keyed.run(hold, request, receive, send, key, actor)
+                return
+        await self._keyed.run(self._ordinary, request, receive, send, key, actor)
 
     @staticmethod
     def command(request: Request, actor: Actor, body: bytes) -> cmd.HoldTickets | None:
@@ -91,7 +178,6 @@ class BookingHotPath:
         refused = await sold_out_refusal(command, self._bus.deps)
         if refused is None or (key is not None and not await self._unused_keys.submit(key)):
             return None
-        _as_routed(request.scope)
         try:  # counted as the route counts it, only now that this path answers
             await self._limits.check_booking(command.actor.user_id)
         except TooManyRequests as limited:
@@ -110,16 +196,11 @@ class BookingHotPath:
             self._refusals[refused.detail] = answer
         return answer
 
-    def keeps_key_in_batch(self, command: cmd.HoldTickets) -> bool:
-        """Whether `command`'s hold goes to a batch, which can claim its key itself."""
-        return is_batched(command, self._bus.deps.settings)
-
     async def held_with_key(
-        self, request: Request, command: cmd.HoldTickets, claim: store.ClaimRequest
+        self, request: Request, command: cmd.HoldTickets, use: KeyUse
     ) -> ASGIApp | None:
         """The answer to `command` if its batch kept it with the key (or the booking limit
         refused it: not kept, a retry is judged afresh); None to go the usual way."""
-        _as_routed(request.scope)
         try:
             await self._limits.check_booking(command.actor.user_id)
         except TooManyRequests as limited:
@@ -133,18 +214,15 @@ class BookingHotPath:
             media_type = refused.headers["content-type"]
             return Answer(refused.status_code, bytes(refused.body).decode(), media_type)
 
-        key_claim = KeyClaim(claim, answer_for)
-        token = current_key_claim.set(key_claim)
+        key_claim = KeyClaim(use, answer_for)
         try:
-            await self._bus.handle(command)
+            await self._bus.handle(command, key_claim=key_claim)
         except (DomainError, KeyInUse):
             kept = key_claim.kept  # kept if its batch refused it; not if refused before it
         else:
             kept = key_claim.kept
             if kept is None:  # held without its key: going the usual way would hold again
                 raise RuntimeError("a hold committed without keeping its key")
-        finally:
-            current_key_claim.reset(token)
         if kept is None:
             return None
         return Response(kept.body, kept.status, media_type=kept.content_type)
@@ -153,11 +231,10 @@ class BookingHotPath:
         """The route's work for `command`, as an ASGI app (run under the key's claim)."""
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
-            _as_routed(scope)
             try:
                 if not limit_checked:
                     await self._limits.check_booking(command.actor.user_id)
-                booking = await self._bus.handle(command)
+                booking = await self._bus.for_request(claimed_key(scope)).handle(command)
             except DomainError as refused:
                 answer: Response = domain_problem(Request(scope), refused)
             else:
@@ -178,8 +255,3 @@ class _Fixed:
         start = {"type": "http.response.start", "status": self._status}
         await send({**start, "headers": list(self._headers)})  # a copy: later layers add to it
         await send({"type": "http.response.body", "body": self._body})
-
-
-def _as_routed(scope: Scope) -> None:
-    """Tell FastAPI's tracing (when on) which route answered, as its router would have."""
-    _route_selected(scope=scope, path=PATH)

@@ -12,6 +12,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketflow.api.caller import request_caller
+from ticketflow.api.idempotency import claimed_key
 from ticketflow.domain.errors import AuthenticationFailed
 from ticketflow.domain.model import Actor
 from ticketflow.services.messagebus import MessageBus
@@ -19,8 +20,10 @@ from ticketflow.services.pagination import MAX_LIMIT
 
 
 async def _bus(request: Request) -> MessageBus:
+    """The app's bus as this request sees it: its commands spend the request's claimed
+    Idempotency-Key (api/idempotency.py puts it in the ASGI scope), if it sent one."""
     bus: MessageBus = request.app.state.bus
-    return bus
+    return bus.for_request(claimed_key(request.scope))
 
 
 Bus = Annotated[MessageBus, Depends(_bus)]

@@ -1,7 +1,9 @@
 """Idempotency-Key on mutating POSTs (Stripe-style): a repeat gets the first answer, replayed.
 
-A pure ASGI middleware, so it sees the raw body (for the fingerprint) and the raw answer (to
-store it byte for byte). The business transaction marks the key `committed` itself (see
+The HTTP side of idempotency (the storage side is adapters/idempotency_store.py). A pure ASGI
+middleware, so it sees the raw body (for the fingerprint) and the raw answer (to keep it byte
+for byte). The key it claimed travels to the route's bus as an explicit value (`claimed_key`,
+read by api/deps.py), and the business transaction marks it `committed` itself (see
 UnitOfWork.commit), so a change and its key land together or not at all.
 """
 
@@ -20,16 +22,20 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ticketflow.adapters import idempotency_store as store
-from ticketflow.adapters.idempotency_store import ClaimOutcome, KeyScope
+from ticketflow.adapters.idempotency_store import (
+    Answer,
+    Claim,
+    ClaimOutcome,
+    IdempotencyKeys,
+    KeyScope,
+    KeyUse,
+)
 from ticketflow.adapters.micro_batch import MicroBatcher
-from ticketflow.api.booking_hot_path import PATH as HOT_PATH
-from ticketflow.api.booking_hot_path import BookingHotPath
-from ticketflow.api.caller import looks_signed_in, request_caller
+from ticketflow.api.caller import request_caller
 from ticketflow.api.errors import problem
 from ticketflow.domain.errors import DomainError
 from ticketflow.domain.model import Actor
-from ticketflow.services.messagebus import MessageBus, current_idempotency_scope
+from ticketflow.services.messagebus import MessageBus
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +47,7 @@ KEY_REQUIRED = re.compile(r"^/api/v1/bookings/[^/]+/(payments|refund)$")
 # Where a key means nothing: credentials exchange and the provider's signed callbacks.
 EXEMPT = re.compile(r"^/api/v1/(auth/|payments/webhook$)")
 VALID_KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
+HOT_PATH = "/api/v1/bookings"  # served by api/booking_hot_path.py, keys and all
 
 
 def fingerprint(method: str, path: str, body: bytes) -> str:
@@ -52,92 +59,47 @@ def fingerprint(method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + canonical).hexdigest()
 
 
-class IdempotencyMiddleware:
-    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
-        self.app = app
-        self.fastapi_app = fastapi_app
-        self._claims: MicroBatcher[store.ClaimRequest, store.Claim] | None = None
-        self._answers: MicroBatcher[store.Answer, None] | None = None
-        self._hot: BookingHotPath | None = None
+# Where the claimed key of the request being run travels, from here to the route's bus
+# (api/deps.py): an ASGI scope extension, the request's own dict, read back explicitly.
+_SCOPE_KEY = "ticketflow.idempotency_key"
 
-    def _batchers(
-        self, bus: MessageBus
-    ) -> tuple[MicroBatcher[store.ClaimRequest, store.Claim], MicroBatcher[store.Answer, None]]:
-        """Claims and answers of concurrent requests are written in shared transactions: two
-        commits per request would otherwise be most of a booking's cost (group commit)."""
-        if self._claims is None or self._answers is None:
-            ttl = timedelta(seconds=bus.deps.settings.idempotency_key_ttl_seconds)
 
-            async def claim_batch(requests: list[store.ClaimRequest]) -> list[Any]:
-                return await store.claim_many(bus.engine, requests, bus.deps.clock.now(), ttl)
+def claimed_key(scope: Scope) -> KeyScope | None:
+    """The Idempotency-Key this request claimed (None: it sent none, or runs unclaimed)."""
+    key: KeyScope | None = scope.get(_SCOPE_KEY)
+    return key
 
-            async def answer_batch(answers: list[store.Answer]) -> list[Any]:
-                return await store.store_answers(bus.engine, answers)
 
-            self._claims = MicroBatcher(claim_batch, max_batch=500)
-            self._answers = MicroBatcher(answer_batch, max_batch=500)
-        return self._claims, self._answers
+def key_header(scope: Scope) -> str:
+    """The request's Idempotency-Key header ('' without one)."""
+    value: bytes = dict(scope["headers"]).get(HEADER, b"")
+    return value.decode("latin-1")
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if (
-            scope["type"] != "http"
-            or scope["method"] != "POST"
-            or not path.startswith("/api/v1/")
-            or EXEMPT.match(path)
-        ):
-            await self.app(scope, receive, send)
-            return
-        request = Request(scope)
-        bus: MessageBus = self.fastapi_app.state.bus
-        if path == HOT_PATH and looks_signed_in(scope):
-            # A burst's bookings wait their turn here before anything is done for them (token
-            # checked, body read): those admitted reach their hold batch at once, not after
-            # everybody's checks, and once admitted, a type sold out meanwhile refuses them for
-            # (almost) nothing. Past this point a booking costs a place in a hold batch. One
-            # without anything like a token takes no place: the route answers it 401 (and the
-            # per-IP default limit counts it, api/rate_limit_guards.py).
-            async with self._hot_path(bus).admission:
-                await self._booking(request, receive, send)
-            return
-        key = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
-        caller = await self._caller(bus, request)
-        actor = caller.user_id if caller else None
-        await self._claimed(self.app, request, receive, send, key, actor)
 
-    async def _booking(self, request: Request, receive: Receive, send: Send) -> None:
-        """`POST /api/v1/bookings`: the hot path when it can (api/booking_hot_path.py)."""
-        scope, path = request.scope, HOT_PATH
-        bus: MessageBus = self.fastapi_app.state.bus
-        key = dict(scope["headers"]).get(HEADER, b"").decode("latin-1")
-        caller = await self._caller(bus, request)
-        actor = caller.user_id if caller else None
-        if caller is not None and (not key or VALID_KEY.match(key)):
-            body = await _read_body(receive)
-            receive = _replaying(body)
-            hot = self._hot_path(bus)
-            command = hot.command(request, caller, body)
-            if command is not None:
-                key_scope = KeyScope(caller.user_id, key) if key else None
-                refusal = await hot.sold_out(request, command, key_scope)
-                if refusal is not None:
-                    await refusal(scope, receive, send)
-                    return
-                if key_scope is not None and hot.keeps_key_in_batch(command):
-                    print_ = fingerprint("POST", path, body)
-                    claim = store.ClaimRequest(key_scope, "POST", path, print_)
-                    answer = await hot.held_with_key(request, command, claim)
-                    if answer is not None:
-                        await answer(scope, receive, send)
-                        return
-                    hold = hot.hold(command, limit_checked=True)
-                else:
-                    hold = hot.hold(command)
-                await self._claimed(hold, request, receive, send, key, actor)
-                return
-        await self._claimed(self.app, request, receive, send, key, actor)
+class KeyedRequests:
+    """Runs a request under its Idempotency-Key: the key claimed first (or the repeat answered
+    from it), the answer kept for repeats after. Shared by the middleware and the booking hot
+    path (api/booking_hot_path.py), which brings its own ways around it."""
 
-    async def _claimed(
+    def __init__(self, bus: MessageBus) -> None:
+        self._bus = bus
+        ttl = timedelta(seconds=bus.deps.settings.idempotency_key_ttl_seconds)
+
+        async def claim_batch(uses: list[KeyUse]) -> list[Any]:
+            async with IdempotencyKeys.own_transaction(bus.engine, wait_for_disk=False) as keys:
+                return list(await keys.claim_many(uses, bus.deps.clock.now(), ttl))
+
+        async def answer_batch(answers: list[tuple[KeyScope, Answer]]) -> list[Any]:
+            async with IdempotencyKeys.own_transaction(bus.engine, wait_for_disk=False) as keys:
+                await keys.keep_answers(answers)
+            return [None] * len(answers)
+
+        # Claims and answers of concurrent requests are written in shared transactions: two
+        # commits per request would otherwise be most of a booking's cost (group commit).
+        self._claims = MicroBatcher(claim_batch, max_batch=500)
+        self._answers = MicroBatcher(answer_batch, max_batch=500)
+
+    async def run(
         self,
         app: ASGIApp,
         request: Request,
@@ -148,7 +110,6 @@ class IdempotencyMiddleware:
     ) -> None:
         """Run `app` under the request's key: claimed first, its answer kept for replays."""
         scope, path = request.scope, request.scope["path"]
-        bus: MessageBus = self.fastapi_app.state.bus
         if not key:
             if KEY_REQUIRED.match(path) and actor is not None:
                 await problem(
@@ -174,43 +135,33 @@ class IdempotencyMiddleware:
                 "Use 1 to 255 visible ASCII characters, e.g. a UUID.",
             )(scope, receive, send)
             return
-        body = await _read_body(receive)
+        body = await read_body(receive)
         key_scope = KeyScope(actor, key)
-        claimed = await self._batchers(bus)[0].submit(
-            store.ClaimRequest(key_scope, "POST", path, fingerprint("POST", path, body))
+        claimed = await self._claims.submit(
+            KeyUse(key_scope, "POST", path, fingerprint("POST", path, body))
         )
         # Payments and refunds resume their own half-done work: run it again to finish it.
         if (
             claimed.outcome is ClaimOutcome.LOST_ANSWER
             and KEY_REQUIRED.match(path)
-            and await store.retake(bus.engine, key_scope, bus.deps.clock.now())
+            and await self._retake(key_scope)
         ):
-            claimed = store.Claim(ClaimOutcome.PROCEED)
+            claimed = Claim(ClaimOutcome.PROCEED)
         if claimed.outcome is not ClaimOutcome.PROCEED:
             await _answer_claimed(request, claimed)(scope, receive, send)
             return
-        await self._run(app, scope, body, send, bus, key_scope)
+        await self._run_claimed(app, scope, body, send, key_scope)
 
-    def _hot_path(self, bus: MessageBus) -> BookingHotPath:
-        if self._hot is None:
-            self._hot = BookingHotPath(bus, self.fastapi_app.state.rate_limits)
-        return self._hot
+    async def _retake(self, key: KeyScope) -> bool:
+        async with IdempotencyKeys.own_transaction(self._bus.engine) as keys:
+            return await keys.retake(key, self._bus.deps.clock.now())
 
-    @staticmethod
-    async def _caller(bus: MessageBus, request: Request) -> Actor | None:
-        try:
-            return await request_caller(bus, request.scope)
-        except DomainError:
-            return None  # the route answers 401
+    async def _release(self, key: KeyScope) -> None:
+        async with IdempotencyKeys.own_transaction(self._bus.engine) as keys:
+            await keys.release(key, self._bus.deps.clock.now())
 
-    async def _run(
-        self,
-        app: ASGIApp,
-        scope: Scope,
-        body: bytes,
-        send: Send,
-        bus: MessageBus,
-        key_scope: KeyScope,
+    async def _run_claimed(
+        self, app: ASGIApp, scope: Scope, body: bytes, send: Send, key: KeyScope
     ) -> None:
         start: Message = {}
         chunks: list[bytes] = []
@@ -222,19 +173,19 @@ class IdempotencyMiddleware:
             elif message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
 
-        token = current_idempotency_scope.set(key_scope)
+        scope[_SCOPE_KEY] = key  # for the route's bus: its commit spends the key
         try:
-            await app(scope, _replaying(body), capture)
+            await app(scope, replaying(body), capture)
         except BaseException:
-            await store.release(bus.engine, key_scope, bus.deps.clock.now())
+            await self._release(key)
             raise
         finally:
-            current_idempotency_scope.reset(token)
+            del scope[_SCOPE_KEY]
         status = int(start.get("status", 500))
         answer = b"".join(chunks)
         headers = dict(start.get("headers", []))
         if status >= 500:
-            await store.release(bus.engine, key_scope, bus.deps.clock.now())
+            await self._release(key)
             await send(start)
             await send({"type": "http.response.body", "body": answer})
             return
@@ -245,14 +196,48 @@ class IdempotencyMiddleware:
         await send({"type": "http.response.body", "body": answer})
         content_type = headers.get(b"content-type", b"").decode()
         try:
-            await self._batchers(bus)[1].submit(
-                store.Answer(key_scope, status, answer.decode(), content_type)
-            )
+            await self._answers.submit((key, Answer(status, answer.decode(), content_type)))
         except Exception:
-            log.exception("idempotency: could not keep the answer for key %s", key_scope.key)
+            log.exception("idempotency: could not keep the answer for key %s", key.key)
 
 
-def _replaying(body: bytes) -> Receive:
+class IdempotencyMiddleware:
+    """Every mutating POST under /api/v1 runs under its key (`KeyedRequests`), except the
+    credential exchanges and the provider's callbacks (EXEMPT) and the booking hot path's
+    requests, which run under their keys their own way (api/booking_hot_path.py)."""
+
+    def __init__(self, app: ASGIApp, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self.fastapi_app = fastapi_app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "POST"
+            or not path.startswith("/api/v1/")
+            or EXEMPT.match(path)
+            or path == HOT_PATH
+        ):
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        state = self.fastapi_app.state
+        caller = await caller_or_none(state.bus, request)
+        actor = caller.user_id if caller else None
+        await state.keyed_requests.run(self.app, request, receive, send, key_header(scope), actor)
+
+
+async def caller_or_none(bus: MessageBus, request: Request) -> Actor | None:
+    """Who the request's token speaks for; None when it has none or a bad one (the route
+    answers 401)."""
+    try:
+        return await request_caller(bus, request.scope)
+    except DomainError:
+        return None
+
+
+def replaying(body: bytes) -> Receive:
     """A `receive` that hands the app a body read already."""
 
     async def receive() -> Message:
@@ -261,7 +246,7 @@ def _replaying(body: bytes) -> Receive:
     return receive
 
 
-async def _read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive) -> bytes:
     chunks: list[bytes] = []
     while True:
         message = await receive()
@@ -270,12 +255,13 @@ async def _read_body(receive: Receive) -> bytes:
             return b"".join(chunks)
 
 
-def _answer_claimed(request: Request, claimed: store.Claim) -> ASGIApp:
+def _answer_claimed(request: Request, claimed: Claim) -> ASGIApp:
     if claimed.outcome is ClaimOutcome.REPLAY:
+        assert claimed.answer is not None
         return Response(
-            claimed.body,
-            status_code=claimed.status or 200,
-            media_type=claimed.content_type or None,
+            claimed.answer.body,
+            status_code=claimed.answer.status,
+            media_type=claimed.answer.content_type or None,
             headers={REPLAYED_HEADER: "true"},
         )
     if claimed.outcome is ClaimOutcome.MISMATCH:

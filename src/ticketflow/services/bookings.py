@@ -14,7 +14,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import DomainError, InvalidInput, NotEnoughTickets, NotFound
 from ticketflow.domain.model import Booking, BookingStatus, EventStatus
-from ticketflow.services.messagebus import Deps, current_key_claim
+from ticketflow.services.messagebus import Deps
 from ticketflow.services.payments import refund_booking
 from ticketflow.services.unit_of_work import UnitOfWork
 
@@ -30,10 +30,9 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
     booking, snapshot = await checked_booking(command, deps)
     if await _is_marked(command, deps):
         raise _sold_out(command, snapshot)
-    claim = current_key_claim.get()
     if is_batched(command, deps.settings):
-        return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope, claim)
-    if claim is not None:  # only a batch claims keys: holding without it could hold twice
+        return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope, uow.key_claim)
+    if uow.key_claim is not None:  # only a batch claims keys: holding without it could hold twice
         raise RuntimeError("a key to claim in the hold, on a hold that is not batched")
     async with uow:
         # The buyer's account is locked first, as the batcher does (see holdings); then the

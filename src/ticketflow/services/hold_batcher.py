@@ -18,7 +18,6 @@ that hold is left out of the batch (`KeyInUse`) and its request is judged the us
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -28,32 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import EventMeta
-from ticketflow.adapters.idempotency_store import ClaimRequest, KeyScope, Settled
+from ticketflow.adapters.idempotency_store import Answer, KeyScope, Settled
 from ticketflow.adapters.micro_batch import MicroBatcher
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.domain.allocation import Allocation, allocate, allocation_stands, caps_buyers
 from ticketflow.domain.errors import DomainError, NotFound
 from ticketflow.domain.events import TicketsHeld
 from ticketflow.domain.model import Booking
-from ticketflow.services.unit_of_work import UnitOfWork
-
-
-@dataclass(frozen=True)
-class Answer:
-    """What a request answers, as its key keeps it for replays."""
-
-    status: int
-    body: str
-    content_type: str
-
-
-@dataclass(eq=False)
-class KeyClaim:
-    """An Idempotency-Key to claim in the hold's transaction, kept there with its answer."""
-
-    request: ClaimRequest
-    answer_for: Callable[[Booking | DomainError], Answer]  # the held booking's, or the refusal's
-    kept: Answer | None = None  # set once the transaction that kept it has committed
+from ticketflow.services.unit_of_work import KeyClaim, UnitOfWork
 
 
 class KeyInUse(Exception):
@@ -123,7 +104,7 @@ class HoldBatcher:
         seen: set[KeyScope] = set()
         for index, item in enumerate(batch):  # twins in one batch: the first one goes on
             if item.claim is not None:
-                scope = item.claim.request.scope
+                scope = item.claim.use.scope
                 if scope in seen:
                     in_use.add(index)
                 seen.add(scope)
@@ -173,12 +154,11 @@ class HoldBatcher:
             ]
             if answered:
                 settled = [_settled(claim, outcome, answer) for claim, outcome, answer in answered]
-                taken = await uow.settle_keys(settled, self._key_ttl)
+                taken = await uow.keys.settle_many(settled, uow.clock.now(), self._key_ttl)
                 lost = {
                     index
                     for index in going
-                    if (claim := batch[index].claim) is not None
-                    and claim.request.scope not in taken
+                    if (claim := batch[index].claim) is not None and claim.use.scope not in taken
                 }
                 if lost:
                     raise _KeysTaken(lost)  # rolls this transaction back
@@ -210,7 +190,7 @@ class HoldBatcher:
 
 def _settled(claim: KeyClaim, outcome: Booking | DomainError, answer: Answer) -> Settled:
     resource = ("booking", outcome.id) if isinstance(outcome, Booking) else None
-    return Settled(claim.request, answer.status, answer.body, answer.content_type, resource)
+    return Settled(claim.use, answer, resource)
 
 
 class _Changed(Exception):

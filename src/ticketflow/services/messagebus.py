@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable, Mapping
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,17 +22,8 @@ from ticketflow.config import Settings
 from ticketflow.domain.commands import Command
 from ticketflow.request_context import current_request_id as current_request_id  # re-exported
 from ticketflow.services.catalog_views import CatalogViews
-from ticketflow.services.hold_batcher import HoldBatcher, KeyClaim
-from ticketflow.services.unit_of_work import UnitOfWork
-
-# Set while a request with an Idempotency-Key runs: its commit marks the key as used.
-current_idempotency_scope: ContextVar[KeyScope | None] = ContextVar(
-    "current_idempotency_scope", default=None
-)
-
-# Set while a booking hot-path hold runs with its key not yet claimed: the hold's batch claims it
-# in its own transaction, with the answer (services/hold_batcher.py KeyClaim).
-current_key_claim: ContextVar[KeyClaim | None] = ContextVar("current_key_claim", default=None)
+from ticketflow.services.hold_batcher import HoldBatcher
+from ticketflow.services.unit_of_work import KeyClaim, UnitOfWork
 
 
 @dataclass(frozen=True)
@@ -62,13 +53,24 @@ class MessageBus:
         self.engine = engine
         self.deps = deps
         self._handlers = dict(handlers)
+        self.key: KeyScope | None = None  # see for_request
 
-    async def handle(self, command: Command) -> Any:
+    def for_request(self, key: KeyScope | None) -> MessageBus:
+        """The bus as one request sees it: its commands spend `key`, the request's claimed
+        Idempotency-Key, in the transaction of the change they make (api/idempotency.py
+        claims it; api/deps.py hands this bus to the route)."""
+        if key is None:
+            return self
+        bound = copy.copy(self)
+        bound.key = key
+        return bound
+
+    async def handle(self, command: Command, *, key_claim: KeyClaim | None = None) -> Any:
+        """Run `command`'s handler in a fresh unit of work; `key_claim`: a key for the change's
+        own transaction to claim, with its answer (the booking hot path's)."""
         actor = getattr(command, "actor", None)
         meta = EventMeta(
             actor_id=actor.user_id if actor else None, request_id=current_request_id.get()
         )
-        uow = UnitOfWork(
-            self.engine, self.deps.clock, meta, current_idempotency_scope.get(), self.deps.soldout
-        )
+        uow = UnitOfWork(self.engine, self.deps.clock, meta, self.key, self.deps.soldout, key_claim)
         return await self._handlers[type(command)](command, uow, self.deps)

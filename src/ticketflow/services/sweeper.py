@@ -11,7 +11,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from ticketflow import metrics
-from ticketflow.adapters import idempotency_store
+from ticketflow.adapters.idempotency_store import IdempotencyKeys
 from ticketflow.domain.commands import ReconcilePayments, ReleaseExpiredHolds
 from ticketflow.services.messagebus import MessageBus
 
@@ -28,7 +28,8 @@ async def sweep_once(bus: MessageBus) -> int:
         metrics.HOLDS_EXPIRED.inc(count)
         if count < batch:
             break
-    await idempotency_store.purge_expired(bus.engine, bus.deps.clock.now())
+    async with IdempotencyKeys.own_transaction(bus.engine) as keys:
+        await keys.purge_expired(bus.deps.clock.now())
     return released
 
 

@@ -4,29 +4,44 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
 from types import TracebackType
 from typing import Self
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ticketflow.adapters import event_store, idempotency_store, projections
+from ticketflow.adapters import event_store, projections
 from ticketflow.adapters.booking_repository import BookingRepository
 from ticketflow.adapters.catalog_repository import CatalogRepository
 from ticketflow.adapters.check_in_repository import CheckInRepository
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.db import WRITE
-from ticketflow.adapters.idempotency_store import KeyScope
+from ticketflow.adapters.idempotency_store import Answer, IdempotencyKeys, KeyScope, KeyUse
 from ticketflow.adapters.payment_repository import PaymentRepository
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.adapters.user_repository import SessionRepository, UserRepository
+from ticketflow.domain.errors import DomainError
 from ticketflow.domain.events import DomainEvent
+from ticketflow.domain.model import Booking
+
+
+@dataclass(eq=False)
+class KeyClaim:
+    """An Idempotency-Key not claimed yet, for the hold's own transaction to claim, answered
+    already (the booking hot path's; see services/hold_batcher.py)."""
+
+    use: KeyUse
+    answer_for: Callable[[Booking | DomainError], Answer]  # the held booking's, or the refusal's
+    kept: Answer | None = None  # set once the transaction that kept it has committed
 
 
 class UnitOfWork:
     """`async with uow:` opens one write transaction; `commit()` appends the recorded events
     to the event store in that same transaction, then commits. Leaving without commit rolls back.
+
+    A request's Idempotency-Key comes in one of two ways: claimed already (`idempotency_scope`:
+    the commit marks it spent with the change), or to be claimed in the transaction itself
+    with its answer (`key_claim`: only the hold batcher can, see `is_batched`).
     """
 
     users: UserRepository
@@ -35,6 +50,7 @@ class UnitOfWork:
     bookings: BookingRepository
     payments: PaymentRepository
     check_ins: CheckInRepository
+    keys: IdempotencyKeys
 
     def __init__(
         self,
@@ -43,11 +59,13 @@ class UnitOfWork:
         meta: event_store.EventMeta,
         idempotency_scope: KeyScope | None = None,
         soldout: SoldOutMarks | None = None,
+        key_claim: KeyClaim | None = None,
     ) -> None:
         self._engine = engine
         self.clock = clock
         self.meta = meta
         self._idempotency_scope = idempotency_scope
+        self.key_claim = key_claim
         self._soldout = soldout
         self._events: list[Recorded] = []
         self._returned: set[UUID] = set()
@@ -65,6 +83,7 @@ class UnitOfWork:
         self.bookings = BookingRepository(connection)
         self.payments = PaymentRepository(connection)
         self.check_ins = CheckInRepository(connection)
+        self.keys = IdempotencyKeys(connection)
         return self
 
     async def __aexit__(
@@ -102,14 +121,6 @@ class UnitOfWork:
         await self.catalog.return_tickets(quantities)
         self.back_on_sale(ticket_type_id for ticket_type_id, q in quantities.items() if q)
 
-    async def settle_keys(
-        self, settled: list[idempotency_store.Settled], ttl: timedelta
-    ) -> set[KeyScope]:
-        """Claim and answer these keys in this transaction (see idempotency_store.settle_many);
-        the keys taken."""
-        assert self._connection is not None, "settle_keys() outside `async with uow:`"
-        return await idempotency_store.settle_many(self._connection, settled, self.clock.now(), ttl)
-
     def after_commit(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` once this transaction has committed (cache invalidation and the like);
         never before, so nobody outside sees a change that might still roll back."""
@@ -142,9 +153,8 @@ class UnitOfWork:
             if item.key is not None:
                 spent.setdefault(item.key, item.event)
         # A request's key is spent together with the change it made, never apart.
-        await idempotency_store.mark_many_committed(
-            self._connection,
-            [(key, first.stream_type, first.stream_id) for key, first in spent.items()],
+        await self.keys.mark_committed(
+            [(key, first.stream_type, first.stream_id) for key, first in spent.items()]
         )
         if last is not None:
             await last()

@@ -15,8 +15,8 @@ from uuid import UUID
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from ticketflow.adapters import idempotency_store
 from ticketflow.adapters.db import WRITE
+from ticketflow.adapters.idempotency_store import IdempotencyKeys, KeyScope
 from ticketflow.adapters.ids import new_id
 from ticketflow.adapters.outbound_targets import Resolver, TargetRefused, checked, resolve
 from ticketflow.adapters.tables import webhook_deliveries, webhook_endpoints
@@ -24,7 +24,6 @@ from ticketflow.config import Settings
 from ticketflow.domain.errors import InvalidInput, LimitReached, NotFound
 from ticketflow.domain.model import Actor, Role
 from ticketflow.services.catalog import require_organizer
-from ticketflow.services.messagebus import current_idempotency_scope
 from ticketflow.services.pagination import Page, decode_cursor, page_of
 
 Row = dict[str, Any]
@@ -55,8 +54,10 @@ async def register_endpoint(
     event_types: list[str],
     now: datetime,
     resolver: Resolver = resolve,
+    key: KeyScope | None = None,
 ) -> Row:
-    """A new endpoint of `actor`'s, with its signing secret (shown to the caller this once).
+    """A new endpoint of `actor`'s, with its signing secret (shown to the caller this once);
+    `key`, the request's Idempotency-Key, is spent with the insert.
     Its URL must lead outside our network (adapters/outbound_targets.py), over https in
     production; an organizer has at most `webhook_max_endpoints_per_owner` live ones."""
     require_organizer(actor, "have webhooks")
@@ -94,9 +95,9 @@ async def register_endpoint(
             if (await connection.scalar(live) or 0) >= most:
                 raise LimitReached(f"You have {most} webhook endpoints; delete one to add another.")
             await connection.execute(webhook_endpoints.insert().values(row))
-            if (key := current_idempotency_scope.get()) is not None:  # spent with the insert
-                await idempotency_store.mark_committed(
-                    connection, key, "webhook_endpoint", endpoint_id
+            if key is not None:
+                await IdempotencyKeys(connection).mark_committed(
+                    [(key, "webhook_endpoint", endpoint_id)]
                 )
     return row
 

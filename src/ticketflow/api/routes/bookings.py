@@ -16,6 +16,7 @@ from ticketflow.services.pagination import DEFAULT_LIMIT
 router = APIRouter(tags=["bookings"])
 
 
+# Most of these requests never reach this route: api/booking_hot_path.py serves them first.
 @router.post(
     "/bookings",
     status_code=201,

@@ -31,7 +31,13 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 )
 async def register_webhook(body: WebhookIn, actor: CurrentActor, bus: Bus) -> WebhookCreatedOut:
     row = await webhook_endpoints.register_endpoint(
-        bus.engine, bus.deps.settings, actor, body.url, body.event_types, bus.deps.clock.now()
+        bus.engine,
+        bus.deps.settings,
+        actor,
+        body.url,
+        body.event_types,
+        bus.deps.clock.now(),
+        key=bus.key,
     )
     return WebhookCreatedOut.model_validate(row)
 
