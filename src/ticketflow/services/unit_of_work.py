@@ -21,6 +21,7 @@ from ticketflow.adapters.idempotency_store import KeyScope
 from ticketflow.adapters.payment_repository import PaymentRepository
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.adapters.user_repository import SessionRepository, UserRepository
+from ticketflow.adapters.webhook_repository import WebhookRepository
 from ticketflow.domain.events import DomainEvent
 
 
@@ -35,6 +36,7 @@ class UnitOfWork:
     bookings: BookingRepository
     payments: PaymentRepository
     check_ins: CheckInRepository
+    webhooks: WebhookRepository
 
     def __init__(
         self,
@@ -65,6 +67,7 @@ class UnitOfWork:
         self.bookings = BookingRepository(connection)
         self.payments = PaymentRepository(connection)
         self.check_ins = CheckInRepository(connection)
+        self.webhooks = WebhookRepository(connection)
         return self
 
     async def __aexit__(
