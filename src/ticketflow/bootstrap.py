@@ -23,6 +23,7 @@ from ticketflow.services import (
     catalog,
     check_ins,
     payments,
+    webhook_endpoints,
 )
 from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.hold_batcher import HoldBatcher
@@ -52,6 +53,8 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.ApplyProviderEvent: payments.apply_provider_event,
     cmd.ReconcilePayments: payments.reconcile_payments,
     cmd.CheckInTicket: check_ins.check_in_ticket,
+    cmd.RegisterWebhook: webhook_endpoints.register_webhook,
+    cmd.DeleteWebhook: webhook_endpoints.delete_webhook,
 }
 
 

@@ -20,9 +20,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from ticketflow.api.app import create_app
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
+from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
-from ticketflow.services.webhook_endpoints import register_endpoint
 
 from ..builders import account, event_on_sale
 from ..conftest import FAST_PASSWORDS, settings_for, wipe
@@ -95,13 +95,8 @@ async def _seed(database_url: str) -> tuple[Headers, Headers, dict[str, str]]:
         # The account PATCH /admin/users/{user_id} changes (and may disable): none of the callers.
         bystander = await account(bus, Role.USER)
         sale = await event_on_sale(bus, manager)
-        hook = await register_endpoint(
-            bus.engine,
-            bus.deps.settings,
-            manager.actor,
-            "https://example.com/hooks",
-            ["booking.held"],
-            bus.deps.clock.now(),
+        hook = await bus.handle(
+            cmd.RegisterWebhook(manager.actor, "https://example.com/hooks", ("booking.held",))
         )
     finally:
         await bus.engine.dispose()

@@ -28,7 +28,6 @@ from ticketflow.payment_provider.app import create_provider_app
 from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.payment_provider.signing import sign
 from ticketflow.services.messagebus import MessageBus
-from ticketflow.services.webhook_endpoints import register_endpoint
 
 from ..builders import (
     PASSWORD,
@@ -112,13 +111,8 @@ async def build_world(bus: MessageBus) -> World:
         paid_id=paid.id,
         ticket_code=await _a_ticket_code(bus, paid.id),
         webhook_id=(
-            await register_endpoint(
-                bus.engine,
-                bus.deps.settings,
-                owner.actor,
-                "https://example.com/hooks",
-                ["booking.held"],
-                bus.deps.clock.now(),
+            await bus.handle(
+                cmd.RegisterWebhook(owner.actor, "https://example.com/hooks", ("booking.held",))
             )
         )["id"],
         refresh_token=session.refresh_token,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -14,10 +15,13 @@ import pytest
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.outbound_targets import resolve
 from ticketflow.api.app import create_app
+from ticketflow.bootstrap import HANDLERS
 from ticketflow.config import Settings
+from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
+from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.webhook_delivery import WebhookSender
-from ticketflow.services.webhook_endpoints import register_endpoint
+from ticketflow.services.webhook_endpoints import register_webhook
 
 from ..builders import account, app_bus, error_fields, event_on_sale, problem
 from ..conftest import FAST_PASSWORDS, serving
@@ -95,14 +99,10 @@ async def test_a_name_rebound_to_our_network_after_registration_is_not_delivered
         async def inside_now(host: str, port: int) -> list[str]:
             return ["127.0.0.1"]  # where the receiver listens: it must hear nothing
 
-        hook = await register_endpoint(
-            bus.engine,
-            bus.deps.settings,
-            organizer.actor,
-            rebound,
-            ["event.published"],
-            bus.deps.clock.now(),
-            resolver=public_then,
+        registering = partial(register_webhook, resolver=public_then)  # DNS, as it was then
+        then = MessageBus(bus.engine, bus.deps, {**HANDLERS, cmd.RegisterWebhook: registering})
+        hook = await then.handle(
+            cmd.RegisterWebhook(organizer.actor, rebound, ("event.published",))
         )
         await event_on_sale(bus, organizer)
         await fan_out(bus)

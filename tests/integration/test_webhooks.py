@@ -24,7 +24,6 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.webhook_delivery import WebhookSender
-from ticketflow.services.webhook_endpoints import register_endpoint
 from ticketflow.services.webhook_fanout import LiveEndpoints
 
 from ..builders import PASSWORD, Account, account, app_bus, error_fields, event_on_sale, problem
@@ -313,13 +312,8 @@ async def test_fresh_events_ask_for_live_endpoints_once_a_second_not_once_each(
         assert [await live.could_want(held(0.1)) for _ in range(100)] == [False] * 100
         assert len(asked) == 1
         organizer = await account(bus, Role.MANAGER)
-        await register_endpoint(
-            bus.engine,
-            bus.deps.settings,
-            organizer.actor,
-            "http://hooks.example/x",
-            ["booking.held"],
-            clock.now(),
+        await bus.handle(
+            cmd.RegisterWebhook(organizer.actor, "http://hooks.example/x", ("booking.held",))
         )
         clock.advance(0.5)
         assert not await live.could_want(held(0.6))  # had happened when "none" was said

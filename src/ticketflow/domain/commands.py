@@ -182,3 +182,20 @@ class CheckInTicket(Command):
     actor: Actor
     event_id: UUID
     code: str
+
+
+@dataclass(frozen=True)
+class RegisterWebhook(Command):
+    """A new endpoint of the actor's (an organizer) for deliveries of these event types."""
+
+    actor: Actor
+    url: str
+    event_types: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class DeleteWebhook(Command):
+    """Disable the endpoint (kept for its delivery log) and give up its pending deliveries."""
+
+    actor: Actor
+    webhook_id: UUID

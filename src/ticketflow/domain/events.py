@@ -278,3 +278,22 @@ class TicketCheckedIn(DomainEvent):
     booking_id: UUID
     ticket_type_id: UUID
     admitted_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookRegistered(DomainEvent):
+    """An organizer's endpoint will receive these event types. Its signing secret is not here,
+    nor its full URL: a path or query often carries a receiver's token (Slack's, Discord's), so
+    only the origin (scheme, host, port) is; the endpoint, `stream_id`, holds the rest."""
+
+    type, stream_type = "webhook.registered", "webhook"
+    owner_id: UUID
+    origin: str
+    event_types: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WebhookDeleted(DomainEvent):
+    """The endpoint's last fact (version 2): disabled for good, its pending deliveries given up."""
+
+    type, stream_type = "webhook.deleted", "webhook"

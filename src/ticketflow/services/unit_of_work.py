@@ -20,6 +20,7 @@ from ticketflow.adapters.idempotency_store import Answer, IdempotencyKeys, KeySc
 from ticketflow.adapters.payment_repository import PaymentRepository
 from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.adapters.user_repository import SessionRepository, UserRepository
+from ticketflow.adapters.webhook_repository import WebhookRepository
 from ticketflow.domain.errors import DomainError
 from ticketflow.domain.events import DomainEvent
 from ticketflow.domain.model import Booking
@@ -51,6 +52,7 @@ class UnitOfWork:
     payments: PaymentRepository
     check_ins: CheckInRepository
     keys: IdempotencyKeys
+    webhooks: WebhookRepository
 
     def __init__(
         self,
@@ -84,6 +86,7 @@ class UnitOfWork:
         self.payments = PaymentRepository(connection)
         self.check_ins = CheckInRepository(connection)
         self.keys = IdempotencyKeys(connection)
+        self.webhooks = WebhookRepository(connection)
         return self
 
     async def __aexit__(

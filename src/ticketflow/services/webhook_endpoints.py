@@ -1,66 +1,80 @@
-"""Organizers' webhook endpoints: registering, listing, deleting, and their delivery logs.
+"""Organizers' webhook endpoints: registering and deleting them (the reads: webhook_queries.py).
 
-Managers and admins only; a manager sees only the endpoints they registered (another's do not
-exist for them: 404), an admin sees every one. A deleted endpoint is disabled, not removed, so its
-delivery log stays; its pending deliveries are given up at once.
+An endpoint's stream has two facts at most, registered (version 1) and deleted (version 2): a
+deleted endpoint is disabled for good, not removed, so its delivery log stays.
 """
 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
 from typing import Any
-from uuid import UUID
+from urllib.parse import urlsplit
 
-from sqlalchemy import Select, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-
-from ticketflow.adapters.db import WRITE
-from ticketflow.adapters.idempotency_store import IdempotencyKeys, KeyScope
 from ticketflow.adapters.ids import new_id
 from ticketflow.adapters.outbound_targets import Resolver, TargetRefused, checked, resolve
-from ticketflow.adapters.tables import webhook_deliveries, webhook_endpoints
 from ticketflow.config import Settings
+from ticketflow.domain import commands as cmd
+from ticketflow.domain import events as ev
 from ticketflow.domain.errors import InvalidInput, LimitReached, NotFound
-from ticketflow.domain.model import Actor, Role
+from ticketflow.domain.model import Role
 from ticketflow.services.catalog import require_organizer
-from ticketflow.services.pagination import Page, decode_cursor, page_of
+from ticketflow.services.messagebus import Deps
+from ticketflow.services.unit_of_work import UnitOfWork
 
 Row = dict[str, Any]
-_SHOWN = (
-    webhook_endpoints.c.id,
-    webhook_endpoints.c.owner_id,
-    webhook_endpoints.c.url,
-    webhook_endpoints.c.event_types,
-    webhook_endpoints.c.created_at,
-)
-_LOG = tuple(
-    c for c in webhook_deliveries.c if c.name not in ("stream_type", "stream_id", "version")
-)
+REGISTERED, DELETED = 1, 2  # the versions of an endpoint's two facts
 
 
-def _visible(query: Select[Any], actor: Actor) -> Select[Any]:
-    query = query.where(webhook_endpoints.c.disabled_at.is_(None))
-    if actor.role is Role.ADMIN:
-        return query
-    return query.where(webhook_endpoints.c.owner_id == actor.user_id)
-
-
-async def register_endpoint(
-    engine: AsyncEngine,
-    settings: Settings,
-    actor: Actor,
-    url: str,
-    event_types: list[str],
-    now: datetime,
-    resolver: Resolver = resolve,
-    key: KeyScope | None = None,
+async def register_webhook(
+    command: cmd.RegisterWebhook, uow: UnitOfWork, deps: Deps, resolver: Resolver = resolve
 ) -> Row:
-    """A new endpoint of `actor`'s, with its signing secret (shown to the caller this once);
-    `key`, the request's Idempotency-Key, is spent with the insert.
+    """A new endpoint of the actor's, with its signing secret (shown to the caller this once).
     Its URL must lead outside our network (adapters/outbound_targets.py), over https in
     production; an organizer has at most `webhook_max_endpoints_per_owner` live ones."""
+    actor = command.actor
     require_organizer(actor, "have webhooks")
+    # The host is looked up before the transaction opens: a slow DNS server holds no lock.
+    await _refuse_undeliverable(command.url, deps.settings, resolver)
+    endpoint: Row = {
+        "id": new_id(),
+        "owner_id": actor.user_id,
+        "url": command.url,
+        "secret": f"whsec_{secrets.token_urlsafe(32)}",
+        "event_types": sorted(set(command.event_types)),
+        "created_at": uow.clock.now(),
+        "disabled_at": None,
+    }
+    most = deps.settings.webhook_max_endpoints_per_owner
+    async with uow:
+        if await uow.webhooks.live_count_of(actor.user_id) >= most:
+            raise LimitReached(f"You have {most} webhook endpoints; delete one to add another.")
+        await uow.webhooks.add(endpoint)
+        uow.record(
+            ev.WebhookRegistered(
+                stream_id=endpoint["id"],
+                version=REGISTERED,
+                owner_id=actor.user_id,
+                origin=_origin(command.url),
+                event_types=endpoint["event_types"],
+            )
+        )
+        await uow.commit()
+    return endpoint
+
+
+async def delete_webhook(command: cmd.DeleteWebhook, uow: UnitOfWork, deps: Deps) -> None:
+    """A manager deletes their own endpoints (another's do not exist for them), an admin any."""
+    actor = command.actor
+    require_organizer(actor, "have webhooks")
+    owner = None if actor.role is Role.ADMIN else actor.user_id
+    async with uow:
+        if not await uow.webhooks.disable(command.webhook_id, owner, uow.clock.now()):
+            raise NotFound("No such webhook.")
+        uow.record(ev.WebhookDeleted(stream_id=command.webhook_id, version=DELETED))
+        await uow.commit()
+
+
+async def _refuse_undeliverable(url: str, settings: Settings, resolver: Resolver) -> None:
     try:
         await checked(
             url,
@@ -70,99 +84,9 @@ async def register_endpoint(
         )
     except TargetRefused as refused:
         raise InvalidInput(f"The URL can't receive webhooks: {refused}.", field="url") from None
-    endpoint_id = new_id()
-    row: Row = {
-        "id": endpoint_id,
-        "owner_id": actor.user_id,
-        "url": url,
-        "secret": f"whsec_{secrets.token_urlsafe(32)}",
-        "event_types": sorted(set(event_types)),
-        "created_at": now,
-        "disabled_at": None,
-    }
-    most = settings.webhook_max_endpoints_per_owner
-    async with engine.connect() as connection:
-        await connection.execution_options(**WRITE)
-        async with connection.begin():
-            live = (
-                select(func.count())
-                .select_from(webhook_endpoints)
-                .where(
-                    webhook_endpoints.c.owner_id == actor.user_id,
-                    webhook_endpoints.c.disabled_at.is_(None),
-                )
-            )
-            if (await connection.scalar(live) or 0) >= most:
-                raise LimitReached(f"You have {most} webhook endpoints; delete one to add another.")
-            await connection.execute(webhook_endpoints.insert().values(row))
-            if key is not None:
-                await IdempotencyKeys(connection).mark_committed(
-                    [(key, "webhook_endpoint", endpoint_id)]
-                )
-    return row
 
 
-async def endpoint(connection: AsyncConnection, actor: Actor, endpoint_id: UUID) -> Row:
-    require_organizer(actor, "have webhooks")
-    query = _visible(select(*_SHOWN), actor).where(webhook_endpoints.c.id == endpoint_id)
-    found = (await connection.execute(query)).mappings().first()
-    if found is None:
-        raise NotFound("No such webhook.")
-    return dict(found)
-
-
-async def list_endpoints(
-    connection: AsyncConnection, actor: Actor, *, cursor: str | None, limit: int
-) -> Page[Row]:
-    require_organizer(actor, "have webhooks")
-    query = _visible(select(*_SHOWN), actor).order_by(webhook_endpoints.c.id).limit(limit + 1)
-    if cursor:
-        (after,) = decode_cursor(cursor, UUID)
-        query = query.where(webhook_endpoints.c.id > after)
-    rows = [dict(row) for row in (await connection.execute(query)).mappings()]
-    return page_of(rows, limit, lambda row: (row["id"],))
-
-
-async def delete_endpoint(
-    engine: AsyncEngine, actor: Actor, endpoint_id: UUID, now: datetime
-) -> None:
-    async with engine.connect() as connection:
-        await connection.execution_options(**WRITE)
-        async with connection.begin():
-            await endpoint(connection, actor, endpoint_id)
-            await connection.execute(
-                update(webhook_endpoints)
-                .where(webhook_endpoints.c.id == endpoint_id)
-                .values(disabled_at=now)
-            )
-            await connection.execute(
-                update(webhook_deliveries)
-                .where(
-                    webhook_deliveries.c.endpoint_id == endpoint_id,
-                    webhook_deliveries.c.status == "pending",
-                )
-                .values(status="dead", next_attempt_at=None, last_error="endpoint deleted")
-            )
-
-
-async def delivery_log(
-    connection: AsyncConnection,
-    actor: Actor,
-    endpoint_id: UUID,
-    *,
-    cursor: str | None,
-    limit: int,
-) -> Page[Row]:
-    """The endpoint's deliveries, newest first: status, attempts, last answer, next attempt."""
-    await endpoint(connection, actor, endpoint_id)
-    query = (
-        select(*_LOG)
-        .where(webhook_deliveries.c.endpoint_id == endpoint_id)
-        .order_by(webhook_deliveries.c.id.desc())
-        .limit(limit + 1)
-    )
-    if cursor:
-        (before,) = decode_cursor(cursor, UUID)
-        query = query.where(webhook_deliveries.c.id < before)
-    rows = [dict(row) for row in (await connection.execute(query)).mappings()]
-    return page_of(rows, limit, lambda row: (row["id"],))
+def _origin(url: str) -> str:
+    """`scheme://host[:port]` of the URL: what the audit trail may show of it."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}"

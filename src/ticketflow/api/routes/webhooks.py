@@ -14,7 +14,8 @@ from ticketflow.api.webhook_schemas import (
     WebhookOut,
     WebhookPage,
 )
-from ticketflow.services import webhook_endpoints
+from ticketflow.domain import commands as cmd
+from ticketflow.services import webhook_queries
 from ticketflow.services.pagination import DEFAULT_LIMIT
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
@@ -30,29 +31,21 @@ router = APIRouter(prefix="/webhooks", tags=["webhooks"])
     "`secret` is in this answer only.",
 )
 async def register_webhook(body: WebhookIn, actor: CurrentActor, bus: Bus) -> WebhookCreatedOut:
-    row = await webhook_endpoints.register_endpoint(
-        bus.engine,
-        bus.deps.settings,
-        actor,
-        body.url,
-        body.event_types,
-        bus.deps.clock.now(),
-        key=bus.key,
-    )
-    return WebhookCreatedOut.model_validate(row)
+    command = cmd.RegisterWebhook(actor, body.url, tuple(body.event_types))
+    return WebhookCreatedOut.model_validate(await bus.handle(command))
 
 
 @router.get("", summary="Your webhook endpoints (an admin: everyone's)")
 async def list_webhooks(
     actor: CurrentActor, db: ReadConnection, cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT
 ) -> WebhookPage:
-    page = await webhook_endpoints.list_endpoints(db, actor, cursor=cursor, limit=limit)
+    page = await webhook_queries.list_endpoints(db, actor, cursor=cursor, limit=limit)
     return WebhookPage.model_validate(page, from_attributes=True)
 
 
 @router.get("/{webhook_id}", summary="One webhook endpoint")
 async def get_webhook(webhook_id: UUID, actor: CurrentActor, db: ReadConnection) -> WebhookOut:
-    return WebhookOut.model_validate(await webhook_endpoints.endpoint(db, actor, webhook_id))
+    return WebhookOut.model_validate(await webhook_queries.endpoint(db, actor, webhook_id))
 
 
 @router.delete(
@@ -61,7 +54,7 @@ async def get_webhook(webhook_id: UUID, actor: CurrentActor, db: ReadConnection)
     summary="Delete a webhook endpoint; its pending deliveries are given up",
 )
 async def delete_webhook(webhook_id: UUID, actor: CurrentActor, bus: Bus) -> Response:
-    await webhook_endpoints.delete_endpoint(bus.engine, actor, webhook_id, bus.deps.clock.now())
+    await bus.handle(cmd.DeleteWebhook(actor, webhook_id))
     return Response(status_code=204)
 
 
@@ -78,5 +71,5 @@ async def list_deliveries(
     cursor: Cursor = None,
     limit: Limit = DEFAULT_LIMIT,
 ) -> WebhookDeliveryPage:
-    page = await webhook_endpoints.delivery_log(db, actor, webhook_id, cursor=cursor, limit=limit)
+    page = await webhook_queries.delivery_log(db, actor, webhook_id, cursor=cursor, limit=limit)
     return WebhookDeliveryPage.model_validate(page, from_attributes=True)
