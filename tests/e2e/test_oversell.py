@@ -10,7 +10,7 @@ import httpx
 
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import event_on_sale
+from ..builders import API, event_on_sale
 from ..conftest import scalar
 from ..invariants import assert_invariants
 from .conftest import buyers
@@ -42,7 +42,7 @@ async def test_overselling_is_impossible(
         answers = await asyncio.gather(
             *(
                 clients[index % len(clients)].post(
-                    "/api/v1/bookings", json=body, headers={"Authorization": f"Bearer {token}"}
+                    f"{API}/bookings", json=body, headers={"Authorization": f"Bearer {token}"}
                 )
                 for index, token in enumerate(tokens)
             ),

@@ -26,7 +26,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.sweeper import reconcile_once
 
-from ..builders import Account, EventOnSale, event_on_sale, problem
+from ..builders import API, Account, EventOnSale, event_on_sale, problem
 from ..conftest import FAST_PASSWORDS, scalar
 from ..invariants import assert_invariants, assert_payments_match_ledger
 from ..polling import eventually
@@ -77,7 +77,7 @@ async def pay(
     client: httpx.AsyncClient, buyer: Account, booking_id: UUID, key: str, method: str = CARD
 ) -> httpx.Response:
     return await client.post(
-        f"/api/v1/bookings/{booking_id}/payments",
+        f"{API}/bookings/{booking_id}/payments",
         headers={**buyer.headers, "Idempotency-Key": key},
         json={"payment_method": method},
     )

@@ -23,7 +23,7 @@ from ticketflow.payment_provider.app import create_provider_app
 from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import Account, EventOnSale
+from ..builders import API, Account, EventOnSale
 from ..conftest import FAST_PASSWORDS, serving
 from ..provider_in_process import InProcessProvider
 
@@ -77,5 +77,5 @@ class Door:
         if key:
             headers = {**headers, "Idempotency-Key": key}
         return await self.client.post(
-            f"/api/v1/events/{self.sale.event.id}/check-ins", json={"code": code}, headers=headers
+            f"{API}/events/{self.sale.event.id}/check-ins", json={"code": code}, headers=headers
         )

@@ -16,6 +16,7 @@ from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.sweeper import sweep_once
 
 from ..builders import (
+    API,
     Account,
     account,
     app_bus,
@@ -26,7 +27,6 @@ from ..builders import (
 )
 from ..invariants import assert_invariants
 
-API = "/api/v1"
 Id = UUID | str
 
 

@@ -16,6 +16,7 @@ from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import (
+    API,
     Account,
     account,
     app_bus,
@@ -28,7 +29,6 @@ from ..builders import (
 )
 from ..invariants import assert_invariants
 
-API = "/api/v1"
 Id = UUID | str
 
 

@@ -17,6 +17,7 @@ from ticketflow.domain.model import Booking, Role
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import (
+    API,
     Account,
     EventOnSale,
     account,
@@ -28,8 +29,6 @@ from ..builders import (
     ticket_type_body,
 )
 from ..invariants import assert_invariants
-
-API = "/api/v1"
 
 
 def _capped(body: dict[str, Any], remaining: int) -> None:

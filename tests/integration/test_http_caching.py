@@ -16,9 +16,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import account, app_bus, event_on_sale
-
-API = "/api/v1"
+from ..builders import API, account, app_bus, event_on_sale
 
 
 @pytest.fixture

@@ -18,13 +18,13 @@ from ticketflow.api.routes.live import StreamCaps
 from ticketflow.domain import commands as cmd
 from ticketflow.services.live_availability import LiveAvailability, SlowSubscriber
 
-from ..builders import account, booking_body, event_on_sale, problem
+from ..builders import API, account, booking_body, event_on_sale, problem
 from .asgi_stream import ServerSentEvents, server_sent_events
 from .conftest import Stack, running_app
 
 
 def live(event_id: object) -> str:
-    return f"/api/v1/events/{event_id}/live"
+    return f"{API}/events/{event_id}/live"
 
 
 def availability(event: dict[str, Any]) -> dict[str, int]:
@@ -58,7 +58,7 @@ async def test_a_subscriber_gets_a_snapshot_then_the_availability_after_a_bookin
             assert availability(snapshot) == {str(standard): 10, str(premium): 5}
 
             response = await running.client().post(
-                "/api/v1/bookings",
+                f"{API}/bookings",
                 json=booking_body(sale.event.id, (premium, 2)),
                 headers=buyer.headers,
             )
@@ -185,7 +185,7 @@ async def test_an_open_stream_is_not_a_request_waiting_for_its_answer(
             await second.next_event()
             assert running.app.state.in_flight.count == 0
             response = await running.client().post(
-                "/api/v1/bookings",
+                f"{API}/bookings",
                 json=booking_body(sale.event.id, (ticket_type, 1)),
                 headers=buyer.headers,
             )

@@ -14,10 +14,9 @@ import pytest
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.domain.model import Role
 
-from ..builders import PASSWORD, account, booking_body, event_on_sale, problem
+from ..builders import API, PASSWORD, account, booking_body, event_on_sale, problem
 from .conftest import DEAD_REDIS_URL, Stack, running_app
 
-API = "/api/v1"
 ATTACKER, BUYER = "203.0.113.7", "198.51.100.20"
 
 

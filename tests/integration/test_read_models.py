@@ -21,11 +21,9 @@ from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.projection_rebuild import rebuild_read_models
 
-from ..builders import Account, account, app_bus, booking_body, event_on_sale, problem
+from ..builders import API, Account, account, app_bus, booking_body, event_on_sale, problem
 from ..invariants import assert_read_models_match_state
 from .paid_bookings import paying_client
-
-API = "/api/v1"
 
 
 @pytest.fixture

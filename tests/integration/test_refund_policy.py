@@ -17,11 +17,9 @@ from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.tables import domain_events
 from ticketflow.domain.model import Role
 
-from ..builders import Account, account, event_body, problem, signed_in_again
+from ..builders import API, Account, account, event_body, problem, signed_in_again
 from ..invariants import assert_invariants
 from .paid_bookings import Door, paid_booking, ticket_codes
-
-API = "/api/v1"
 
 
 async def _refund(door: Door, by: Account, booking_id: UUID | None = None) -> httpx.Response:
