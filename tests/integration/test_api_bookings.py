@@ -19,7 +19,6 @@ from ..builders import (
     API,
     Account,
     account,
-    app_bus,
     booking_body,
     error_fields,
     event_on_sale,
@@ -28,12 +27,6 @@ from ..builders import (
 from ..invariants import assert_invariants
 
 Id = UUID | str
-
-
-@pytest.fixture
-def bus(client: httpx.AsyncClient) -> MessageBus:
-    """Here `bus` is the bus of the app under test, not conftest's separate one."""
-    return app_bus(client)
 
 
 async def book(

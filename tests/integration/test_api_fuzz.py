@@ -87,6 +87,8 @@ async def _callers(bus: MessageBus) -> Headers:
 
 async def _seed(database_url: str) -> tuple[Headers, Headers, dict[str, str]]:
     """Accounts with tokens and an event on sale for the generated requests to act on."""
+    # A bus of its own, on purpose: seeded before the app exists, which schemathesis then serves
+    # on a loop thread of its own (the app's bus lives on that loop, not this one).
     bus = build_bus(settings_for(database_url), passwords=FAST_PASSWORDS)
     try:
         await wipe(bus.engine)

@@ -15,7 +15,7 @@ from ticketflow.adapters.payment_gateway import Charge, Refund
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 
-from ..builders import API, account, event_on_sale
+from ..builders import API, account, app_bus, event_on_sale
 from ..conftest import FAST_PASSWORDS, serving
 
 
@@ -59,7 +59,7 @@ async def test_a_request_past_capacity_is_503_with_retry_after_and_nothing_done(
     one_at_a_time: tuple[httpx.AsyncClient, HeldCharges],
 ) -> None:
     client, provider = one_at_a_time
-    bus = client.app_bus  # type: ignore[attr-defined]
+    bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(10,))
     buyer = await account(bus)
     booking = {
@@ -108,7 +108,7 @@ async def test_no_free_database_connection_in_time_is_503_not_500(
         update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_seconds": 0.05}
     )
     async with serving(create_app(settings, clock, FAST_PASSWORDS)) as client:
-        bus = client.app_bus  # type: ignore[attr-defined]
+        bus = app_bus(client)
         buyer = await account(bus)
         sale = await event_on_sale(bus, totals=(10,))
         booking = {

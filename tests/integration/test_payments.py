@@ -32,8 +32,8 @@ from ticketflow.services.payments import settle_charge
 from ticketflow.services.sweeper import reconcile_once, sweep_once
 from ticketflow.services.unit_of_work import UnitOfWork
 
-from ..builders import API, Account, EventOnSale, account, event_on_sale
-from ..conftest import FAST_PASSWORDS, wipe
+from ..builders import API, Account, EventOnSale, account, app_bus, event_on_sale
+from ..conftest import FAST_PASSWORDS, serving
 from ..invariants import assert_invariants, assert_payments_match_ledger
 from ..polling import eventually
 from ..provider_in_process import InProcessProvider
@@ -61,7 +61,7 @@ class Shop:
         self, client: httpx.AsyncClient, provider: httpx.AsyncClient, gateway: HttpPaymentGateway
     ) -> None:
         self.client, self.provider, self.gateway = client, provider, gateway
-        self.bus: MessageBus = client.app_bus  # type: ignore[attr-defined]
+        self.bus = app_bus(client)
 
     async def held_booking(
         self, sale: EventOnSale | None = None, quantity: int = 2
@@ -112,13 +112,8 @@ async def shop(
 ) -> AsyncIterator[Shop]:
     settings = settings.model_copy(update={"payment_breaker_failure_threshold": 2})
     gateway = HttpPaymentGateway(settings, InProcessProvider(provider))
-    app = create_app(settings, clock, FAST_PASSWORDS, gateway)
-    async with app.router.lifespan_context(app):
-        await wipe(app.state.bus.engine)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            client.app_bus = app.state.bus  # type: ignore[attr-defined]
-            yield Shop(client, provider, gateway)
+    async with serving(create_app(settings, clock, FAST_PASSWORDS, gateway)) as client:
+        yield Shop(client, provider, gateway)
 
 
 async def test_payment_confirms_booking_and_issues_one_ticket_per_seat(shop: Shop) -> None:

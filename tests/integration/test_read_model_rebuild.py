@@ -229,7 +229,9 @@ async def test_rebuilt_read_models_equal_the_live_ones_after_a_random_workload(
 def test_the_cli_rebuilds_the_read_models_with_progress(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`ticketflow projections rebuild` (synchronous test: the command runs its own loop)."""
+    """`ticketflow projections rebuild` (synchronous test: the command runs its own loop).
+    No app here: the data is written and read back by buses of the test's own, each on the loop
+    `asyncio.run` gives it."""
 
     async def seeded() -> Snapshot:
         bus = build_bus(settings_for(sqlite_url), passwords=FAST_PASSWORDS)
