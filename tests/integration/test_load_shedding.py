@@ -15,7 +15,7 @@ from ticketflow.adapters.payment_gateway import Charge, Refund
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 
-from ..builders import API, account, app_bus, event_on_sale
+from ..builders import API, account, app_bus, book, event_on_sale
 from ..conftest import FAST_PASSWORDS, serving
 
 
@@ -62,13 +62,9 @@ async def test_a_request_past_capacity_is_503_with_retry_after_and_nothing_done(
     bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(10,))
     buyer = await account(bus)
-    booking = {
-        "event_id": str(sale.event.id),
-        "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": 1}],
-    }
+    one_ticket = (sale.ticket_types[0].id, 1)
     paid_id, kept_id = [
-        (await client.post(f"{API}/bookings", headers=buyer.headers, json=booking)).json()["id"]
-        for _ in range(2)
+        (await book(client, buyer, sale.event.id, one_ticket)).json()["id"] for _ in range(2)
     ]
     pay_headers = {**buyer.headers, "Idempotency-Key": str(uuid.uuid4())}
     paying = asyncio.create_task(
@@ -111,18 +107,15 @@ async def test_no_free_database_connection_in_time_is_503_not_500(
         bus = app_bus(client)
         buyer = await account(bus)
         sale = await event_on_sale(bus, totals=(10,))
-        booking = {
-            "event_id": str(sale.event.id),
-            "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": 1}],
-        }
+        one_ticket = (sale.ticket_types[0].id, 1)
         async with bus.engine.connect():  # the pool's one connection, taken
             busy = await client.get(f"{API}/bookings", headers=buyer.headers)
             # The booking hot path runs outside the routes' error handlers: the same answer.
-            hot = await client.post(f"{API}/bookings", headers=buyer.headers, json=booking)
+            hot = await book(client, buyer, sale.event.id, one_ticket)
         for answer in (busy, hot):
             assert answer.status_code == 503, answer.text
             assert answer.headers["retry-after"] == "1"
             assert answer.json()["type"] == "urn:ticketflow:problem:overloaded"
         assert (await client.get(f"{API}/bookings", headers=buyer.headers)).status_code == 200
-        held = await client.post(f"{API}/bookings", headers=buyer.headers, json=booking)
+        held = await book(client, buyer, sale.event.id, one_ticket)
         assert held.status_code == 201, held.text

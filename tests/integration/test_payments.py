@@ -32,7 +32,7 @@ from ticketflow.services.payments import settle_charge
 from ticketflow.services.sweeper import reconcile_once, sweep_once
 from ticketflow.services.unit_of_work import UnitOfWork
 
-from ..builders import API, Account, EventOnSale, account, app_bus, event_on_sale
+from ..builders import API, Account, EventOnSale, account, app_bus, event_on_sale, held
 from ..conftest import FAST_PASSWORDS, serving
 from ..invariants import assert_invariants, assert_payments_match_ledger
 from ..polling import eventually
@@ -68,16 +68,8 @@ class Shop:
     ) -> tuple[Account, str, EventOnSale]:
         sale = sale or await event_on_sale(self.bus, totals=(10,))
         buyer = await account(self.bus)
-        response = await self.client.post(
-            f"{API}/bookings",
-            headers=buyer.headers,
-            json={
-                "event_id": str(sale.event.id),
-                "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": quantity}],
-            },
-        )
-        assert response.status_code == 201, response.text
-        return buyer, response.json()["id"], sale
+        booking = await held(self.client, buyer, sale.event.id, (sale.ticket_types[0].id, quantity))
+        return buyer, booking["id"], sale
 
     async def pay(
         self, buyer: Account, booking_id: str, key: str | None = None, method: str = "pm_card_visa"

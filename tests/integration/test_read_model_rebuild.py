@@ -29,14 +29,14 @@ from ticketflow.cli import app
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError
-from ticketflow.domain.model import Booking, BookingStatus, Role
+from ticketflow.domain.model import BookingStatus, Role
 from ticketflow.payment_provider.app import create_provider_app
 from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.projection_rebuild import rebuild_read_models
 from ticketflow.services.sweeper import sweep_once
 
-from ..builders import Account, EventOnSale, account, event_on_sale
+from ..builders import Account, EventOnSale, account, event_on_sale, hold
 from ..conftest import FAST_PASSWORDS, settings_for, wipe
 from ..invariants import assert_invariants, assert_read_models_match_state
 from ..provider_in_process import InProcessProvider
@@ -122,7 +122,7 @@ class Workload:
         return self.rng.choice(self.sales)
 
     async def hold_as(self, buyer: Account, event_id: UUID, lines: tuple[Any, ...]) -> None:
-        booking: Booking = await self.bus.handle(cmd.HoldTickets(buyer.actor, event_id, lines))
+        booking = await hold(self.bus, buyer, event_id, *lines)
         self.buyer_of[booking.id] = buyer
 
     async def hold(self) -> None:
