@@ -1,4 +1,5 @@
-"""Data builders: users with tokens, events on sale; over copied dicts in every test."""
+"""Data builders: users with tokens, events on sale, holds over the bus and over HTTP; over copied
+dicts in every test."""
 
 from __future__ import annotations
 
@@ -11,10 +12,12 @@ from uuid import UUID
 import httpx
 
 from ticketflow.domain import commands as cmd
-from ticketflow.domain.model import Actor, Event, Role, TicketType
+from ticketflow.domain.model import Actor, Booking, Event, Role, TicketType
 from ticketflow.services.messagebus import MessageBus
 
+API = "/api/v1"
 PASSWORD = "correct-horse-battery"
+Id = UUID | str
 
 
 @dataclass(frozen=True)
@@ -94,6 +97,14 @@ async def event_on_sale(
     return EventOnSale(event, organizer, types)
 
 
+async def hold(
+    bus: MessageBus, buyer: Account, event_id: UUID, *lines: tuple[UUID, int]
+) -> Booking:
+    """`buyer` holds (ticket type id, quantity) `lines` of the event, through the bus."""
+    booking: Booking = await bus.handle(cmd.HoldTickets(buyer.actor, event_id, lines))
+    return booking
+
+
 def app_bus(client: httpx.AsyncClient) -> MessageBus:
     """The bus the in-process app of the `client` fixture runs on."""
     bus: MessageBus = client.app_bus  # type: ignore[attr-defined]
@@ -128,11 +139,36 @@ def ticket_type_body(**overrides: Any) -> dict[str, Any]:
     }
 
 
-def booking_body(event_id: UUID | str, *lines: tuple[UUID | str, int]) -> dict[str, Any]:
+def booking_body(event_id: Id, *lines: tuple[Id, int]) -> dict[str, Any]:
     return {
         "event_id": str(event_id),
         "lines": [{"ticket_type_id": str(tt), "quantity": quantity} for tt, quantity in lines],
     }
+
+
+async def book(
+    client: httpx.AsyncClient,
+    buyer: Account | None,
+    event_id: Id,
+    *lines: tuple[Id, int],
+    key: str | None = None,
+) -> httpx.Response:
+    """POST /bookings: `buyer` (None: nobody signed in) asks for (ticket type id, quantity)
+    `lines` of the event, under Idempotency-Key `key` if given; the answer, whatever it is."""
+    headers = {**(buyer.headers if buyer else {}), **({"Idempotency-Key": key} if key else {})}
+    return await client.post(
+        f"{API}/bookings", json=booking_body(event_id, *lines), headers=headers
+    )
+
+
+async def held(
+    client: httpx.AsyncClient, buyer: Account, event_id: Id, *lines: tuple[Id, int]
+) -> dict[str, Any]:
+    """The booking `book` answers, after checking the hold was made (201)."""
+    response = await book(client, buyer, event_id, *lines)
+    assert response.status_code == 201, response.text
+    booking: dict[str, Any] = response.json()
+    return booking
 
 
 def problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -31,6 +31,8 @@ from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 
+from .builders import app_bus
+
 # The server that holds our throwaway databases; never a database of anyone else's.
 PG_SERVER_URL = os.environ.get(
     "TICKETFLOW_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -156,7 +158,14 @@ async def wipe(engine: AsyncEngine) -> None:
 
 
 @pytest.fixture
-async def bus(settings: Settings, clock: ManualClock) -> AsyncIterator[MessageBus]:
+async def bus(
+    request: pytest.FixtureRequest, settings: Settings, clock: ManualClock
+) -> AsyncIterator[MessageBus]:
+    """The bus of the test's app: the one the `client` fixture's app runs on if the test has it
+    (never a second bus beside it), else one of its own on an emptied database."""
+    if "client" in request.fixturenames:
+        yield app_bus(request.getfixturevalue("client"))
+        return
     bus = build_bus(settings, clock, FAST_PASSWORDS)
     await wipe(bus.engine)
     try:

@@ -20,7 +20,7 @@ import pytest
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import Account, event_on_sale
+from ..builders import API, Account, book, event_on_sale
 from ..conftest import scalar
 from ..invariants import assert_invariants
 from ..polling import eventually
@@ -107,19 +107,14 @@ async def test_a_killed_instance_loses_no_booking_answered_through_nginx(
 ) -> None:
     sale = await event_on_sale(e2e_bus, totals=(TICKETS,))
     accounts = await buyers(e2e_bus, BUYERS)
-    body = {
-        "event_id": str(sale.event.id),
-        "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": 1}],
-    }
     victim = f"app-{cluster.app_ports[1]}"
     answers: list[tuple[httpx.Response | Exception, bool]] = []  # (answer, after the kill)
     enough_answers, killed = asyncio.Event(), asyncio.Event()
 
-    async def book(client: httpx.AsyncClient, buyer: Account, index: int) -> None:
-        headers = {**buyer.headers, "Idempotency-Key": f"cluster-{index}"}
+    async def book_one(client: httpx.AsyncClient, buyer: Account, index: int) -> None:
         try:
-            answer: httpx.Response | Exception = await client.post(
-                "/api/v1/bookings", json=body, headers=headers
+            answer: httpx.Response | Exception = await book(
+                client, buyer, sale.event.id, (sale.ticket_types[0].id, 1), key=f"cluster-{index}"
             )
         except httpx.TransportError as error:
             answer = error
@@ -136,7 +131,7 @@ async def test_a_killed_instance_loses_no_booking_answered_through_nginx(
     async with httpx.AsyncClient(base_url=cluster.base_url, limits=limits, timeout=30.0) as client:
         await asyncio.gather(
             kill_one_instance(),
-            *(book(client, buyer, index) for index, buyer in enumerate(accounts)),
+            *(book_one(client, buyer, index) for index, buyer in enumerate(accounts)),
         )
         still_ready = await client.get("/health/ready")
 
@@ -177,7 +172,7 @@ async def test_nginx_answers_repeated_public_reads_itself_but_never_keeps_a_call
     sale = await event_on_sale(e2e_bus)
     draft = await event_on_sale(e2e_bus, sale.organizer, publish=False)
     (buyer,) = await buyers(e2e_bus, 1)
-    path = f"/api/v1/events/{sale.event.id}"
+    path = f"{API}/events/{sale.event.id}"
     async with httpx.AsyncClient(base_url=cluster.base_url, timeout=10.0) as client:
 
         async def second_read_is_a_proxy_hit() -> bool:
@@ -197,15 +192,15 @@ async def test_nginx_answers_repeated_public_reads_itself_but_never_keeps_a_call
         callers_own = [
             (path, buyer.headers),
             (path, {"Cookie": "session=anything"}),
-            (f"/api/v1/events/{draft.event.id}", sale.organizer.headers),
-            ("/api/v1/events?mine=true", sale.organizer.headers),
+            (f"{API}/events/{draft.event.id}", sale.organizer.headers),
+            (f"{API}/events?mine=true", sale.organizer.headers),
         ]
         for own_path, headers in callers_own:
             for _ in range(2):
                 answer = await client.get(own_path, headers=headers)
                 assert answer.status_code == 200, answer.text
                 assert answer.headers["X-Proxy-Cache"] == "BYPASS", own_path
-        for own_path in (f"/api/v1/events/{draft.event.id}", "/api/v1/events?mine=true"):
+        for own_path in (f"{API}/events/{draft.event.id}", f"{API}/events?mine=true"):
             answer = await client.get(own_path, headers=sale.organizer.headers)
             assert answer.headers["Cache-Control"] == "private, no-store"
-        assert (await client.get(f"/api/v1/events/{draft.event.id}")).status_code == 404
+        assert (await client.get(f"{API}/events/{draft.event.id}")).status_code == 404

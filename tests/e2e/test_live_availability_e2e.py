@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import event_on_sale
+from ..builders import API, book, event_on_sale
 from ..integration.conftest import flush
 from ..polling import eventually
 from .conftest import buyers
@@ -42,7 +42,7 @@ async def two_instances(
 
 
 def _socket_url(server: ServerProcess, event_id: object) -> str:
-    return f"ws://127.0.0.1:{server.port}/api/v1/events/{event_id}/live"
+    return f"ws://127.0.0.1:{server.port}{API}/events/{event_id}/live"
 
 
 def _available(message: str | bytes) -> dict[str, int]:
@@ -67,14 +67,7 @@ async def test_a_websocket_client_on_one_instance_sees_a_booking_made_on_another
         assert _available(await socket.recv()) == {ticket_type: 50}  # the snapshot
         async with httpx.AsyncClient(base_url=b.base_url, timeout=10.0) as client:
             booked_at = time.monotonic()
-            response = await client.post(
-                "/api/v1/bookings",
-                json={
-                    "event_id": str(sale.event.id),
-                    "lines": [{"ticket_type_id": ticket_type, "quantity": 3}],
-                },
-                headers=buyer.headers,
-            )
+            response = await book(client, buyer, sale.event.id, (ticket_type, 3))
             answered_at = time.monotonic()
         assert response.status_code == 201, response.text
         await _until_available(socket, {ticket_type: 47})

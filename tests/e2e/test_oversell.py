@@ -10,7 +10,7 @@ import httpx
 
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import event_on_sale
+from ..builders import book, event_on_sale
 from ..conftest import scalar
 from ..invariants import assert_invariants
 from .conftest import buyers
@@ -24,11 +24,8 @@ async def test_overselling_is_impossible(
     app_servers: list[ServerProcess], e2e_bus: MessageBus
 ) -> None:
     sale = await event_on_sale(e2e_bus, totals=(TICKETS,))
-    tokens = [buyer.token for buyer in await buyers(e2e_bus, BUYERS)]
-    body = {
-        "event_id": str(sale.event.id),
-        "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": 1}],
-    }
+    accounts = await buyers(e2e_bus, BUYERS)
+    one_ticket = (sale.ticket_types[0].id, 1)
     # One client (connection pool) per server: httpx's pool slows down quadratically with the
     # requests in flight on one client, and the load, not the test client, is what we measure.
     limits = httpx.Limits(max_connections=BUYERS, max_keepalive_connections=BUYERS)
@@ -41,10 +38,8 @@ async def test_overselling_is_impossible(
         ]
         answers = await asyncio.gather(
             *(
-                clients[index % len(clients)].post(
-                    "/api/v1/bookings", json=body, headers={"Authorization": f"Bearer {token}"}
-                )
-                for index, token in enumerate(tokens)
+                book(clients[index % len(clients)], buyer, sale.event.id, one_ticket)
+                for index, buyer in enumerate(accounts)
             ),
             return_exceptions=True,
         )

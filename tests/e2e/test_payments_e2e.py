@@ -22,11 +22,10 @@ import pytest
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
-from ticketflow.domain import commands as cmd
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.sweeper import reconcile_once
 
-from ..builders import Account, EventOnSale, event_on_sale, problem
+from ..builders import API, Account, event_on_sale, hold, problem
 from ..conftest import FAST_PASSWORDS, scalar
 from ..invariants import assert_invariants, assert_payments_match_ledger
 from ..polling import eventually
@@ -64,20 +63,11 @@ async def clients_of(
         ]
 
 
-async def hold(bus: MessageBus, sale: EventOnSale, buyer: Account, quantity: int) -> UUID:
-    ticket_type = sale.ticket_types[0]
-    booking = await bus.handle(
-        cmd.HoldTickets(buyer.actor, sale.event.id, ((ticket_type.id, quantity),))
-    )
-    booking_id: UUID = booking.id
-    return booking_id
-
-
 async def pay(
     client: httpx.AsyncClient, buyer: Account, booking_id: UUID, key: str, method: str = CARD
 ) -> httpx.Response:
     return await client.post(
-        f"/api/v1/bookings/{booking_id}/payments",
+        f"{API}/bookings/{booking_id}/payments",
         headers={**buyer.headers, "Idempotency-Key": key},
         json={"payment_method": method},
     )
@@ -122,7 +112,7 @@ async def test_concurrent_retries_of_one_payment_charge_once(
 ) -> None:
     sale = await event_on_sale(e2e_bus, totals=(10,))
     [buyer] = await buyers(e2e_bus, 1)
-    booking_id = await hold(e2e_bus, sale, buyer, quantity=2)
+    booking_id = (await hold(e2e_bus, buyer, sale.event.id, (sale.ticket_types[0].id, 2))).id
     await set_faults(provider_client, latency_ms=300)  # the first charge is slow: retries overlap
 
     env = app_env(e2e_settings, payment_provider)
@@ -204,9 +194,14 @@ async def test_flaky_provider_never_double_charges(
 ) -> None:
     sale = await event_on_sale(e2e_bus, totals=(2 * BOOKINGS,))
     accounts = await buyers(e2e_bus, BOOKINGS)
-    booking_ids = await asyncio.gather(
-        *(hold(e2e_bus, sale, buyer, 1 + n % 2) for n, buyer in enumerate(accounts))
+    tier = sale.ticket_types[0].id
+    bookings = await asyncio.gather(
+        *(
+            hold(e2e_bus, buyer, sale.event.id, (tier, 1 + n % 2))
+            for n, buyer in enumerate(accounts)
+        )
     )
+    booking_ids = [booking.id for booking in bookings]
     methods = [DECLINED_CARD if n % DECLINED_EVERY == 0 else CARD for n in range(BOOKINGS)]
     await set_faults(
         provider_client,
@@ -277,7 +272,7 @@ async def test_app_killed_between_charge_and_confirmation_recovers(
 ) -> None:
     sale = await event_on_sale(e2e_bus, totals=(10,))
     [buyer] = await buyers(e2e_bus, 1)
-    booking_id = await hold(e2e_bus, sale, buyer, quantity=3)
+    booking_id = (await hold(e2e_bus, buyer, sale.event.id, (sale.ticket_types[0].id, 3))).id
     await set_faults(provider_client, timeout_rate=1, hang_seconds=HANG_SECONDS)
 
     async def charged() -> bool:

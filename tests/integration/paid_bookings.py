@@ -23,7 +23,7 @@ from ticketflow.payment_provider.app import create_provider_app
 from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import Account, EventOnSale
+from ..builders import API, Account, EventOnSale, hold
 from ..conftest import FAST_PASSWORDS, serving
 from ..provider_in_process import InProcessProvider
 
@@ -46,8 +46,7 @@ async def paying_client(
 
 async def paid_booking(bus: MessageBus, buyer: Account, sale: EventOnSale, quantity: int) -> UUID:
     """A booking of `quantity` tickets of the sale's first type, paid: confirmed, issued."""
-    lines = ((sale.ticket_types[0].id, quantity),)
-    booking = await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, lines))
+    booking = await hold(bus, buyer, sale.event.id, (sale.ticket_types[0].id, quantity))
     await bus.handle(cmd.PayForBooking(buyer.actor, booking.id, "pm_card_visa"))
     booking_id: UUID = booking.id
     return booking_id
@@ -77,5 +76,5 @@ class Door:
         if key:
             headers = {**headers, "Idempotency-Key": key}
         return await self.client.post(
-            f"/api/v1/events/{self.sale.event.id}/check-ins", json={"code": code}, headers=headers
+            f"{API}/events/{self.sale.event.id}/check-ins", json={"code": code}, headers=headers
         )

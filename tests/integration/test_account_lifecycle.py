@@ -23,7 +23,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import PASSWORD, Account, account, app_bus, error_fields, problem
+from ..builders import API, PASSWORD, Account, account, app_bus, error_fields, problem
 from .conftest import Stack, running_app
 from .paid_bookings import paying_client
 from .test_cli import without_our_settings
@@ -33,7 +33,6 @@ from .test_token_revocation import me, refresh, signed_in
 
 smtp_server = smtp_server_fixture  # the fixture, under the name tests ask for
 
-API = "/api/v1"
 NEW_PASSWORD = "a-new-and-long-passphrase"
 
 

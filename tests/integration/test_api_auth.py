@@ -17,10 +17,8 @@ from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 from ticketflow.domain.model import Role
 
-from ..builders import PASSWORD, account, app_bus, error_fields, problem
+from ..builders import API, PASSWORD, account, app_bus, error_fields, problem
 from ..conftest import serving
-
-API = "/api/v1"
 
 
 def new_email() -> str:

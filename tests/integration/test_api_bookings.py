@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import httpx
 import pytest
@@ -16,43 +15,17 @@ from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.sweeper import sweep_once
 
 from ..builders import (
-    Account,
+    API,
+    Id,
     account,
-    app_bus,
+    book,
     booking_body,
     error_fields,
     event_on_sale,
+    held,
     problem,
 )
 from ..invariants import assert_invariants
-
-API = "/api/v1"
-Id = UUID | str
-
-
-@pytest.fixture
-def bus(client: httpx.AsyncClient) -> MessageBus:
-    """Here `bus` is the bus of the app under test, not conftest's separate one."""
-    return app_bus(client)
-
-
-async def book(
-    client: httpx.AsyncClient, buyer: Account | None, event_id: Id, *lines: tuple[Id, int]
-) -> httpx.Response:
-    return await client.post(
-        f"{API}/bookings",
-        json=booking_body(event_id, *lines),
-        headers=buyer.headers if buyer else {},
-    )
-
-
-async def held(
-    client: httpx.AsyncClient, buyer: Account, event_id: Id, *lines: tuple[Id, int]
-) -> dict[str, Any]:
-    response = await book(client, buyer, event_id, *lines)
-    assert response.status_code == 201, response.text
-    booking: dict[str, Any] = response.json()
-    return booking
 
 
 async def available(client: httpx.AsyncClient, event_id: Id) -> list[int]:

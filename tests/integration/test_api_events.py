@@ -6,7 +6,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
 
 import httpx
 import pytest
@@ -16,26 +15,19 @@ from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import (
+    API,
     Account,
+    Id,
     account,
-    app_bus,
-    booking_body,
+    book,
     error_fields,
     event_body,
     event_on_sale,
+    held,
     problem,
     ticket_type_body,
 )
 from ..invariants import assert_invariants
-
-API = "/api/v1"
-Id = UUID | str
-
-
-@pytest.fixture
-def bus(client: httpx.AsyncClient) -> MessageBus:
-    """Here `bus` is the bus of the app under test, not conftest's separate one."""
-    return app_bus(client)
 
 
 async def get_event(
@@ -49,17 +41,6 @@ async def available(client: httpx.AsyncClient, event_id: Id) -> dict[str, int]:
     response = await get_event(client, event_id)
     assert response.status_code == 200, response.text
     return {tt["id"]: tt["available"] for tt in response.json()["ticket_types"]}
-
-
-async def hold(
-    client: httpx.AsyncClient, buyer: Account, event_id: Id, *lines: tuple[Id, int]
-) -> dict[str, Any]:
-    response = await client.post(
-        f"{API}/bookings", json=booking_body(event_id, *lines), headers=buyer.headers
-    )
-    assert response.status_code == 201, response.text
-    booking: dict[str, Any] = response.json()
-    return booking
 
 
 # Creating events
@@ -209,7 +190,7 @@ async def test_event_shows_ticket_types_with_live_availability(
         (cheap, 10, 10),
         (dear, 4, 4),
     ]
-    await hold(client, await account(bus), sale.event.id, (cheap, 3), (dear, 4))
+    await held(client, await account(bus), sale.event.id, (cheap, 3), (dear, 4))
     assert await available(client, sale.event.id) == {cheap: 7, dear: 0}
 
 
@@ -341,8 +322,8 @@ async def test_cancelling_an_event_cancels_its_holds_and_returns_their_tickets(
     sale = await event_on_sale(bus, totals=(10, 5))
     cheap, dear = (str(tt.id) for tt in sale.ticket_types)
     buyer = await account(bus)
-    first = await hold(client, buyer, sale.event.id, (cheap, 3), (dear, 2))
-    second = await hold(client, buyer, sale.event.id, (cheap, 4))
+    first = await held(client, buyer, sale.event.id, (cheap, 3), (dear, 2))
+    second = await held(client, buyer, sale.event.id, (cheap, 4))
     response = await client.post(
         f"{API}/events/{sale.event.id}/cancel", headers=sale.organizer.headers
     )
@@ -363,11 +344,7 @@ async def test_a_cancelled_event_sells_nothing_and_cannot_be_cancelled_again(
     assert (await client.post(url, headers=sale.organizer.headers)).status_code == 200
     problem(await client.post(url, headers=sale.organizer.headers), 409)
     buyer = await account(bus)
-    response = await client.post(
-        f"{API}/bookings",
-        json=booking_body(sale.event.id, (sale.ticket_types[0].id, 1)),
-        headers=buyer.headers,
-    )
+    response = await book(client, buyer, sale.event.id, (sale.ticket_types[0].id, 1))
     problem(response, 409)
     problem(await patch_event(client, sale.event.id, sale.organizer, title="Back on"), 409)
 
@@ -440,7 +417,7 @@ async def test_changing_a_total_moves_available_by_the_delta(
 ) -> None:
     sale = await event_on_sale(bus, totals=(10,))
     tier = str(sale.ticket_types[0].id)
-    await hold(client, await account(bus), sale.event.id, (tier, 3))
+    await held(client, await account(bus), sale.event.id, (tier, 3))
     for total, left in ((15, 12), (5, 2), (3, 0)):
         response = await patch_ticket_type(client, tier, sale.organizer, total=total)
         assert response.status_code == 200, response.text
@@ -454,7 +431,7 @@ async def test_total_cannot_drop_below_the_tickets_already_held(
 ) -> None:
     sale = await event_on_sale(bus, totals=(10,))
     tier = str(sale.ticket_types[0].id)
-    await hold(client, await account(bus), sale.event.id, (tier, 3))
+    await held(client, await account(bus), sale.event.id, (tier, 3))
     problem(await patch_ticket_type(client, tier, sale.organizer, total=2), 409)
     assert await available(client, sale.event.id) == {tier: 7}
 

@@ -22,7 +22,7 @@ from ticketflow.domain.events import EventPublished
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import account, app_bus, event_on_sale
+from ..builders import API, account, app_bus, event_on_sale
 from ..conftest import FAST_PASSWORDS, wipe
 
 
@@ -75,7 +75,7 @@ async def test_admin_reads_the_trail_filtered_and_paged(
     booking = await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 1),)))
     clock.advance(60)
     await bus.handle(cmd.CancelBooking(buyer.actor, booking.id))
-    url = "/api/v1/admin/audit"
+    url = f"{API}/admin/audit"
     stream = (
         await client.get(
             url,

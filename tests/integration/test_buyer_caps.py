@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import UUID
 
 import httpx
 import pytest
@@ -17,45 +18,25 @@ from ticketflow.domain.model import Booking, Role
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import (
+    API,
     Account,
     EventOnSale,
     account,
     app_bus,
-    booking_body,
+    book,
     event_body,
     event_on_sale,
+    hold,
     problem,
     ticket_type_body,
 )
 from ..invariants import assert_invariants
-
-API = "/api/v1"
 
 
 def _capped(body: dict[str, Any], remaining: int) -> None:
     assert body["type"] == "urn:ticketflow:problem:buyer-limit-reached", body
     assert body["remaining"] == remaining
     assert body["errors"] == [{"field": "quantity", "message": body["detail"]}]
-
-
-async def _book(
-    client: httpx.AsyncClient,
-    buyer: Account,
-    sale: EventOnSale,
-    *lines: tuple[int, int],
-    key: str | None = None,
-) -> httpx.Response:
-    """Hold (type index, quantity) lines of `sale` over HTTP."""
-    headers = {**buyer.headers, **({"Idempotency-Key": key} if key else {})}
-    body = booking_body(sale.event.id, *((sale.ticket_types[i].id, q) for i, q in lines))
-    return await client.post(f"{API}/bookings", json=body, headers=headers)
-
-
-async def _holds(
-    bus: MessageBus, buyer: Account, sale: EventOnSale, *lines: tuple[int, int]
-) -> Any:
-    wanted = tuple((sale.ticket_types[i].id, quantity) for i, quantity in lines)
-    return await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, wanted))
 
 
 async def test_a_new_event_caps_each_buyer_at_10_unless_its_organizer_says_otherwise(
@@ -119,48 +100,53 @@ async def test_the_event_cap_counts_every_type_and_says_how_many_are_left(
 ) -> None:
     bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(50, 50), max_tickets_per_buyer=5)
+    event, (tier_0, tier_1) = sale.event.id, (tt.id for tt in sale.ticket_types)
     buyer, other = await account(bus), await account(bus)
-    assert (await _book(client, buyer, sale, (0, 2), (1, 1))).status_code == 201  # multi-line
-    refused = await _book(client, buyer, sale, (1, 3), key="too-many")
+    # multi-line
+    assert (await book(client, buyer, event, (tier_0, 2), (tier_1, 1))).status_code == 201
+    refused = await book(client, buyer, event, (tier_1, 3), key="too-many")
     body = problem(refused, 409)
     _capped(body, remaining=2)
     assert "at most 5 tickets of this event; you may hold 2 more" in body["detail"]
-    again = await _book(client, buyer, sale, (1, 3), key="too-many")  # the key keeps its answer
+    # the key keeps its answer
+    again = await book(client, buyer, event, (tier_1, 3), key="too-many")
     assert again.status_code == 409 and again.content == refused.content
-    assert (await _book(client, buyer, sale, (0, 2))).status_code == 201
-    _capped(problem(await _book(client, buyer, sale, (0, 1)), 409), remaining=0)
-    assert (await _book(client, other, sale, (0, 5))).status_code == 201  # caps are per buyer
+    assert (await book(client, buyer, event, (tier_0, 2))).status_code == 201
+    _capped(problem(await book(client, buyer, event, (tier_0, 1)), 409), remaining=0)
+    assert (await book(client, other, event, (tier_0, 5))).status_code == 201  # caps are per buyer
     await assert_invariants(bus.engine)
 
 
 async def test_a_ticket_type_cap_applies_to_its_own_type_only(client: httpx.AsyncClient) -> None:
     bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(50, 50), max_per_buyer=3)
+    event, (tier_0, tier_1) = sale.event.id, (tt.id for tt in sale.ticket_types)
     buyer = await account(bus)
-    assert (await _book(client, buyer, sale, (0, 2))).status_code == 201
-    refused = problem(await _book(client, buyer, sale, (0, 2)), 409)
+    assert (await book(client, buyer, event, (tier_0, 2))).status_code == 201
+    refused = problem(await book(client, buyer, event, (tier_0, 2)), 409)
     _capped(refused, remaining=1)
     assert "'Tier 0'" in refused["detail"]
-    _capped(problem(await _book(client, buyer, sale, (0, 2), (1, 1)), 409), remaining=1)
-    assert (await _book(client, buyer, sale, (0, 1), (1, 3))).status_code == 201
+    _capped(problem(await book(client, buyer, event, (tier_0, 2), (tier_1, 1)), 409), remaining=1)
+    assert (await book(client, buyer, event, (tier_0, 1), (tier_1, 3))).status_code == 201
 
 
 async def test_released_holds_stop_counting_and_paid_ones_keep_counting(
     bus: MessageBus, clock: ManualClock
 ) -> None:
     sale = await event_on_sale(bus, totals=(50,), max_tickets_per_buyer=4)
+    (tier_0,) = (tt.id for tt in sale.ticket_types)
     buyer = await account(bus)
-    first = await _holds(bus, buyer, sale, (0, 4))
+    first = await hold(bus, buyer, sale.event.id, (tier_0, 4))
     with pytest.raises(BuyerLimitReached):
-        await _holds(bus, buyer, sale, (0, 1))
+        await hold(bus, buyer, sale.event.id, (tier_0, 1))
     await bus.handle(cmd.CancelBooking(buyer.actor, first.id))
-    await _holds(bus, buyer, sale, (0, 2))
+    await hold(bus, buyer, sale.event.id, (tier_0, 2))
     clock.advance(bus.deps.settings.hold_ttl_seconds)  # due, but not yet swept: still counted
     with pytest.raises(BuyerLimitReached) as refused:
-        await _holds(bus, buyer, sale, (0, 3))
+        await hold(bus, buyer, sale.event.id, (tier_0, 3))
     assert refused.value.remaining == 2
     await bus.handle(cmd.ReleaseExpiredHolds(batch_size=10))
-    await _holds(bus, buyer, sale, (0, 4))
+    await hold(bus, buyer, sale.event.id, (tier_0, 4))
     await assert_invariants(bus.engine)
 
 
@@ -168,10 +154,10 @@ async def _race(
     buses: list[MessageBus],
     buyer: Account,
     sale: EventOnSale,
-    lines: list[tuple[tuple[int, int], ...]],
+    lines: list[tuple[tuple[UUID, int], ...]],
 ) -> list[Booking | BaseException]:
     attempts = [
-        _holds(buses[n % len(buses)], buyer, sale, *wanted) for n, wanted in enumerate(lines)
+        hold(buses[n % len(buses)], buyer, sale.event.id, *wanted) for n, wanted in enumerate(lines)
     ]
     return await asyncio.gather(*attempts, return_exceptions=True)
 
@@ -189,11 +175,12 @@ async def test_twenty_holds_at_once_by_one_buyer_never_pass_the_cap(
     bus: MessageBus, shape: str
 ) -> None:
     sale = await event_on_sale(bus, totals=(100, 100), max_tickets_per_buyer=10)
+    tier_0, tier_1 = (tt.id for tt in sale.ticket_types)
     buyer = await account(bus)
-    lines: list[tuple[tuple[int, int], ...]] = {
-        "one line each (batched)": [((0, 1),)] * 20,
-        "two lines each": [((0, 1), (1, 1))] * 20,
-        "mixed": [((0, 1),), ((0, 1), (1, 2)), ((1, 3),), ((1, 1),)] * 5,
+    lines: list[tuple[tuple[UUID, int], ...]] = {
+        "one line each (batched)": [((tier_0, 1),)] * 20,
+        "two lines each": [((tier_0, 1), (tier_1, 1))] * 20,
+        "mixed": [((tier_0, 1),), ((tier_0, 1), (tier_1, 2)), ((tier_1, 3),), ((tier_1, 1),)] * 5,
     }[shape]
     outcomes = await _race([bus], buyer, sale, lines)
     held = _tickets(outcomes)
@@ -208,7 +195,8 @@ async def test_two_processes_share_one_buyers_cap(
 ) -> None:
     first, second = two_processes
     sale = await event_on_sale(first, totals=(100,), max_tickets_per_buyer=10, max_per_buyer=7)
+    (tier_0,) = (tt.id for tt in sale.ticket_types)
     buyer = await account(first)
-    outcomes = await _race([first, second], buyer, sale, [((0, 1),)] * 20)
+    outcomes = await _race([first, second], buyer, sale, [((tier_0, 1),)] * 20)
     assert _tickets(outcomes) == 7  # the type's cap binds first
     await assert_invariants(first.engine)

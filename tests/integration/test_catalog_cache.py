@@ -20,7 +20,7 @@ from ticketflow.services import queries
 from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import account, event_on_sale
+from ..builders import API, account, app_bus, event_on_sale
 from ..conftest import FAST_PASSWORDS, serving
 from .conftest import Stack, running_app
 
@@ -34,70 +34,65 @@ async def cached(settings: Settings, clock: ManualClock) -> AsyncIterator[httpx.
         yield client
 
 
-def _bus(client: httpx.AsyncClient) -> MessageBus:
-    bus: MessageBus = client.app_bus  # type: ignore[attr-defined]
-    return bus
-
-
 async def test_second_read_of_an_event_is_a_cache_hit(cached: httpx.AsyncClient) -> None:
-    sale = await event_on_sale(_bus(cached))
-    first = await cached.get(f"/api/v1/events/{sale.event.id}")
-    again = await cached.get(f"/api/v1/events/{sale.event.id}")
+    sale = await event_on_sale(app_bus(cached))
+    first = await cached.get(f"{API}/events/{sale.event.id}")
+    again = await cached.get(f"{API}/events/{sale.event.id}")
     assert (first.headers["X-Cache"], again.headers["X-Cache"]) == ("miss", "hit")
     assert first.json() == again.json()
-    pages = [await cached.get("/api/v1/events") for _ in range(2)]
+    pages = [await cached.get(f"{API}/events") for _ in range(2)]
     assert [page.headers["X-Cache"] for page in pages] == ["miss", "hit"]
-    assert _bus(cached).deps.views.hits == 2
+    assert app_bus(cached).deps.views.hits == 2
 
 
 async def test_an_update_is_visible_on_the_next_read(cached: httpx.AsyncClient) -> None:
-    bus = _bus(cached)
+    bus = app_bus(cached)
     sale = await event_on_sale(bus)
-    await cached.get(f"/api/v1/events/{sale.event.id}")
-    await cached.get("/api/v1/events")
+    await cached.get(f"{API}/events/{sale.event.id}")
+    await cached.get(f"{API}/events")
     await bus.handle(cmd.UpdateEvent(sale.organizer.actor, sale.event.id, {"title": "Renamed"}))
-    assert (await cached.get(f"/api/v1/events/{sale.event.id}")).json()["title"] == "Renamed"
-    assert (await cached.get("/api/v1/events")).json()["items"][0]["title"] == "Renamed"
+    assert (await cached.get(f"{API}/events/{sale.event.id}")).json()["title"] == "Renamed"
+    assert (await cached.get(f"{API}/events")).json()["items"][0]["title"] == "Renamed"
 
 
 async def test_a_cancelled_event_leaves_the_public_list_at_once(cached: httpx.AsyncClient) -> None:
-    bus = _bus(cached)
+    bus = app_bus(cached)
     sale = await event_on_sale(bus)
-    assert len((await cached.get("/api/v1/events")).json()["items"]) == 1
+    assert len((await cached.get(f"{API}/events")).json()["items"]) == 1
     await bus.handle(cmd.CancelEvent(sale.organizer.actor, sale.event.id))
-    assert (await cached.get("/api/v1/events")).json()["items"] == []
+    assert (await cached.get(f"{API}/events")).json()["items"] == []
 
 
 async def test_availability_lags_at_most_its_ttl_and_a_total_change_refreshes_it(
     cached: httpx.AsyncClient,
 ) -> None:
-    bus = _bus(cached)
+    bus = app_bus(cached)
     sale = await event_on_sale(bus, totals=(10,))
     tier = sale.ticket_types[0].id
-    await cached.get(f"/api/v1/events/{sale.event.id}")
+    await cached.get(f"{API}/events/{sale.event.id}")
     buyer = await account(bus)
     await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 3),)))
-    lagging = (await cached.get(f"/api/v1/events/{sale.event.id}")).json()
+    lagging = (await cached.get(f"{API}/events/{sale.event.id}")).json()
     assert lagging["ticket_types"][0]["available"] == 10  # by design, within its TTL
     await bus.handle(cmd.UpdateTicketType(sale.organizer.actor, tier, {"total": 12}))
-    fresh = (await cached.get(f"/api/v1/events/{sale.event.id}")).json()
+    fresh = (await cached.get(f"{API}/events/{sale.event.id}")).json()
     assert fresh["ticket_types"][0]["available"] == 9
 
 
 async def test_drafts_stay_private_even_when_cached(cached: httpx.AsyncClient) -> None:
-    bus = _bus(cached)
+    bus = app_bus(cached)
     sale = await event_on_sale(bus, publish=False)
-    owner = await cached.get(f"/api/v1/events/{sale.event.id}", headers=sale.organizer.headers)
+    owner = await cached.get(f"{API}/events/{sale.event.id}", headers=sale.organizer.headers)
     assert owner.status_code == 200
-    assert (await cached.get(f"/api/v1/events/{sale.event.id}")).status_code == 404
+    assert (await cached.get(f"{API}/events/{sale.event.id}")).status_code == 404
 
 
 async def test_a_hit_is_the_stored_body_byte_for_byte_what_a_miss_sends(
     cached: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    bus = _bus(cached)
+    bus = app_bus(cached)
     sale = await event_on_sale(bus, totals=(10, 5))
-    path = f"/api/v1/events/{sale.event.id}"
+    path = f"{API}/events/{sale.event.id}"
     miss, hit = await cached.get(path), await cached.get(path)
     assert (miss.headers["X-Cache"], hit.headers["X-Cache"]) == ("miss", "hit")
     assert hit.content == miss.content == await _rendered(bus, sale.event.id)
@@ -148,7 +143,7 @@ async def test_a_hold_shows_on_every_instance_within_the_availability_ttl(
         running_app(settings, clock, wipe_first=False) as reader,
     ):
         sale = await event_on_sale(seller.bus, totals=(500,), max_per_booking=120)
-        path = f"/api/v1/events/{sale.event.id}"
+        path = f"{API}/events/{sale.event.id}"
         browsers = (seller.client(), reader.client())
         for browser in browsers:  # both instances now keep the event and its availability
             assert _available(await browser.get(path)) == 500

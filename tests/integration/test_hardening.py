@@ -19,10 +19,9 @@ from ticketflow.config import DEMO_JWT_SECRET, Settings
 from ticketflow.domain.model import Role
 from ticketflow.production_safety import UnsafeProductionSettings
 
-from ..builders import PASSWORD, account, event_body, problem
+from ..builders import API, PASSWORD, account, event_body, problem
 from .conftest import Stack, running_app
 
-API = "/api/v1"
 SECRET_A, SECRET_B = "a" * 40, "b" * 40
 PRODUCTION = {
     "environment": "production",

@@ -16,15 +16,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import account, app_bus, event_on_sale
-
-API = "/api/v1"
-
-
-@pytest.fixture
-def bus(client: httpx.AsyncClient) -> MessageBus:
-    """Here `bus` is the bus of the app under test, not conftest's separate one."""
-    return app_bus(client)
+from ..builders import API, account, event_on_sale
 
 
 def strong_etag_of(body: bytes) -> str:

@@ -18,13 +18,13 @@ from ticketflow.api.routes.live import StreamCaps
 from ticketflow.domain import commands as cmd
 from ticketflow.services.live_availability import LiveAvailability, SlowSubscriber
 
-from ..builders import account, booking_body, event_on_sale, problem
+from ..builders import API, account, book, event_on_sale, problem
 from .asgi_stream import ServerSentEvents, server_sent_events
 from .conftest import Stack, running_app
 
 
 def live(event_id: object) -> str:
-    return f"/api/v1/events/{event_id}/live"
+    return f"{API}/events/{event_id}/live"
 
 
 def availability(event: dict[str, Any]) -> dict[str, int]:
@@ -57,11 +57,7 @@ async def test_a_subscriber_gets_a_snapshot_then_the_availability_after_a_bookin
             assert snapshot["data"]["event_id"] == str(sale.event.id)
             assert availability(snapshot) == {str(standard): 10, str(premium): 5}
 
-            response = await running.client().post(
-                "/api/v1/bookings",
-                json=booking_body(sale.event.id, (premium, 2)),
-                headers=buyer.headers,
-            )
+            response = await book(running.client(), buyer, sale.event.id, (premium, 2))
             assert response.status_code == 201, response.text
             # Earlier events (the sale being set up) may still arrive first: each is a fresh
             # read, so wait for the one that shows the booking.
@@ -184,11 +180,7 @@ async def test_an_open_stream_is_not_a_request_waiting_for_its_answer(
             await first.next_event()
             await second.next_event()
             assert running.app.state.in_flight.count == 0
-            response = await running.client().post(
-                "/api/v1/bookings",
-                json=booking_body(sale.event.id, (ticket_type, 1)),
-                headers=buyer.headers,
-            )
+            response = await book(running.client(), buyer, sale.event.id, (ticket_type, 1))
             assert response.status_code == 201, response.text
             # Held back, the relay would publish this only after 30 s.
             await availability_reaching(first, {str(ticket_type): 3})

@@ -15,7 +15,7 @@ from ticketflow.adapters.payment_gateway import Charge, Refund
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 
-from ..builders import account, event_on_sale
+from ..builders import API, account, app_bus, book, event_on_sale
 from ..conftest import FAST_PASSWORDS, serving
 
 
@@ -59,33 +59,29 @@ async def test_a_request_past_capacity_is_503_with_retry_after_and_nothing_done(
     one_at_a_time: tuple[httpx.AsyncClient, HeldCharges],
 ) -> None:
     client, provider = one_at_a_time
-    bus = client.app_bus  # type: ignore[attr-defined]
+    bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(10,))
     buyer = await account(bus)
-    booking = {
-        "event_id": str(sale.event.id),
-        "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": 1}],
-    }
+    one_ticket = (sale.ticket_types[0].id, 1)
     paid_id, kept_id = [
-        (await client.post("/api/v1/bookings", headers=buyer.headers, json=booking)).json()["id"]
-        for _ in range(2)
+        (await book(client, buyer, sale.event.id, one_ticket)).json()["id"] for _ in range(2)
     ]
     pay_headers = {**buyer.headers, "Idempotency-Key": str(uuid.uuid4())}
     paying = asyncio.create_task(
         client.post(
-            f"/api/v1/bookings/{paid_id}/payments",
+            f"{API}/bookings/{paid_id}/payments",
             headers=pay_headers,
             json={"payment_method": "pm_card_visa"},
         )
     )
     await provider.asked.wait()  # the one place is taken by the payment, waiting on its charge
 
-    refused = await client.get("/api/v1/bookings", headers=buyer.headers)
+    refused = await client.get(f"{API}/bookings", headers=buyer.headers)
     assert refused.status_code == 503
     assert refused.headers["retry-after"] == "1"
     assert refused.headers["content-type"] == "application/problem+json"
     assert refused.json()["type"] == "urn:ticketflow:problem:overloaded"
-    cancel = f"/api/v1/bookings/{kept_id}/cancel"
+    cancel = f"{API}/bookings/{kept_id}/cancel"
     cancel_headers = {**buyer.headers, "Idempotency-Key": "shed-cancel"}
     assert (await client.post(cancel, headers=cancel_headers)).status_code == 503
     assert (await client.get("/health")).status_code == 200  # probes never wait in line
@@ -93,7 +89,7 @@ async def test_a_request_past_capacity_is_503_with_retry_after_and_nothing_done(
     provider.answer.set()
     paid = await paying
     assert paid.status_code == 201, paid.text
-    kept = await client.get(f"/api/v1/bookings/{kept_id}", headers=buyer.headers)
+    kept = await client.get(f"{API}/bookings/{kept_id}", headers=buyer.headers)
     assert kept.json()["status"] == "pending"  # the refused cancel did nothing
     # ... and did not use its key: the same request now runs.
     cancelled = await client.post(cancel, headers=cancel_headers)
@@ -108,21 +104,18 @@ async def test_no_free_database_connection_in_time_is_503_not_500(
         update={"db_pool_size": 1, "db_max_overflow": 0, "db_pool_timeout_seconds": 0.05}
     )
     async with serving(create_app(settings, clock, FAST_PASSWORDS)) as client:
-        bus = client.app_bus  # type: ignore[attr-defined]
+        bus = app_bus(client)
         buyer = await account(bus)
         sale = await event_on_sale(bus, totals=(10,))
-        booking = {
-            "event_id": str(sale.event.id),
-            "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": 1}],
-        }
+        one_ticket = (sale.ticket_types[0].id, 1)
         async with bus.engine.connect():  # the pool's one connection, taken
-            busy = await client.get("/api/v1/bookings", headers=buyer.headers)
+            busy = await client.get(f"{API}/bookings", headers=buyer.headers)
             # The booking hot path runs outside the routes' error handlers: the same answer.
-            hot = await client.post("/api/v1/bookings", headers=buyer.headers, json=booking)
+            hot = await book(client, buyer, sale.event.id, one_ticket)
         for answer in (busy, hot):
             assert answer.status_code == 503, answer.text
             assert answer.headers["retry-after"] == "1"
             assert answer.json()["type"] == "urn:ticketflow:problem:overloaded"
-        assert (await client.get("/api/v1/bookings", headers=buyer.headers)).status_code == 200
-        held = await client.post("/api/v1/bookings", headers=buyer.headers, json=booking)
+        assert (await client.get(f"{API}/bookings", headers=buyer.headers)).status_code == 200
+        held = await book(client, buyer, sale.event.id, one_ticket)
         assert held.status_code == 201, held.text

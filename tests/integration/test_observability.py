@@ -24,11 +24,11 @@ from ticketflow.config import Settings
 from ticketflow.logging_setup import configure_logging
 from ticketflow.services.sweeper import sweep_once
 
-from ..builders import account, app_bus, booking_body, event_on_sale
+from ..builders import API, account, app_bus, booking_body, event_on_sale
 from ..conftest import FAST_PASSWORDS, serving, settings_for
 from .conftest import flush
 
-BOOKINGS = "/api/v1/bookings"
+BOOKINGS = f"{API}/bookings"
 
 
 @pytest.fixture

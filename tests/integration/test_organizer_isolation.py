@@ -13,9 +13,7 @@ import pytest
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 
-from ..builders import Account, EventOnSale, account, app_bus, event_on_sale, problem
-
-API = "/api/v1"
+from ..builders import API, Account, EventOnSale, account, app_bus, event_on_sale, problem
 
 
 @dataclass(frozen=True)

@@ -266,6 +266,8 @@ async def test_the_app_relays_in_the_background_when_redis_is_configured(
     settings = settings_for(
         postgresql_url, redis_url=redis_url, run_relay=True, relay_interval_seconds=0.01
     )
+    # A bus of its own, on purpose: the database is emptied before the app (and its relay) starts,
+    # so the relay never publishes what an earlier test left behind.
     cleaner = build_bus(settings, clock, FAST_PASSWORDS)
     await wipe(cleaner.engine)
     await cleaner.engine.dispose()

@@ -32,8 +32,8 @@ from ticketflow.services.payments import settle_charge
 from ticketflow.services.sweeper import reconcile_once, sweep_once
 from ticketflow.services.unit_of_work import UnitOfWork
 
-from ..builders import Account, EventOnSale, account, event_on_sale
-from ..conftest import FAST_PASSWORDS, wipe
+from ..builders import API, Account, EventOnSale, account, app_bus, event_on_sale, held
+from ..conftest import FAST_PASSWORDS, serving
 from ..invariants import assert_invariants, assert_payments_match_ledger
 from ..polling import eventually
 from ..provider_in_process import InProcessProvider
@@ -61,36 +61,28 @@ class Shop:
         self, client: httpx.AsyncClient, provider: httpx.AsyncClient, gateway: HttpPaymentGateway
     ) -> None:
         self.client, self.provider, self.gateway = client, provider, gateway
-        self.bus: MessageBus = client.app_bus  # type: ignore[attr-defined]
+        self.bus = app_bus(client)
 
     async def held_booking(
         self, sale: EventOnSale | None = None, quantity: int = 2
     ) -> tuple[Account, str, EventOnSale]:
         sale = sale or await event_on_sale(self.bus, totals=(10,))
         buyer = await account(self.bus)
-        response = await self.client.post(
-            "/api/v1/bookings",
-            headers=buyer.headers,
-            json={
-                "event_id": str(sale.event.id),
-                "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": quantity}],
-            },
-        )
-        assert response.status_code == 201, response.text
-        return buyer, response.json()["id"], sale
+        booking = await held(self.client, buyer, sale.event.id, (sale.ticket_types[0].id, quantity))
+        return buyer, booking["id"], sale
 
     async def pay(
         self, buyer: Account, booking_id: str, key: str | None = None, method: str = "pm_card_visa"
     ) -> httpx.Response:
         headers = {**buyer.headers, "Idempotency-Key": key or str(uuid.uuid4())}
         return await self.client.post(
-            f"/api/v1/bookings/{booking_id}/payments",
+            f"{API}/bookings/{booking_id}/payments",
             headers=headers,
             json={"payment_method": method},
         )
 
     async def booking(self, buyer: Account, booking_id: str) -> dict[str, Any]:
-        response = await self.client.get(f"/api/v1/bookings/{booking_id}", headers=buyer.headers)
+        response = await self.client.get(f"{API}/bookings/{booking_id}", headers=buyer.headers)
         body: dict[str, Any] = response.json()
         return body
 
@@ -112,13 +104,8 @@ async def shop(
 ) -> AsyncIterator[Shop]:
     settings = settings.model_copy(update={"payment_breaker_failure_threshold": 2})
     gateway = HttpPaymentGateway(settings, InProcessProvider(provider))
-    app = create_app(settings, clock, FAST_PASSWORDS, gateway)
-    async with app.router.lifespan_context(app):
-        await wipe(app.state.bus.engine)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            client.app_bus = app.state.bus  # type: ignore[attr-defined]
-            yield Shop(client, provider, gateway)
+    async with serving(create_app(settings, clock, FAST_PASSWORDS, gateway)) as client:
+        yield Shop(client, provider, gateway)
 
 
 async def test_payment_confirms_booking_and_issues_one_ticket_per_seat(shop: Shop) -> None:
@@ -129,7 +116,7 @@ async def test_payment_confirms_booking_and_issues_one_ticket_per_seat(shop: Sho
     assert payment["status"] == "succeeded"
     assert (await shop.booking(buyer, booking_id))["status"] == "confirmed"
     issued = (
-        await shop.client.get(f"/api/v1/bookings/{booking_id}/tickets", headers=buyer.headers)
+        await shop.client.get(f"{API}/bookings/{booking_id}/tickets", headers=buyer.headers)
     ).json()["items"]
     assert len(issued) == 3 and len({ticket["code"] for ticket in issued}) == 3
     [charge] = await shop.charges()
@@ -140,7 +127,7 @@ async def test_payment_confirms_booking_and_issues_one_ticket_per_seat(shop: Sho
 async def test_payment_without_idempotency_key_is_400(shop: Shop) -> None:
     buyer, booking_id, _ = await shop.held_booking()
     response = await shop.client.post(
-        f"/api/v1/bookings/{booking_id}/payments",
+        f"{API}/bookings/{booking_id}/payments",
         headers=buyer.headers,
         json={"payment_method": "pm_card_visa"},
     )
@@ -218,15 +205,15 @@ async def test_cancelling_a_paid_booking_refunds_once_and_returns_tickets(shop: 
     buyer, booking_id, sale = await shop.held_booking(quantity=2)
     assert (await shop.pay(buyer, booking_id)).status_code == 201
     cancelled = await shop.client.post(
-        f"/api/v1/bookings/{booking_id}/cancel", headers={**buyer.headers, "Idempotency-Key": "c1"}
+        f"{API}/bookings/{booking_id}/cancel", headers={**buyer.headers, "Idempotency-Key": "c1"}
     )
     assert cancelled.status_code == 200 and cancelled.json()["status"] == "refunded"
     again = await shop.client.post(
-        f"/api/v1/bookings/{booking_id}/refund", headers={**buyer.headers, "Idempotency-Key": "r2"}
+        f"{API}/bookings/{booking_id}/refund", headers={**buyer.headers, "Idempotency-Key": "r2"}
     )
     assert again.status_code == 409
     assert len((await shop.provider.get("/v1/refunds")).json()["items"]) == 1
-    event = (await shop.client.get(f"/api/v1/events/{sale.event.id}")).json()
+    event = (await shop.client.get(f"{API}/events/{sale.event.id}")).json()
     assert event["ticket_types"][0]["available"] == 10
     async with shop.bus.engine.connect() as connection:
         live = await connection.scalar(
@@ -239,7 +226,7 @@ async def test_cancelling_a_paid_booking_refunds_once_and_returns_tickets(shop: 
 async def test_refund_of_an_unpaid_booking_is_409(shop: Shop) -> None:
     buyer, booking_id, _ = await shop.held_booking()
     response = await shop.client.post(
-        f"/api/v1/bookings/{booking_id}/refund", headers={**buyer.headers, "Idempotency-Key": "r"}
+        f"{API}/bookings/{booking_id}/refund", headers={**buyer.headers, "Idempotency-Key": "r"}
     )
     assert response.status_code == 409
 
@@ -285,7 +272,7 @@ async def test_signed_webhook_settles_a_pending_payment_once(
     secret, now = shop.bus.deps.settings.payment_webhook_secret, int(clock.now().timestamp())
     event = {"id": "evt_1", "type": "charge.succeeded", "created": now, "data": charge}
     raw, headers = _signed(event, secret, now)
-    webhook = "/api/v1/payments/webhook"
+    webhook = f"{API}/payments/webhook"
     tampered = raw.replace(b"succeeded", b"declined")
     assert (await shop.client.post(webhook, content=tampered, headers=headers)).status_code == 400
     stale_raw, stale = _signed(event, secret, now - 3600)
@@ -308,7 +295,7 @@ async def test_a_callback_for_another_amount_or_currency_pays_nothing(
     cheaper = {**charge, "amount_minor": 1}
     event = {"id": "evt_cheap", "type": "charge.succeeded", "created": now, "data": cheaper}
     raw, headers = _signed(event, secret, now)
-    answer = await shop.client.post("/api/v1/payments/webhook", content=raw, headers=headers)
+    answer = await shop.client.post(f"{API}/payments/webhook", content=raw, headers=headers)
     assert answer.status_code == 200  # received and recorded: the provider need not retry
     assert (await shop.booking(buyer, booking_id))["status"] == "pending"
     payment = await shop.bus.deps.payments.find_charge(charge["idempotency_key"])
@@ -381,7 +368,7 @@ async def test_a_callback_repeating_a_settled_charge_is_answered_without_a_write
     secret, now = shop.bus.deps.settings.payment_webhook_secret, int(clock.now().timestamp())
     event = {"id": "evt_after", "type": "charge.succeeded", "created": now, "data": charge}
     raw, headers = _signed(event, secret, now)
-    answer = await shop.client.post("/api/v1/payments/webhook", content=raw, headers=headers)
+    answer = await shop.client.post(f"{API}/payments/webhook", content=raw, headers=headers)
     assert answer.status_code == 200, answer.text
     async with shop.bus.engine.connect() as connection:
         assert await connection.scalar(select(func.count()).select_from(webhook_receipts)) == 0
@@ -418,7 +405,7 @@ async def test_cancelling_an_event_refunds_its_paid_bookings(shop: Shop) -> None
     assert (await shop.pay(paid_buyer, paid_id)).status_code == 201
     held_buyer, held_id, _ = await shop.held_booking(sale, quantity=1)
     cancelled = await shop.client.post(
-        f"/api/v1/events/{sale.event.id}/cancel",
+        f"{API}/events/{sale.event.id}/cancel",
         headers={**sale.organizer.headers, "Idempotency-Key": "cancel-event"},
     )
     assert cancelled.status_code == 200, cancelled.text

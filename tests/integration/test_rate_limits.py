@@ -14,10 +14,9 @@ import pytest
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.domain.model import Role
 
-from ..builders import PASSWORD, account, booking_body, event_on_sale, problem
+from ..builders import API, PASSWORD, account, book, booking_body, event_on_sale, problem
 from .conftest import DEAD_REDIS_URL, Stack, running_app
 
-API = "/api/v1"
 ATTACKER, BUYER = "203.0.113.7", "198.51.100.20"
 
 
@@ -116,14 +115,13 @@ async def test_each_buyer_has_a_booking_budget_of_their_own(
     async with running_app(settings, clock) as app:
         sale = await event_on_sale(app.bus)
         first, second = await account(app.bus), await account(app.bus)
-        body = booking_body(sale.event.id, (sale.ticket_types[0].id, 1))
+        one_ticket = (sale.ticket_types[0].id, 1)
         client = app.client()
         statuses = [
-            (await client.post(f"{API}/bookings", json=body, headers=first.headers)).status_code
-            for _ in range(4)
+            (await book(client, first, sale.event.id, one_ticket)).status_code for _ in range(4)
         ]
         assert statuses == [201, 201, 201, 429]
-        response = await client.post(f"{API}/bookings", json=body, headers=second.headers)
+        response = await book(client, second, sale.event.id, one_ticket)
         assert response.status_code == 201, response.text
 
 
@@ -154,7 +152,7 @@ async def test_bookings_without_a_token_count_against_their_ip(
             await flood.post(f"{API}/bookings", json=body, headers=headers[n % 3]) for n in range(5)
         ]
         assert [answer.status_code for answer in answers] == [401] * 3 + [429] * 2
-        held = await app.client(BUYER).post(f"{API}/bookings", json=body, headers=buyer.headers)
+        held = await book(app.client(BUYER), buyer, sale.event.id, (sale.ticket_types[0].id, 1))
         assert held.status_code == 201, held.text
 
 

@@ -29,14 +29,14 @@ from ticketflow.cli import app
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError
-from ticketflow.domain.model import Booking, BookingStatus, Role
+from ticketflow.domain.model import BookingStatus, Role
 from ticketflow.payment_provider.app import create_provider_app
 from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.projection_rebuild import rebuild_read_models
 from ticketflow.services.sweeper import sweep_once
 
-from ..builders import Account, EventOnSale, account, event_on_sale
+from ..builders import Account, EventOnSale, account, event_on_sale, hold
 from ..conftest import FAST_PASSWORDS, settings_for, wipe
 from ..invariants import assert_invariants, assert_read_models_match_state
 from ..provider_in_process import InProcessProvider
@@ -122,7 +122,7 @@ class Workload:
         return self.rng.choice(self.sales)
 
     async def hold_as(self, buyer: Account, event_id: UUID, lines: tuple[Any, ...]) -> None:
-        booking: Booking = await self.bus.handle(cmd.HoldTickets(buyer.actor, event_id, lines))
+        booking = await hold(self.bus, buyer, event_id, *lines)
         self.buyer_of[booking.id] = buyer
 
     async def hold(self) -> None:
@@ -229,7 +229,9 @@ async def test_rebuilt_read_models_equal_the_live_ones_after_a_random_workload(
 def test_the_cli_rebuilds_the_read_models_with_progress(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`ticketflow projections rebuild` (synchronous test: the command runs its own loop)."""
+    """`ticketflow projections rebuild` (synchronous test: the command runs its own loop).
+    No app here: the data is written and read back by buses of the test's own, each on the loop
+    `asyncio.run` gives it."""
 
     async def seeded() -> Snapshot:
         bus = build_bus(settings_for(sqlite_url), passwords=FAST_PASSWORDS)

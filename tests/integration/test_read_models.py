@@ -16,16 +16,22 @@ from sqlalchemy import event, insert, select
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.tables import domain_events, rm_ticket_type_sales
 from ticketflow.config import Settings
-from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.projection_rebuild import rebuild_read_models
 
-from ..builders import Account, account, app_bus, booking_body, event_on_sale, problem
+from ..builders import (
+    API,
+    Account,
+    account,
+    app_bus,
+    event_on_sale,
+    held,
+    hold,
+    problem,
+)
 from ..invariants import assert_read_models_match_state
 from .paid_bookings import paying_client
-
-API = "/api/v1"
 
 
 @pytest.fixture
@@ -35,13 +41,6 @@ async def shop(
     """The app in-process, paying through the sandbox provider (in-process too)."""
     async with paying_client(settings, clock, tmp_path / "ledger.db") as client:
         yield client
-
-
-async def _hold(client: httpx.AsyncClient, buyer: Account, body: dict[str, Any]) -> str:
-    response = await client.post(f"{API}/bookings", json=body, headers=buyer.headers)
-    assert response.status_code == 201, response.text
-    booking_id: str = response.json()["id"]
-    return booking_id
 
 
 async def _pay(client: httpx.AsyncClient, buyer: Account, booking_id: str) -> None:
@@ -60,7 +59,7 @@ async def test_my_bookings_show_event_title_ticket_names_and_issued_tickets(
     sale = await event_on_sale(bus, totals=(5, 5))
     first, second = (tt.id for tt in sale.ticket_types)
     buyer = await account(bus)
-    booking_id = await _hold(shop, buyer, booking_body(sale.event.id, (first, 2), (second, 1)))
+    booking_id = (await held(shop, buyer, sale.event.id, (first, 2), (second, 1)))["id"]
     await _pay(shop, buyer, booking_id)
     owner = sale.organizer.headers
     await shop.patch(f"{API}/ticket-types/{first}", json={"name": "Front row"}, headers=owner)
@@ -88,9 +87,9 @@ async def test_sales_summary_counts_sold_held_and_revenue_net_of_refunds(
     sale = await event_on_sale(bus, totals=(10,))  # Tier 0 at 1000
     tier = sale.ticket_types[0].id
     paid, pending, refunded = [await account(bus) for _ in range(3)]
-    await _pay(shop, paid, await _hold(shop, paid, booking_body(sale.event.id, (tier, 2))))
-    await _hold(shop, pending, booking_body(sale.event.id, (tier, 3)))
-    refund_id = await _hold(shop, refunded, booking_body(sale.event.id, (tier, 1)))
+    await _pay(shop, paid, (await held(shop, paid, sale.event.id, (tier, 2)))["id"])
+    await held(shop, pending, sale.event.id, (tier, 3))
+    refund_id = (await held(shop, refunded, sale.event.id, (tier, 1)))["id"]
     await _pay(shop, refunded, refund_id)
     response = await shop.post(
         f"{API}/bookings/{refund_id}/refund",
@@ -127,9 +126,7 @@ async def test_a_batch_of_holds_is_projected_with_a_handful_of_statements(
 
     event.listen(bus.engine.sync_engine, "before_cursor_execute", count)
     try:
-        await asyncio.gather(
-            *(bus.handle(cmd.HoldTickets(b.actor, sale.event.id, ((tier, 1),))) for b in buyers)
-        )
+        await asyncio.gather(*(hold(bus, buyer, sale.event.id, (tier, 1)) for buyer in buyers))
     finally:
         event.remove(bus.engine.sync_engine, "before_cursor_execute", count)
     holds = bus.deps.holds
@@ -196,11 +193,15 @@ async def test_a_rebuild_while_bookings_commit_misses_none_and_counts_none_twice
     sale = await event_on_sale(bus, totals=(200, 200))
     buyers = [await account(bus) for _ in range(8)]
 
-    async def book(round_: int) -> None:
+    async def hold_a_round(round_: int) -> None:
         for buyer in buyers:
-            tier = sale.ticket_types[round_ % 2].id
-            await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 1),)))
+            await hold(bus, buyer, sale.event.id, (sale.ticket_types[round_ % 2].id, 1))
 
-    await book(0)
-    await asyncio.gather(rebuild_read_models(bus.engine, batch_size=2), book(1), book(2), book(3))
+    await hold_a_round(0)
+    await asyncio.gather(
+        rebuild_read_models(bus.engine, batch_size=2),
+        hold_a_round(1),
+        hold_a_round(2),
+        hold_a_round(3),
+    )
     await assert_read_models_match_state(bus.engine)

@@ -17,11 +17,9 @@ from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.tables import domain_events
 from ticketflow.domain.model import Role
 
-from ..builders import Account, account, event_body, problem, signed_in_again
+from ..builders import API, Account, account, book, event_body, problem, signed_in_again
 from ..invariants import assert_invariants
 from .paid_bookings import Door, paid_booking, ticket_codes
-
-API = "/api/v1"
 
 
 async def _refund(door: Door, by: Account, booking_id: UUID | None = None) -> httpx.Response:
@@ -123,13 +121,8 @@ async def test_a_pending_hold_is_cancelled_whatever_the_policy(
 ) -> None:
     await _set_deadline(door, (clock.now() + timedelta(seconds=1)).isoformat())
     clock.advance(1)
-    held = await door.client.post(
-        f"{API}/bookings",
-        json={
-            "event_id": str(door.sale.event.id),
-            "lines": [{"ticket_type_id": str(door.sale.ticket_types[0].id), "quantity": 1}],
-        },
-        headers=door.buyer.headers,
+    held = await book(
+        door.client, door.buyer, door.sale.event.id, (door.sale.ticket_types[0].id, 1)
     )
     assert held.status_code == 201, held.text
     cancelled = await door.client.post(

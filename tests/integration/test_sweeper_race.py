@@ -19,7 +19,7 @@ from ticketflow.domain.model import Booking
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.sweeper import sweep_once
 
-from ..builders import Account, EventOnSale, account, event_on_sale
+from ..builders import Account, EventOnSale, account, event_on_sale, hold
 from ..conftest import BACKENDS, FAST_PASSWORDS, scalar, settings_for, wipe
 from ..invariants import assert_invariants
 
@@ -68,7 +68,7 @@ async def hold_many(
         if index % 4 == 0:
             lines.append((tiers[(index + 1) % TIERS], 1))
         buyer = buyers[index % len(buyers)]
-        booking = await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, tuple(lines)))
+        booking = await hold(bus, buyer, sale.event.id, *lines)
         holds.append((buyer, booking))
     return holds
 
@@ -120,17 +120,20 @@ async def test_buyer_cancelling_during_the_sweep_ends_cancelled_or_expired_once(
     released, also_released, *cancels = await asyncio.gather(
         sweep_once(first),
         sweep_once(second),
-        *(second.handle(cmd.CancelBooking(buyer.actor, hold.id)) for buyer, hold in cancelling),
+        *(
+            second.handle(cmd.CancelBooking(buyer.actor, booking.id))
+            for buyer, booking in cancelling
+        ),
         return_exceptions=True,
     )
 
     assert isinstance(released, int) and isinstance(also_released, int), (released, also_released)
     statuses = await booking_statuses(first)
     assert set(statuses.values()) <= {"cancelled", "expired"}
-    for (_, hold), outcome in zip(cancelling, cancels, strict=True):
+    for (_, booking), outcome in zip(cancelling, cancels, strict=True):
         # The cancel either wins (cancelled) or finds the sweeper got there first (409).
         assert isinstance(outcome, Booking | Conflict), repr(outcome)
-        assert statuses[hold.id] == ("cancelled" if isinstance(outcome, Booking) else "expired")
+        assert statuses[booking.id] == ("cancelled" if isinstance(outcome, Booking) else "expired")
     cancelled = sum(isinstance(outcome, Booking) for outcome in cancels)
     assert list(statuses.values()).count("cancelled") == cancelled
     assert released + also_released + cancelled == len(holds)

@@ -37,7 +37,7 @@ from ticketflow.services.event_consumers import (
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.outbox_relay import redis_relay
 
-from ..builders import account, app_bus, event_on_sale, problem
+from ..builders import API, account, app_bus, event_on_sale, problem
 from ..conftest import settings_for
 from .conftest import Stack
 from .paid_bookings import paid_booking, paying_client, ticket_codes
@@ -162,7 +162,7 @@ async def test_confirmation_mail_has_a_decodable_qr_per_ticket_that_checks_in_on
     decoded = _qr_codes(mail)
     assert sorted(decoded) == sorted(issued)
 
-    check_ins = f"/api/v1/events/{sale.event.id}/check-ins"
+    check_ins = f"{API}/events/{sale.event.id}/check-ins"
     for code in decoded:
         first = await mail_client.post(
             check_ins, json={"code": code}, headers=sale.organizer.headers

@@ -17,10 +17,8 @@ from redis.asyncio import Redis
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.revoked_sessions import MARKER, RedisRevokedSessions
 
-from ..builders import PASSWORD, problem
+from ..builders import API, PASSWORD, problem
 from .conftest import DEAD_REDIS_URL, Stack, running_app
-
-API = "/api/v1"
 
 
 async def signed_in(client: httpx.AsyncClient, email: str | None = None) -> dict[str, Any]:

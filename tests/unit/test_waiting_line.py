@@ -6,6 +6,8 @@ import asyncio
 
 from ticketflow.api.load_shedding import WaitingLine, in_line
 
+from ..builders import API
+
 PATIENT = 5.0  # long enough never to run out while a test hands places on
 
 
@@ -51,9 +53,9 @@ def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_
 
     assert not in_line(scope("GET", "/health"))
     assert not in_line(scope("GET", "/metrics"))
-    assert not in_line(scope("GET", "/api/v1/events/0190c5d2-0000-7000-8000-000000000000/live"))
-    assert not in_line(scope("POST", "/api/v1/bookings"))
-    assert not in_line(scope("POST", "/api/v1/payments/webhook"))
-    assert in_line(scope("GET", "/api/v1/bookings"))
-    assert in_line(scope("POST", "/api/v1/bookings/0190c5d2-0000-7000-8000-000000000000/payments"))
-    assert in_line(scope("GET", "/api/v1/events"))
+    assert not in_line(scope("GET", f"{API}/events/0190c5d2-0000-7000-8000-000000000000/live"))
+    assert not in_line(scope("POST", f"{API}/bookings"))
+    assert not in_line(scope("POST", f"{API}/payments/webhook"))
+    assert in_line(scope("GET", f"{API}/bookings"))
+    assert in_line(scope("POST", f"{API}/bookings/0190c5d2-0000-7000-8000-000000000000/payments"))
+    assert in_line(scope("GET", f"{API}/events"))
