@@ -51,6 +51,10 @@ class EventOnSale:
     organizer: Account
     ticket_types: list[TicketType]
 
+    def line(self, quantity: int = 1, type_index: int = 0) -> tuple[UUID, int]:
+        """A booking line: `quantity` tickets of the sale's first (or `type_index`th) type."""
+        return self.ticket_types[type_index].id, quantity
+
 
 async def event_on_sale(
     bus: MessageBus,

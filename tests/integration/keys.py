@@ -8,7 +8,9 @@ from ticketflow.adapters.idempotency_store import Claim, IdempotencyKeys, KeySco
 from ticketflow.api.idempotency import fingerprint
 from ticketflow.services.messagebus import MessageBus
 
-BOOKINGS = "/api/v1/bookings"
+from ..builders import API
+
+BOOKINGS = f"{API}/bookings"
 
 
 def booking_key(scope: KeyScope, body: bytes) -> KeyUse:

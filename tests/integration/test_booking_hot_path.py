@@ -14,18 +14,16 @@ from ticketflow.adapters.tables import idempotency_keys
 from ticketflow.domain import commands as cmd
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import Account, EventOnSale, account, app_bus, booking_body, event_on_sale, problem
+from ..builders import (
+    API,
+    account,
+    app_bus,
+    book,
+    booking_body,
+    event_on_sale,
+    problem,
+)
 from .conftest import Stack, running_app
-
-API = "/api/v1"
-
-
-async def _book(
-    client: httpx.AsyncClient, buyer: Account, sale: EventOnSale, key: str | None, quantity: int = 1
-) -> httpx.Response:
-    headers = {**buyer.headers, **({"Idempotency-Key": key} if key else {})}
-    body = booking_body(sale.event.id, (sale.ticket_types[0].id, quantity))
-    return await client.post(f"{API}/bookings", json=body, headers=headers)
 
 
 async def _keys(bus: MessageBus) -> int:
@@ -44,7 +42,7 @@ async def test_a_hold_reads_back_exactly_as_answered(client: httpx.AsyncClient) 
     bus = app_bus(client)
     sale = await event_on_sale(bus)
     buyer = await account(bus)
-    held = await _book(client, buyer, sale, None)
+    held = await book(client, buyer, sale.event.id, sale.line())
     assert held.status_code == 201
     assert held.headers["content-type"] == "application/json"
     read = await client.get(f"{API}/bookings/{held.json()['id']}", headers=buyer.headers)
@@ -55,11 +53,11 @@ async def test_sold_out_is_refused_without_storing_the_key(client: httpx.AsyncCl
     bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(1,))
     winner, loser = await account(bus), await account(bus)
-    assert (await _book(client, winner, sale, "win")).status_code == 201
+    assert (await book(client, winner, sale.event.id, sale.line(), key="win")).status_code == 201
     keys_after_sale = await _keys(bus)
     for attempt in range(5):  # the hold that took the last ticket marked the type sold out
-        _sold_out(await _book(client, loser, sale, f"loss-{attempt}"))
-        _sold_out(await _book(client, loser, sale, None))
+        _sold_out(await book(client, loser, sale.event.id, sale.line(), key=f"loss-{attempt}"))
+        _sold_out(await book(client, loser, sale.event.id, sale.line()))
     assert await _keys(bus) == keys_after_sale
 
 
@@ -71,10 +69,12 @@ async def test_a_used_key_replays_its_success_after_the_sell_out(
     bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(1,))
     buyer, other = await account(bus), await account(bus)
-    first = await _book(client, buyer, sale, "mine")
+    first = await book(client, buyer, sale.event.id, sale.line(), key="mine")
     assert first.status_code == 201
-    _sold_out(await _book(client, other, sale, "theirs"))  # answered by the fast path
-    again = await _book(client, buyer, sale, "mine")
+    _sold_out(
+        await book(client, other, sale.event.id, sale.line(), key="theirs")
+    )  # answered by the fast path
+    again = await book(client, buyer, sale.event.id, sale.line(), key="mine")
     assert again.status_code == 201
     assert again.content == first.content
     assert again.headers["idempotent-replayed"] == "true"
@@ -86,14 +86,16 @@ async def test_a_key_refused_by_the_fast_path_books_once_tickets_return(
     bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(1,))
     holder, waiting = await account(bus), await account(bus)
-    held = await _book(client, holder, sale, "holder")
+    held = await book(client, holder, sale.event.id, sale.line(), key="holder")
     assert held.status_code == 201
-    _sold_out(await _book(client, waiting, sale, "patient"))  # the fast path: nothing kept
+    _sold_out(
+        await book(client, waiting, sale.event.id, sale.line(), key="patient")
+    )  # the fast path: nothing kept
     cancelled = await client.post(
         f"{API}/bookings/{held.json()['id']}/cancel", headers=holder.headers
     )
     assert cancelled.status_code == 200, cancelled.text
-    retried = await _book(client, waiting, sale, "patient")
+    retried = await book(client, waiting, sale.event.id, sale.line(), key="patient")
     assert retried.status_code == 201, retried.text
 
 
@@ -103,15 +105,15 @@ async def test_bad_requests_get_the_routes_answers_not_sold_out(
     bus = app_bus(client)
     sale = await event_on_sale(bus, totals=(1,), max_per_booking=2)
     buyer, other = await account(bus), await account(bus)
-    assert (await _book(client, buyer, sale, None)).status_code == 201
-    _sold_out(await _book(client, other, sale, None))
-    _sold_out(await _book(client, other, sale, None))
+    assert (await book(client, buyer, sale.event.id, sale.line())).status_code == 201
+    _sold_out(await book(client, other, sale.event.id, sale.line()))
+    _sold_out(await book(client, other, sale.event.id, sale.line()))
     body = booking_body(sale.event.id, (sale.ticket_types[0].id, 1))
     anonymous = await client.post(f"{API}/bookings", json=body)
     problem(anonymous, 401)
     forged = {"Authorization": "Bearer not-a-token"}
     problem(await client.post(f"{API}/bookings", json=body, headers=forged), 401)
-    too_many = await _book(client, other, sale, None, quantity=3)  # over max_per_booking
+    too_many = await book(client, other, sale.event.id, sale.line(3))  # over max_per_booking
     assert problem(too_many, 422)["errors"][0]["field"] == "quantity"
     extra = {**body, "coupon": "FREE"}
     problem(await client.post(f"{API}/bookings", json=extra, headers=other.headers), 422)
@@ -134,7 +136,9 @@ async def test_the_fast_path_counts_against_the_booking_limit(
             )
         )
         client = app.client()
-        statuses = [(await _book(client, other, sale, None)).status_code for _ in range(6)]
+        statuses = [
+            (await book(client, other, sale.event.id, sale.line())).status_code for _ in range(6)
+        ]
         assert statuses == [409, 409, 409, 409, 429, 429]
 
 
@@ -148,7 +152,10 @@ async def test_bookings_admitted_after_the_sell_out_are_refused_without_a_claim(
         buyers = [await account(app.bus) for _ in range(8)]
         client = app.client()
         answers = await asyncio.gather(
-            *(_book(client, buyer, sale, f"burst-{n}") for n, buyer in enumerate(buyers))
+            *(
+                book(client, buyer, sale.event.id, sale.line(), key=f"burst-{n}")
+                for n, buyer in enumerate(buyers)
+            )
         )
         assert sorted(answer.status_code for answer in answers) == [201] + [409] * 7
         for answer in answers:
@@ -162,14 +169,14 @@ async def test_a_hold_keeps_its_key_with_the_answer_it_gave(client: httpx.AsyncC
     bus = app_bus(client)
     sale = await event_on_sale(bus)
     buyer = await account(bus)
-    held = await _book(client, buyer, sale, "kept")
+    held = await book(client, buyer, sale.event.id, sale.line(), key="kept")
     assert held.status_code == 201
     async with bus.engine.connect() as connection:
         row = (await connection.execute(select(idempotency_keys))).one()
     assert (row.key, row.state, row.response_status) == ("kept", "done", 201)
     assert row.response_body.encode() == held.content
     assert (row.resource_type, str(row.resource_id)) == ("booking", held.json()["id"])
-    again = await _book(client, buyer, sale, "kept")
+    again = await book(client, buyer, sale.event.id, sale.line(), key="kept")
     assert (again.content, again.headers["idempotent-replayed"]) == (held.content, "true")
 
 
@@ -179,11 +186,13 @@ async def test_a_booking_refused_before_its_batch_is_kept_the_usual_way(
     bus = app_bus(client)
     sale = await event_on_sale(bus, max_per_booking=2)
     buyer = await account(bus)
-    refused = await _book(client, buyer, sale, "too-many", quantity=3)
+    refused = await book(client, buyer, sale.event.id, sale.line(3), key="too-many")
     assert problem(refused, 422)["errors"][0]["field"] == "quantity"
-    again = await _book(client, buyer, sale, "too-many", quantity=3)
+    again = await book(client, buyer, sale.event.id, sale.line(3), key="too-many")
     assert (again.content, again.headers["idempotent-replayed"]) == (refused.content, "true")
-    other = await _book(client, buyer, sale, "too-many", quantity=1)  # same key, other body
+    other = await book(
+        client, buyer, sale.event.id, sale.line(), key="too-many"
+    )  # same key, other body
     assert problem(other, 422)["type"] == "urn:ticketflow:problem:idempotency-key-reused"
 
 
@@ -194,6 +203,8 @@ async def test_a_rate_limited_booking_keeps_no_key(stack: Stack, clock: ManualCl
         sale = await event_on_sale(app.bus)
         buyer = await account(app.bus)
         client = app.client()
-        assert (await _book(client, buyer, sale, "first")).status_code == 201
-        problem(await _book(client, buyer, sale, "limited"), 429)
+        assert (
+            await book(client, buyer, sale.event.id, sale.line(), key="first")
+        ).status_code == 201
+        problem(await book(client, buyer, sale.event.id, sale.line(), key="limited"), 429)
         assert await _keys(app.bus) == 1

@@ -21,13 +21,8 @@ from ticketflow.api.idempotency import fingerprint
 from ticketflow.domain import commands as cmd
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import PASSWORD, Account, EventOnSale, account, event_on_sale
+from ..builders import PASSWORD, Account, EventOnSale, account, app_bus, book, event_on_sale
 from .keys import booking_key, claim
-
-
-def _bus(client: httpx.AsyncClient) -> MessageBus:
-    bus: MessageBus = client.app_bus  # type: ignore[attr-defined]
-    return bus
 
 
 async def _booking_count(bus: MessageBus) -> int:
@@ -44,22 +39,11 @@ def _raw_booking(sale: EventOnSale) -> bytes:
     return json.dumps(body).encode()
 
 
-async def _book(
-    client: httpx.AsyncClient, buyer: Account, sale: EventOnSale, key: str, quantity: int = 1
-) -> httpx.Response:
-    body = {
-        "event_id": str(sale.event.id),
-        "lines": [{"ticket_type_id": str(sale.ticket_types[0].id), "quantity": quantity}],
-    }
-    headers = {**buyer.headers, "Idempotency-Key": key}
-    return await client.post("/api/v1/bookings", json=body, headers=headers)
-
-
 async def test_repeat_replays_first_answer_and_books_once(client: httpx.AsyncClient) -> None:
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
-    first = await _book(client, buyer, sale, "key-1")
-    again = await _book(client, buyer, sale, "key-1")
+    first = await book(client, buyer, sale.event.id, sale.line(), key="key-1")
+    again = await book(client, buyer, sale.event.id, sale.line(), key="key-1")
     assert first.status_code == again.status_code == 201
     assert again.content == first.content
     assert again.headers["Idempotent-Replayed"] == "true"
@@ -68,39 +52,43 @@ async def test_repeat_replays_first_answer_and_books_once(client: httpx.AsyncCli
 
 
 async def test_same_key_other_request_is_422(client: httpx.AsyncClient) -> None:
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
-    await _book(client, buyer, sale, "key-2", quantity=1)
-    other = await _book(client, buyer, sale, "key-2", quantity=2)
+    await book(client, buyer, sale.event.id, sale.line(), key="key-2")
+    other = await book(client, buyer, sale.event.id, sale.line(2), key="key-2")
     assert other.status_code == 422
     assert other.headers["content-type"] == "application/problem+json"
     assert await _booking_count(bus) == 1
 
 
 async def test_keys_belong_to_their_user(client: httpx.AsyncClient) -> None:
-    bus = _bus(client)
+    bus = app_bus(client)
     sale = await event_on_sale(bus)
     for buyer in (await account(bus), await account(bus)):
-        assert (await _book(client, buyer, sale, "shared-key")).status_code == 201
+        assert (
+            await book(client, buyer, sale.event.id, sale.line(), key="shared-key")
+        ).status_code == 201
     assert await _booking_count(bus) == 2
 
 
 async def test_refusals_are_replayed_too(client: httpx.AsyncClient) -> None:
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus, totals=(1,)), await account(bus)
-    assert (await _book(client, buyer, sale, "too-many", quantity=2)).status_code == 409
-    replay = await _book(client, buyer, sale, "too-many", quantity=2)
+    assert (
+        await book(client, buyer, sale.event.id, sale.line(2), key="too-many")
+    ).status_code == 409
+    replay = await book(client, buyer, sale.event.id, sale.line(2), key="too-many")
     assert replay.status_code == 409
     assert replay.headers["Idempotent-Replayed"] == "true"
 
 
 async def test_key_in_flight_is_409_with_retry_after(client: httpx.AsyncClient) -> None:
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
     body = _raw_booking(sale)
     taken = await claim(bus, booking_key(KeyScope(buyer.actor.user_id, "busy"), body))
     assert taken.outcome is ClaimOutcome.PROCEED
-    response = await _book(client, buyer, sale, "busy")
+    response = await book(client, buyer, sale.event.id, sale.line(), key="busy")
     assert response.status_code == 409
     assert response.headers["Retry-After"] == "1"
     assert await _booking_count(bus) == 0
@@ -109,30 +97,32 @@ async def test_key_in_flight_is_409_with_retry_after(client: httpx.AsyncClient) 
 async def test_key_of_a_crashed_request_is_retaken_after_its_lease(
     client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
     body = _raw_booking(sale)
     await claim(bus, booking_key(KeyScope(buyer.actor.user_id, "crashed"), body))
     clock.advance(CLAIM_LEASE.total_seconds() + 1)  # the access token is still valid
-    assert (await _book(client, buyer, sale, "crashed")).status_code == 201
+    assert (await book(client, buyer, sale.event.id, sale.line(), key="crashed")).status_code == 201
 
 
 async def test_keys_expire_after_their_ttl(client: httpx.AsyncClient, clock: ManualClock) -> None:
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
-    await _book(client, buyer, sale, "old-key")
+    await book(client, buyer, sale.event.id, sale.line(), key="old-key")
     clock.advance(bus.deps.settings.idempotency_key_ttl_seconds + 1)
     token = (await bus.handle(cmd.LogIn(buyer.email, PASSWORD))).access_token
-    fresh = await _book(client, Account(buyer.actor, buyer.email, token), sale, "old-key")
+    fresh = await book(
+        client, Account(buyer.actor, buyer.email, token), sale.event.id, sale.line(), key="old-key"
+    )
     assert fresh.status_code == 201
     assert "Idempotent-Replayed" not in fresh.headers
     assert await _booking_count(bus) == 2
 
 
 async def test_malformed_key_is_400(client: httpx.AsyncClient) -> None:
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
-    response = await _book(client, buyer, sale, "x" * 256)
+    response = await book(client, buyer, sale.event.id, sale.line(), key="x" * 256)
     assert response.status_code == 400
     assert await _booking_count(bus) == 0
 
@@ -148,7 +138,7 @@ async def test_a_failure_after_commit_never_lets_the_retry_repeat_the_change(
     client: httpx.AsyncClient, clock: ManualClock
 ) -> None:
     """5xx after the change committed: the key is kept (answer lost), not forgotten."""
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
     body = _raw_booking(sale)
     scope = KeyScope(buyer.actor.user_id, "committed-then-500")
@@ -159,7 +149,7 @@ async def test_a_failure_after_commit_never_lets_the_retry_repeat_the_change(
     async with IdempotencyKeys.own_transaction(bus.engine) as keys:
         await keys.mark_committed([(scope, "booking", booking.id)])  # as its commit did
         await keys.release(scope, clock.now())  # then it answered 500
-    retry = await _book(client, buyer, sale, "committed-then-500")
+    retry = await book(client, buyer, sale.event.id, sale.line(), key="committed-then-500")
     assert retry.status_code == 409
     assert str(booking.id) in retry.json()["detail"]
     assert await _booking_count(bus) == 1
@@ -167,9 +157,11 @@ async def test_a_failure_after_commit_never_lets_the_retry_repeat_the_change(
 
 async def test_concurrent_twins_of_one_key_book_once(client: httpx.AsyncClient) -> None:
     """Twins can land in one batch of claims: only the first runs, the others wait their turn."""
-    bus = _bus(client)
+    bus = app_bus(client)
     sale, buyer = await event_on_sale(bus), await account(bus)
-    answers = await asyncio.gather(*(_book(client, buyer, sale, "twin") for _ in range(20)))
+    answers = await asyncio.gather(
+        *(book(client, buyer, sale.event.id, sale.line(), key="twin") for _ in range(20))
+    )
     codes = sorted(answer.status_code for answer in answers)
     assert codes.count(201) >= 1 and set(codes) <= {201, 409}
     assert await _booking_count(bus) == 1

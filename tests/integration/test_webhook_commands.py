@@ -21,11 +21,11 @@ from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.webhook_fanout import webhook_event_types
 
-from ..builders import Account, account, app_bus, problem
+from ..builders import API, Account, account, app_bus, problem
 from ..conftest import FAST_PASSWORDS, scalar, wipe
 from .webhook_steps import HOOKS, deliveries, fan_out, register
 
-AUDIT = "/api/v1/admin/audit"
+AUDIT = f"{API}/admin/audit"
 # A receiver's token in the path and the query, as Slack's and others' URLs carry them.
 TOKENED_URL = "https://hooks.example/services/T0K3N-IN-PATH?key=T0K3N-IN-QUERY"
 

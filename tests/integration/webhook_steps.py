@@ -11,9 +11,9 @@ from ticketflow.services.event_consumers import EventConsumer, consume_once, eve
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.webhook_fanout import CONSUMER, handler_for
 
-from ..builders import Account
+from ..builders import API, Account
 
-HOOKS = "/api/v1/webhooks"
+HOOKS = f"{API}/webhooks"
 
 
 async def register(
