@@ -14,13 +14,13 @@ from redis.asyncio import Redis
 from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 
-from ..builders import event_on_sale
+from ..builders import event_on_sale, hold
 from ..conftest import scalar
 from ..invariants import assert_invariants
 from ..polling import eventually
 from .conftest import buyers
 from .servers import ServerProcess, start_server
-from .test_payments_e2e import app_env, count, hold, pay, set_faults
+from .test_payments_e2e import app_env, count, pay, set_faults
 
 GRACE_SECONDS = 10
 PROVIDER_LATENCY_MS = 2500  # the payment in flight when SIGTERM arrives: well inside the grace
@@ -80,7 +80,7 @@ async def test_sigterm_finishes_the_request_in_flight_and_exits_within_the_grace
 
         await eventually(first_round_done, within=10.0, what="the relay's first round")
 
-        booking_id = await hold(e2e_bus, sale, buyer, quantity=2)
+        booking_id = (await hold(e2e_bus, buyer, sale.event.id, sale.line(2))).id
         await set_faults(provider_client, latency_ms=PROVIDER_LATENCY_MS)
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30.0) as client:
             payment = asyncio.create_task(pay(client, buyer, booking_id, key="pay-at-shutdown"))
