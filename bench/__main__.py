@@ -84,6 +84,13 @@ def parse(argv: list[str]) -> BenchConfig:
     add("--marathon-p99-budget-ms", type=float, default=defaults.marathon_p99_budget_ms)
     add("--timeout", type=float, default=defaults.timeout, help="request timeout, seconds")
     add("--no-idempotency-keys", action="store_true", help="send bookings without keys")
+    add(
+        "--buyer-cap",
+        default=str(defaults.buyer_cap),
+        metavar="N|none",
+        help="burst, baseline-lock, soldout, browse: the sale's max_tickets_per_buyer (default "
+        "10, a new event's; 'none' to measure without the cap's lock and count)",
+    )
     add("--engine", default=defaults.engine, help="booking engine measured (batched, direct)")
     add(
         "--server",
@@ -125,6 +132,12 @@ def parse(argv: list[str]) -> BenchConfig:
         if args.rates
         else doubling(500, args.max_rate)
     )
+    try:
+        buyer_cap = None if args.buyer_cap == "none" else int(args.buyer_cap)
+    except ValueError:
+        parser.error("--buyer-cap is a number of tickets, or 'none'")
+    if buyer_cap is not None and buyer_cap < 1:
+        parser.error("--buyer-cap must be >= 1 (or 'none')")
     refinements = args.rate_refinements
     if refinements is None:  # explicit rates are tried as given
         refinements = 0 if args.rates else defaults.rate_refinements
@@ -151,6 +164,7 @@ def parse(argv: list[str]) -> BenchConfig:
         marathon_window=args.marathon_window,
         marathon_p99_budget_ms=args.marathon_p99_budget_ms,
         timeout=args.timeout,
+        buyer_cap=buyer_cap,
         idempotency_keys=not args.no_idempotency_keys,
         engine=args.engine,
         server=args.server,

@@ -59,6 +59,9 @@ class BenchConfig:
     marathon_p99_budget_ms: float = 250.0  # every window's p99 must stay under this
     timeout: float = 30.0  # seconds before a request counts as timed out
     idempotency_keys: bool = True  # every booking request carries a fresh Idempotency-Key
+    # burst, baseline-lock, soldout, browse: each buyer's cap on the sale (None: none). A new
+    # event's default (10); the phases whose buyers come back many times run uncapped anyway.
+    buyer_cap: int | None = 10
     engine: str = "batched"  # TICKETFLOW_BOOKING_ENGINE of every phase but baseline-lock
     server: str = "granian"  # what serves the app: `ticketflow serve`, or uvicorn to compare
     browse_via: str = "app"  # browse: straight to the app, or through nginx's micro-cache

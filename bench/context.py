@@ -91,6 +91,7 @@ class Context:
 
     async def new_sale(self, total: int, title: str, **options: Any) -> Sale:
         """A fresh event on sale with one ticket type of `total` tickets (options: seed.sale's)."""
+        options.setdefault("max_tickets_per_buyer", self.config.buyer_cap)
         seeded = await sale(self.bus, self.organizer, total, title=title, **options)
         self.event_ids.append(seeded.event_id)
         return seeded

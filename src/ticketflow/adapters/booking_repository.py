@@ -5,9 +5,21 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import ColumnElement, bindparam, func, insert, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Select,
+    Uuid,
+    any_,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketflow.adapters.tables import booking_lines, bookings, users
@@ -42,6 +54,40 @@ _SAVE_STATUS = (  # bind names apart from the columns' (SQLAlchemy reserves thos
         status=bindparam("b_status"), version=bindparam("b_version"), updated_at=bindparam("b_now")
     )
 )
+
+
+# The buyers of a batch as one array on PostgreSQL: one statement text whatever their number,
+# prepared once, where an IN list of N parameters is a new statement (parsed and planned) for
+# every batch size. SQLite takes the list (and locks nothing: its writers take turns).
+_BUYERS = bindparam("ids", type_=ARRAY(Uuid))
+_LOCK_BUYERS = (
+    select(users.c.id)
+    .where(users.c.id == any_(_BUYERS))
+    .order_by(users.c.id)
+    .with_for_update(key_share=True)
+)
+_LOCK_BUYERS_LISTED = select(users.c.id).where(users.c.id.in_(bindparam("ids", expanding=True)))
+
+
+def _holdings_of(buyers: ColumnElement[bool]) -> Select[Any]:
+    return (
+        select(
+            bookings.c.user_id,
+            booking_lines.c.ticket_type_id,
+            func.sum(booking_lines.c.quantity).label("held"),
+        )
+        .join(booking_lines, booking_lines.c.booking_id == bookings.c.id)
+        .where(
+            buyers,
+            bookings.c.event_id == bindparam("event_id"),
+            bookings.c.status.in_(_COUNTED),
+        )
+        .group_by(bookings.c.user_id, booking_lines.c.ticket_type_id)
+    )
+
+
+_HOLDINGS = _holdings_of(bookings.c.user_id == any_(_BUYERS))
+_HOLDINGS_LISTED = _holdings_of(bookings.c.user_id.in_(bindparam("ids", expanding=True)))
 
 
 class BookingRepository:
@@ -90,29 +136,18 @@ class BookingRepository:
         (in id order, so holds of several buyers never deadlock; NO KEY: the bookings being
         inserted meanwhile only key-share the account, for their foreign key). The count is a
         statement of its own, after the lock: it then sees what the last holder committed."""
+        ids = sorted(buyers)
+        on_postgresql = self._connection.dialect.name == "postgresql"
         await self._connection.execute(
-            select(users.c.id)
-            .where(users.c.id.in_(sorted(buyers)))
-            .order_by(users.c.id)
-            .with_for_update(key_share=True)
+            _LOCK_BUYERS if on_postgresql else _LOCK_BUYERS_LISTED, {"ids": ids}
         )
         rows = await self._connection.execute(
-            select(
-                bookings.c.user_id,
-                booking_lines.c.ticket_type_id,
-                func.sum(booking_lines.c.quantity),
-            )
-            .join(booking_lines, booking_lines.c.booking_id == bookings.c.id)
-            .where(
-                bookings.c.user_id.in_(list(buyers)),
-                bookings.c.event_id == event_id,
-                bookings.c.status.in_(_COUNTED),
-            )
-            .group_by(bookings.c.user_id, booking_lines.c.ticket_type_id)
+            _HOLDINGS if on_postgresql else _HOLDINGS_LISTED,
+            {"ids": ids, "event_id": event_id},
         )
         held: dict[UUID, dict[UUID, int]] = {buyer: {} for buyer in buyers}
-        for buyer, ticket_type_id, quantity in rows:
-            held[buyer][ticket_type_id] = int(quantity)
+        for row in rows:
+            held[row.user_id][row.ticket_type_id] = int(row.held)
         return held
 
     async def get(self, booking_id: UUID) -> Booking | None:

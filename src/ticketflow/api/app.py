@@ -179,7 +179,7 @@ def create_app(
     install_error_handlers(app)
     # POST /bookings, a flash sale's traffic: the hot path first; it hands what it doesn't
     # serve to the ordinary route of routes/bookings.py (see api/booking_hot_path.py).
-    app.router.routes.append(HotPathRoute())
+    app.router.routes.insert(0, HotPathRoute())  # first: matched before any other
     for router in (auth.router, events.router, bookings.router, payments.router, admin.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(check_in_routes.router, prefix=API_PREFIX)
