@@ -107,7 +107,6 @@ async def ordinary_route(scope: Scope, receive: Receive, send: Send) -> None:
 class BookingHotPath:
     def __init__(self, bus: MessageBus, limits: RateLimits, keyed: KeyedRequests) -> None:
         self._bus, self._limits, self._keyed = bus, limits, keyed
-        self._ordinary: ASGIApp = ordinary_route
         # A flash sale's burst arrives at once, all of it before anything sold; let through
         # at once only what the next batches can take, so the rest is checked against the
         # sold-out mark when its turn comes, not on arrival.
@@ -123,7 +122,7 @@ class BookingHotPath:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope)
         if not looks_signed_in(scope):
-            await self._keyed.run(self._ordinary, request, receive, send, key_header(scope), None)
+            await self._keyed.run(ordinary_route, request, receive, send, key_header(scope), None)
             return
         async with self.admission:
             await self._booking(request, receive, send)
@@ -154,7 +153,7 @@ class BookingHotPath:
                     hold = self.hold(command)
                 await self._keyed.run(hold, request, receive, send, key, actor)
                 return
-        await self._keyed.run(self._ordinary, request, receive, send, key, actor)
+        await self._keyed.run(ordinary_route, request, receive, send, key, actor)
 
     @staticmethod
     def command(request: Request, actor: Actor, body: bytes) -> cmd.HoldTickets | None:
