@@ -27,6 +27,7 @@ from typing import Any
 import uvloop
 
 from bench import seed
+from bench.callgrind_marks import CallgrindMarks
 from bench.config import BenchConfig
 from bench.runner import app_settings
 from bench.stack import throwaway_database, throwaway_redis
@@ -109,7 +110,9 @@ async def _main(args: argparse.Namespace) -> None:
                 if burst:
                     size = args.requests // 2
                     warm_up_tokens = seed.access_tokens(bus, buyers)
-                sale = await seed.sale(bus, organizer, size, title="profile")
+                sale = await seed.sale(
+                    bus, organizer, size, title="profile", max_tickets_per_buyer=args.buyer_cap
+                )
                 if args.path == "soldout":
                     await bus.handle(
                         cmd.HoldTickets(
@@ -148,12 +151,17 @@ async def _main(args: argparse.Namespace) -> None:
                     await asyncio.gather(*(lane(i, warm_up, []) for i in range(args.concurrency)))
                 statuses: list[int] = []
                 profiler = cProfile.Profile() if args.profile else None
+                marks = CallgrindMarks() if args.callgrind_marks else None
                 started_cpu, started = time.process_time(), time.perf_counter()
                 if profiler:
                     profiler.enable()
+                if marks:
+                    marks.zero()
                 await asyncio.gather(
                     *(lane(i, per_lane, statuses) for i in range(args.concurrency))
                 )
+                if marks:
+                    marks.dump()
                 if profiler:
                     profiler.disable()
                 cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
@@ -176,6 +184,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--profile", action="store_true")
+    # Under `valgrind --tool=callgrind`: the measured requests' instructions in a dump of
+    # their own (callgrind.out.<pid>.1), see bench/callgrind_marks.py.
+    parser.add_argument("--callgrind-marks", action="store_true")
+    parser.add_argument(
+        "--buyer-cap",
+        type=lambda given: None if given == "none" else int(given),
+        default=10,
+        help="tickets per buyer of the profiled sale, or 'none' (the burst's default is 10)",
+    )
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--lines", type=int, default=60)
     uvloop.run(_main(parser.parse_args()))

@@ -35,9 +35,9 @@ api/rate_limit_guards.py).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
+import anyio
 from pydantic import ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
@@ -109,8 +109,12 @@ class BookingHotPath:
         self._bus, self._limits, self._keyed = bus, limits, keyed
         # A flash sale's burst arrives at once, all of it before anything sold; let through
         # at once only what the next batches can take, so the rest is checked against the
-        # sold-out mark when its turn comes, not on arrival.
-        self.admission = asyncio.Semaphore(bus.deps.settings.booking_admission_window)
+        # sold-out mark when its turn comes, not on arrival. anyio's semaphore, not asyncio's:
+        # Python 3.11's release scans the waiters already woken but not yet run, so a batch
+        # of n answers released at once cost O(n^2) (bench/README.md, issue 17).
+        self.admission = anyio.Semaphore(
+            bus.deps.settings.booking_admission_window, fast_acquire=True
+        )
 
         async def unused(scopes: list[KeyScope]) -> list[Any]:
             async with bus.engine.connect() as connection:
