@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import uuid
+from collections.abc import Mapping
 from datetime import date
 from typing import Annotated
 from uuid import UUID
@@ -9,11 +12,17 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from ticketflow.domain.errors import NotFound
+from ticketflow.api.rate_limits import RateLimits
+from ticketflow.domain import commands as cmd
+from ticketflow.domain.errors import DomainError, InvalidInput, NotFound
+from ticketflow.domain.model import Booking
 from ticketflow.services import queries, storefront
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.pagination import DEFAULT_LIMIT
-from ticketflow.web.pages import PageRoute, public_page
+from ticketflow.web.keyed_forms import Refused, run_once
+from ticketflow.web.order_forms import asked_lines, order_choices
+from ticketflow.web.pages import PageRoute, private_page, public_page, see_other
+from ticketflow.web.session import SignedIn, current_session
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
@@ -45,3 +54,64 @@ async def event_page(request: Request, event_id: UUID) -> Response:
     if not queries.visible(event, None):
         raise NotFound("No such event.")
     return public_page(request, "event.html", event=event, availability=availability)
+
+
+def _nonce() -> str:
+    """A fresh key for one order form: sending the form twice holds once (web/keyed_forms.py)."""
+    return uuid.uuid4().hex
+
+
+async def _order_page(
+    request: Request,
+    event_id: UUID,
+    status: int = 200,
+    error: DomainError | Refused | None = None,
+    asked: Mapping[UUID, int] | None = None,
+) -> Response:
+    """The order form: a fragment for the event page's htmx, a page of its own otherwise."""
+    bus = _bus(request)
+    session = await current_session(request)
+    async with bus.engine.connect() as db:
+        event = await queries.event_detail(db, event_id, None)
+        held = await storefront.holdings(db, session.actor.user_id, event_id) if session else {}
+        available = await queries.availability(db, event_id)
+    choices = order_choices(event, available, held)
+    template = "_order_form.html" if request.headers.get("hx-request") else "order.html"
+    return await private_page(
+        request,
+        template,
+        status,
+        event=event,
+        choices=choices,
+        nonce=_nonce(),
+        error=error,
+        asked=asked or {},
+    )
+
+
+@router.get("/events/{event_id}/order")
+async def order_form(request: Request, event_id: UUID) -> Response:
+    return await _order_page(request, event_id)
+
+
+@router.post("/events/{event_id}/hold")
+async def hold(request: Request, event_id: UUID, session: SignedIn) -> Response:
+    form = await request.form()
+    try:
+        lines = asked_lines(form)
+    except InvalidInput as invalid:
+        return await _order_page(request, event_id, invalid.status, invalid)
+    nonce = str(form.get("nonce", ""))
+    limits: RateLimits = request.app.state.rate_limits
+    await limits.check_booking(session.actor.user_id)
+    command = cmd.HoldTickets(actor=session.actor, event_id=event_id, lines=tuple(lines.items()))
+
+    async def hold_tickets(bus: MessageBus) -> str:
+        booking: Booking = await bus.handle(command)
+        return str(booking.id)
+
+    body = json.dumps(sorted((str(tt), n) for tt, n in lines.items())).encode()
+    outcome = await run_once(request, session.actor, f"web-hold:{nonce}", body, hold_tickets)
+    if isinstance(outcome, Refused):
+        return await _order_page(request, event_id, outcome.status, outcome, lines)
+    return see_other(f"/checkout/{outcome}")
