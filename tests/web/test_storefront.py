@@ -160,3 +160,15 @@ async def test_an_expired_hold_shows_as_expired_at_checkout(browser: httpx.Async
     clock.advance(timedelta(minutes=11).total_seconds())  # past the 10-minute hold
     checkout = await browser.get(held.headers["location"])
     assert "expired" in checkout.text
+
+
+async def test_the_search_form_sent_as_browsers_send_it_finds_by_day(
+    browser: httpx.AsyncClient,
+) -> None:
+    bus = app_bus(browser)
+    sale = await event_on_sale(bus, title="Dated Gala")
+    day = sale.event.starts_at.date()
+    assert "Dated Gala" in (await browser.get("/?q=&on=")).text  # empty fields: no filter
+    assert "Dated Gala" in (await browser.get(f"/?q=&on={day}")).text
+    assert "Dated Gala" not in (await browser.get(f"/?q=&on={day + timedelta(1)}")).text
+    assert (await browser.get("/?on=someday")).status_code == 422

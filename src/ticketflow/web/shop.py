@@ -32,17 +32,31 @@ def _bus(request: Request) -> MessageBus:
     return bus
 
 
+def _day(text: str) -> date | None:
+    """The search form's date: empty when the buyer chose none."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError as error:
+        raise InvalidInput("Choose a date as YYYY-MM-DD.", field="on") from error
+
+
 @router.get("/")
 async def home(
     request: Request,
     q: Annotated[str, Query(max_length=100)] = "",
-    on: date | None = None,
+    on: Annotated[str, Query(max_length=10)] = "",
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
     bus = _bus(request)
+    on_date = _day(on)
     async with bus.engine.connect() as db:
         page = await storefront.upcoming_events(
-            db, now=bus.deps.clock.now(), text=q, on_date=on, cursor=cursor, limit=DEFAULT_LIMIT
+            db,
+            now=bus.deps.clock.now(),
+            text=q,
+            on_date=on_date,
+            cursor=cursor,
+            limit=DEFAULT_LIMIT,
         )
     return public_page(request, "home.html", page=page, q=q, on=on)
 
