@@ -92,14 +92,18 @@ async def test_a_declined_card_keeps_the_hold_and_says_why(
     await expect(page.get_by_role("status")).to_contain_text("Payment received")
 
 
-async def test_a_sold_out_event_says_so_and_a_phone_screen_fits_it(
+async def test_a_sold_out_event_says_so_live_and_a_phone_screen_fits_it(
     page: Page, shop_bus: MessageBus
 ) -> None:
     sale = await _sale(shop_bus, totals=(2,))
-    await hold(shop_bus, await account(shop_bus), sale.event.id, sale.line(2))
     await page.set_viewport_size({"width": 360, "height": 740})
+    await page.goto(f"/events/{sale.event.id}")
+    left = page.locator(f'[data-available-for="{sale.ticket_types[0].id}"]')
+    await expect(left).to_have_text("2")
+    await hold(shop_bus, await account(shop_bus), sale.event.id, sale.line(2))
+    # No reload: the page follows the event's live availability feed.
+    await expect(left).to_have_text("Sold out")
     await _sign_up(page, f"/events/{sale.event.id}")
     await expect(page.locator("#order-form").get_by_text("Sold out")).to_be_visible()
-    await expect(page.get_by_role("cell", name="Sold out")).to_be_visible()
     await _no_horizontal_scroll(page)
     assert await serious_accessibility_violations(page) == []
