@@ -57,6 +57,7 @@ async def test_a_buyer_buys_two_tickets_and_sees_their_qr_codes(
     await page.get_by_role("button", name="Search").click()
     await page.get_by_role("link", name=sale.event.title).click()
     await expect(page.get_by_role("heading", name="Choose your tickets")).to_be_visible()
+    await expect(page.get_by_role("link", name="My tickets")).to_be_visible()  # came along
     assert await serious_accessibility_violations(page) == []
     await screenshot(page, "event")
     await page.get_by_label("Tier 0").fill("2")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from html.parser import HTMLParser
 
@@ -101,6 +102,20 @@ async def test_an_expired_access_token_is_renewed_on_the_way(
     clock.advance(20 * 60)  # past the access token's 15 minutes
     assert "My tickets" in (await browser.get("/session-nav")).text
     assert browser.cookies["tf_session"] != before
+
+
+async def test_requests_noticing_an_expired_token_together_renew_it_once(
+    browser: httpx.AsyncClient,
+) -> None:
+    """A spent refresh token used again ends its session (theft): a browser's concurrent
+    requests, all with the old cookie, must not look like that."""
+    await sign_up(browser, "concurrent@example.com")
+    clock = app_bus(browser).deps.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(20 * 60)
+    answers = await asyncio.gather(*(browser.get("/session-nav") for _ in range(4)))
+    assert all("My tickets" in answer.text for answer in answers)
+    assert "My tickets" in (await browser.get("/session-nav")).text
 
 
 async def test_pages_carry_a_strict_csp_and_no_inline_code(browser: httpx.AsyncClient) -> None:

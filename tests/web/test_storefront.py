@@ -66,7 +66,11 @@ async def test_public_pages_answer_304_to_their_etag_and_are_the_same_for_everyo
         assert (again.status_code, again.content) == (304, b"")
     await sign_up(browser, "same-bytes@example.com")
     signed_in = await browser.get(f"/events/{sale.event.id}")
-    assert signed_in.content == anonymous.content  # who is signed in comes in /session-nav
+    assert signed_in.content == anonymous.content  # who is signed in comes in a fragment
+    # The event page's one personalised request, its order form, brings the nav along.
+    assert 'hx-get="/session-nav"' not in signed_in.text
+    order = await browser.get(f"/events/{sale.event.id}/order", headers={"HX-Request": "true"})
+    assert 'hx-swap-oob="outerHTML"' in order.text and "My tickets" in order.text
 
 
 async def test_the_home_page_searches_titles_and_venues(browser: httpx.AsyncClient) -> None:

@@ -2,7 +2,8 @@
 API's bearer tokens belong to, so logging out (here, through the API, or everywhere) ends them.
 
 The access token is checked as the API checks it (revocation included); once it has expired, the
-refresh token is traded for a new pair on the way, and the cookie is rewritten with it.
+refresh token is traded for a new pair on the way (once: web/session_renewals.py), and the
+cookie is rewritten with it.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from uuid import UUID
 
 from fastapi import Depends, Request
 
-from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import AuthenticationFailed, PermissionDenied
 from ticketflow.domain.model import Actor, Role
 from ticketflow.request_context import note_caller
 from ticketflow.services.accounts import TokenPair, authenticate
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.web.cookies import clear_cookie, set_cookie
+from ticketflow.web.session_renewals import SessionRenewals
 
 COOKIE = "tf_session"
 SEPARATOR = "~"  # not in base64url nor in a JWT's dots
@@ -76,8 +77,9 @@ async def _session_of(request: Request) -> WebSession | None:
         return WebSession(actor, bus.deps.tokens.access_claims(access).session_id, refresh)
     except AuthenticationFailed:
         pass  # expired (or ended: then the refresh below fails too)
+    renewals: SessionRenewals = request.app.state.session_renewals
     try:
-        pair: TokenPair = await bus.handle(cmd.RefreshSession(refresh))
+        pair = await renewals.renew(bus, refresh)
     except AuthenticationFailed:
         end_session(request)
         return None

@@ -90,7 +90,8 @@ async def _order_page(
         held = await storefront.holdings(db, session.actor.user_id, event_id) if session else {}
         available = await queries.availability(db, event_id)
     choices = order_choices(event, available, held)
-    template = "_order_form.html" if request.headers.get("hx-request") else "order.html"
+    fragment = bool(request.headers.get("hx-request"))
+    template = "_order_form.html" if fragment else "order.html"
     return await private_page(
         request,
         template,
@@ -100,6 +101,7 @@ async def _order_page(
         nonce=_nonce(),
         error=error,
         asked=asked or {},
+        oob_nav=fragment,
     )
 
 
