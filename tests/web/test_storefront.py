@@ -4,6 +4,7 @@ holds made once per order form, refusals shown on the page."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -108,12 +109,28 @@ async def test_a_double_submitted_order_form_holds_once(browser: httpx.AsyncClie
     assert checkout.status_code == 200 and "pm_card_declined" in checkout.text
 
 
+async def test_an_order_form_sent_again_with_other_choices_is_told_to_reload(
+    browser: httpx.AsyncClient,
+) -> None:
+    sale = await event_on_sale(app_bus(browser), totals=(10,))
+    await sign_up(browser, "changed-mind@example.com")
+    token, nonce = await _order_form(browser, sale.event.id)
+    field = f"qty-{sale.ticket_types[0].id}"
+    sent = {"csrf_token": token, "nonce": nonce}
+    assert (
+        await browser.post(f"/events/{sale.event.id}/hold", data={**sent, field: "1"})
+    ).is_redirect
+    again = await browser.post(f"/events/{sale.event.id}/hold", data={**sent, field: "2"})
+    assert again.status_code == 422
+    assert "sent before with other choices" in again.text
+
+
 async def test_a_bad_quantity_is_shown_on_the_order_page_not_a_500(
     browser: httpx.AsyncClient,
 ) -> None:
     sale = await event_on_sale(app_bus(browser), totals=(3,), max_per_booking=2)
     await sign_up(browser, "clumsy@example.com")
-    token, nonce = await _order_form(browser, sale.event.id)
+    token, _ = await _order_form(browser, sale.event.id)
     field = f"qty-{sale.ticket_types[0].id}"
     for quantity, status, said in (
         ("two", 422, "whole numbers"),
@@ -122,7 +139,7 @@ async def test_a_bad_quantity_is_shown_on_the_order_page_not_a_500(
     ):
         answer = await browser.post(
             f"/events/{sale.event.id}/hold",
-            data={"csrf_token": token, "nonce": f"{nonce}-{quantity}", field: quantity},
+            data={"csrf_token": token, "nonce": uuid.uuid4().hex, field: quantity},
         )
         assert answer.status_code == status, (quantity, answer.text)
         assert "text/html" in answer.headers["content-type"]

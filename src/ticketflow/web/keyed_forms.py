@@ -17,6 +17,13 @@ from ticketflow.domain.errors import DomainError
 from ticketflow.domain.model import Actor
 from ticketflow.services.messagebus import MessageBus
 
+# The key store's answers (api/idempotency.py) are worded for API clients; a buyer reads these.
+KEY_PROBLEMS = {
+    "request-in-flight": "This form is being sent already: wait a moment, then reload.",
+    "idempotency-key-reused": "This form was sent before with other choices: reload the page.",
+    "answer-lost": "This form was sent before: see your bookings.",
+}
+
 
 @dataclass(frozen=True)
 class Refused:
@@ -66,4 +73,5 @@ async def run_once(
     if status >= 500:
         raise RuntimeError(f"keyed form change failed with {status}")
     said = json.loads(body)  # ours, or the key store's problem+json (in flight, reused)
-    return Refused(status, str(said.get("detail", "")), said.get("field"))
+    key_problem = KEY_PROBLEMS.get(str(said.get("type", "")).rpartition(":")[2])
+    return Refused(status, key_problem or str(said.get("detail", "")), said.get("field"))

@@ -47,7 +47,12 @@ async def my_bookings(
         paid = [b["id"] for b in page.items if b["status"] == BookingStatus.CONFIRMED.value]
         tickets = await storefront.tickets_of_bookings(db, paid)
     return await private_page(
-        request, "my_bookings.html", page=page, tickets=tickets, qr_svg=qr_svg
+        request,
+        "my_bookings.html",
+        page=page,
+        tickets=tickets,
+        qr_svg=qr_svg,
+        now=_bus(request).deps.clock.now(),
     )
 
 

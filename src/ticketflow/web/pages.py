@@ -136,7 +136,9 @@ class PageRoute(APIRoute):
                     await _check_csrf(request)
                 return await handle(request)
             except SignInRequired:
-                return see_other(f"/sign-in?next={quote(request.url.path)}")
+                # Back to the page after signing in; a form sent with a lapsed session starts over.
+                back = request.url.path if request.method == "GET" else "/"
+                return see_other(f"/sign-in?next={quote(back)}")
             except DomainError as refusal:
                 return await error_page(request, refusal.status, refusal.title, refusal.detail)
             except RequestValidationError as invalid:

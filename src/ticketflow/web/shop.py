@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from datetime import date
@@ -70,6 +71,9 @@ async def event_page(request: Request, event_id: UUID) -> Response:
     return public_page(request, "event.html", event=event, availability=availability)
 
 
+NONCE = re.compile(r"[0-9a-f]{32}")
+
+
 def _nonce() -> str:
     """A fresh key for one order form: sending the form twice holds once (web/keyed_forms.py)."""
     return uuid.uuid4().hex
@@ -113,11 +117,13 @@ async def order_form(request: Request, event_id: UUID) -> Response:
 @router.post("/events/{event_id}/hold")
 async def hold(request: Request, event_id: UUID, session: SignedIn) -> Response:
     form = await request.form()
+    nonce = str(form.get("nonce", ""))
     try:
         lines = asked_lines(form)
+        if not NONCE.fullmatch(nonce):
+            raise InvalidInput("The form is out of date: reload the page.", field="nonce")
     except InvalidInput as invalid:
         return await _order_page(request, event_id, invalid.status, invalid)
-    nonce = str(form.get("nonce", ""))
     limits: RateLimits = request.app.state.rate_limits
     await limits.check_booking(session.actor.user_id)
     command = cmd.HoldTickets(actor=session.actor, event_id=event_id, lines=tuple(lines.items()))
