@@ -74,9 +74,16 @@ async def shop_bus(browser_database_url: str) -> AsyncIterator[MessageBus]:
 
 
 @pytest.fixture(scope="session")
-async def browser() -> AsyncIterator[Browser]:
+def chromium() -> str:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make chromium` installs Debian's package")
+    return CHROMIUM
+
+
+@pytest.fixture(scope="session")
+async def browser(chromium: str) -> AsyncIterator[Browser]:
     async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        launched = await playwright.chromium.launch(executable_path=chromium, headless=True)
         try:
             yield launched
         finally:
@@ -85,13 +92,23 @@ async def browser() -> AsyncIterator[Browser]:
 
 @pytest.fixture
 async def page(browser: Browser, shop_server: ServerProcess) -> AsyncIterator[Page]:
-    """A fresh tab of a fresh browser profile (no cookies) on the shop."""
+    """A fresh tab of a fresh browser profile (no cookies) on the shop. Whatever our CSP
+    blocked while the test ran (an inline script or style slipped in) fails it."""
     context = await browser.new_context(base_url=shop_server.base_url)
     context.set_default_timeout(10_000)
+    blocked: list[str] = []
     try:
-        yield await context.new_page()
+        tab = await context.new_page()
+        tab.on(
+            "console",
+            lambda message: (
+                blocked.append(message.text) if "Content Security Policy" in message.text else None
+            ),
+        )
+        yield tab
     finally:
         await context.close()
+    assert blocked == []
 
 
 AXE_SOURCE = Path(__file__).with_name("axe.min.js")

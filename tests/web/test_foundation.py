@@ -10,7 +10,7 @@ import httpx
 
 from ticketflow.adapters.clock import ManualClock
 
-from ..builders import API, app_bus
+from ..builders import API, app_bus, event_on_sale
 from .conftest import csrf_token, form_post, sign_up
 
 PAGES = ("/", "/sign-in", "/sign-up", "/password-reset", "/password-reset/confirm", "/nowhere")
@@ -119,9 +119,32 @@ async def test_requests_noticing_an_expired_token_together_renew_it_once(
 
 
 async def test_pages_carry_a_strict_csp_and_no_inline_code(browser: httpx.AsyncClient) -> None:
+    sale = await event_on_sale(app_bus(browser), totals=(5,))
     await sign_up(browser, "csp@example.com")
-    for path in (*PAGES, "/session-nav"):
+    order = await browser.get(f"/events/{sale.event.id}/order")
+    nonce = re.search(r'name="nonce" value="([0-9a-f]+)"', order.text)
+    assert nonce is not None
+    held = await browser.post(
+        f"/events/{sale.event.id}/hold",
+        data={
+            "csrf_token": csrf_token(order.text),
+            "nonce": nonce.group(1),
+            f"qty-{sale.ticket_types[0].id}": "1",
+        },
+    )
+    checkout = held.headers["location"]
+    booking_id = checkout.rpartition("/")[2]
+    for path in (
+        *PAGES,
+        "/session-nav",
+        f"/events/{sale.event.id}",
+        f"/events/{sale.event.id}/order",
+        checkout,
+        "/my/bookings",
+        f"/my/bookings/{booking_id}/print",
+    ):
         answer = await browser.get(path)
+        assert answer.status_code in (200, 404), path
         policy = answer.headers["content-security-policy"]
         assert "script-src 'self';" in policy and "style-src 'self';" in policy, path
         assert "unsafe-inline" not in policy
