@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import html
+import json
 import re
 from html.parser import HTMLParser
 
@@ -45,6 +47,18 @@ async def test_a_form_sent_without_its_csrf_token_is_refused_with_a_page(
         "/sign-in", data={"email": "a@example.com", "password": "x", "csrf_token": "forged"}
     )
     assert forged.status_code == 403
+
+
+async def test_htmx_requests_may_send_the_csrf_token_as_a_header(
+    browser: httpx.AsyncClient,
+) -> None:
+    await sign_up(browser, "htmx@example.com")
+    page = (await browser.get("/my/bookings")).text
+    found = re.search(r"hx-headers='([^']+)'", page)
+    assert found is not None
+    headers = json.loads(html.unescape(found.group(1)))
+    assert (await browser.post("/sign-out")).status_code == 403
+    assert (await browser.post("/sign-out", headers=headers)).status_code == 303
 
 
 async def test_a_csrf_token_of_another_browser_is_refused(browser: httpx.AsyncClient) -> None:
