@@ -57,6 +57,7 @@ async def shop_server(
             JWT_SECRET,
             payment_provider_url=provider.base_url,
             availability_cache_ttl_seconds=0,
+            shutdown_grace_seconds=1,  # nothing to finish: the test is over
         )
         async with running_servers(1, env, logs) as [server]:
             yield server
