@@ -4,7 +4,7 @@ SHELL := /bin/bash
 UV := $(or $(shell command -v uv 2>/dev/null),python3 -m uv)
 export UV_LINK_MODE ?= copy
 
-.PHONY: run test install lint typecheck check clean bench nginx cluster validate-deploy
+.PHONY: run test install lint typecheck check clean bench nginx chromium cluster validate-deploy
 
 install:
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -27,7 +27,7 @@ lint: install
 typecheck: install
 	$(UV) run mypy src
 
-test: install lint typecheck nginx
+test: install lint typecheck nginx chromium
 	$(UV) run pytest
 
 # The flash-sale benchmark (bench/README.md): starts its own database, redis-server and app, and
@@ -35,6 +35,11 @@ test: install lint typecheck nginx
 bench: install
 	@command -v redis-server >/dev/null || { apt-get update && apt-get install -y redis-server; }
 	$(UV) run python -m bench $(BENCH_ARGS)
+
+# Chromium from the system packages: the browser tests (tests/browser/) drive it with Playwright
+# (whose own browser download cannot work here).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update && apt-get install -y chromium; }
 
 # nginx from the system packages: `make cluster` and its test (tests/e2e/test_cluster.py) run it.
 nginx:

@@ -81,7 +81,7 @@ async def test_a_request_that_fails_answers_500_with_its_id_and_its_error_names_
 ) -> None:
     app = create_app(settings, clock, FAST_PASSWORDS)
 
-    @app.get("/fails")
+    @app.get("/api/v1/fails")
     async def fails() -> None:
         raise RuntimeError("a bug")
 
@@ -89,7 +89,7 @@ async def test_a_request_that_fails_answers_500_with_its_id_and_its_error_names_
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            answer = await client.get("/fails", headers={"X-Request-ID": "fails-1"})
+            answer = await client.get("/api/v1/fails", headers={"X-Request-ID": "fails-1"})
 
     assert (answer.status_code, answer.headers["X-Request-ID"]) == (500, "fails-1")
     # A bug's answer is hardened like any other.
@@ -97,7 +97,7 @@ async def test_a_request_that_fails_answers_500_with_its_id_and_its_error_names_
     assert answer.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
     mine = [line for line in _logged(log_lines) if line.get("request_id") == "fails-1"]
     assert [(line["event"], line["level"]) for line in mine] == [
-        ("unhandled error on GET /fails", "error"),
+        ("unhandled error on GET /api/v1/fails", "error"),
         ("request", "info"),
     ]
     assert "RuntimeError: a bug" in mine[0]["exception"]

@@ -57,6 +57,7 @@ from ticketflow.tracing import (
     tracer_provider_from_environment,
     uninstrument,
 )
+from ticketflow.web import install_web
 
 API_PREFIX = "/api/v1"
 
@@ -187,6 +188,7 @@ def create_app(
     app.include_router(live.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
+    install_web(app)  # the pages at /, outside the OpenAPI schema
     app.add_middleware(IdempotencyMiddleware, fastapi_app=app)
     install_rate_limits(app, settings)  # the per-IP default, before any work on the request
     install_hardening(app, settings)  # body size limit, CORS, security headers

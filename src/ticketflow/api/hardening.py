@@ -22,6 +22,14 @@ DOCS_CSP = (
     "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
+# The web pages (web/): our own static files only, nothing inline, framed by nobody (yet: an
+# embeddable widget will get a frame-ancestors list of its own).
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
+    "frame-ancestors 'none'"
+)
+NOT_PAGES = ("/api/", "/health", "/metrics", "/openapi.json")
 HSTS = "max-age=63072000; includeSubDomains"
 
 
@@ -81,6 +89,17 @@ class BodySizeLimitMiddleware:
         await _too_large(Request(scope), BodyTooLarge(self.max_bytes))(scope, receive, send)
 
 
+def is_page(path: str) -> bool:
+    """Whether `path` is one of the web pages (or their static files), not the API."""
+    return not path.startswith(NOT_PAGES) and path not in DOCS_PATHS
+
+
+def _csp(path: str) -> str:
+    if path in DOCS_PATHS:
+        return DOCS_CSP
+    return PAGE_CSP if is_page(path) else API_CSP
+
+
 def security_headers(path: str, production: bool) -> list[tuple[bytes, bytes]]:
     """The headers every answer on `path` carries (added by the outermost middleware, so 500s
     and refusals made before routing carry them too; see api/observability.py)."""
@@ -88,7 +107,7 @@ def security_headers(path: str, production: bool) -> list[tuple[bytes, bytes]]:
         (b"x-content-type-options", b"nosniff"),
         (b"x-frame-options", b"DENY"),
         (b"referrer-policy", b"no-referrer"),
-        (b"content-security-policy", (DOCS_CSP if path in DOCS_PATHS else API_CSP).encode()),
+        (b"content-security-policy", _csp(path).encode()),
     ]
     if path.startswith("/api/v1/auth/"):
         added.append((b"cache-control", b"no-store"))  # token pairs must not be cached

@@ -18,7 +18,7 @@ from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketflow import metrics
-from ticketflow.api.hardening import DOCS_PATHS, security_headers, with_headers
+from ticketflow.api.hardening import DOCS_PATHS, is_page, security_headers, with_headers
 from ticketflow.logging_setup import access_log
 from ticketflow.request_context import Caller, current_caller, current_request_id
 from ticketflow.services.requests_in_flight import RequestsInFlight
@@ -92,7 +92,12 @@ class ObservabilityMiddleware:
         production = fastapi_app.state.settings.environment == "production"
         self._headers_by_kind = {
             kind: security_headers(path, production)
-            for kind, path in (("docs", "/docs"), ("auth", "/api/v1/auth/"), ("api", "/"))
+            for kind, path in (
+                ("docs", "/docs"),
+                ("auth", "/api/v1/auth/"),
+                ("api", "/api/v1/"),
+                ("page", "/"),
+            )
         }
         # An answer to a signed-in caller is theirs: kept by no cache unless the route says so
         # itself (the public reads do: their bytes are everyone's).
@@ -146,6 +151,8 @@ class ObservabilityMiddleware:
             return self._headers_by_kind["docs"]
         if path.startswith("/api/v1/auth/"):
             return self._headers_by_kind["auth"]
+        if is_page(path):  # each page says itself who may cache it (web/pages.py)
+            return self._headers_by_kind["page"]
         signed_in = any(name == b"authorization" for name, _ in scope["headers"])
         return self._headers_by_kind["signed-in" if signed_in else "api"]
 

@@ -44,7 +44,8 @@ async def _rows(connection: AsyncConnection, query: Select[Any]) -> list[Row]:
     return [dict(row) for row in (await connection.execute(query)).mappings()]
 
 
-async def _with_ticket_types(connection: AsyncConnection, found: list[Row]) -> list[Row]:
+async def with_ticket_types(connection: AsyncConnection, found: list[Row]) -> list[Row]:
+    """`found` events, each with its ticket types (one query for them all), cheapest first."""
     by_event: dict[UUID, list[Row]] = defaultdict(list)
     if found:
         for row in await _rows(
@@ -76,7 +77,7 @@ async def list_events(
         starts_at, event_id = decode_cursor(cursor, datetime, UUID)
         query = query.where(tuple_(events.c.starts_at, events.c.id) > (starts_at, event_id))
     page = page_of(await _rows(connection, query), limit, lambda e: (e["starts_at"], e["id"]))
-    return Page(await _with_ticket_types(connection, page.items), page.next_cursor)
+    return Page(await with_ticket_types(connection, page.items), page.next_cursor)
 
 
 async def event_detail(connection: AsyncConnection, event_id: UUID, actor: Actor | None) -> Row:
@@ -89,7 +90,7 @@ async def event_detail(connection: AsyncConnection, event_id: UUID, actor: Actor
 async def event_row(connection: AsyncConnection, event_id: UUID) -> Row | None:
     """An event with its ticket types, whoever asks (check `visible` before showing it)."""
     found = await _rows(connection, select(*_EVENT_COLUMNS).where(events.c.id == event_id))
-    return (await _with_ticket_types(connection, found))[0] if found else None
+    return (await with_ticket_types(connection, found))[0] if found else None
 
 
 def visible(event: Row, actor: Actor | None) -> bool:
