@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from ticketflow.adapters.security import SigningKeys
 from ticketflow.api.hardening import is_page
-from ticketflow.web import accounts, shop, static_files
+from ticketflow.web import accounts, shop, static_files, widget
 from ticketflow.web.cookies import QueuedCookies
 from ticketflow.web.pages import error_page
 
@@ -19,7 +19,7 @@ from ticketflow.web.pages import error_page
 def install_web(app: FastAPI) -> None:
     """The pages at /, beside the API under /api/v1; left out of the OpenAPI schema."""
     app.state.page_keys = SigningKeys.from_settings(app.state.settings)  # CSRF tokens' key
-    for router in (static_files.router, accounts.router, shop.router):
+    for router in (static_files.router, accounts.router, shop.router, widget.router):
         app.include_router(router)
     app.add_middleware(QueuedCookies)
     answer_problem = app.exception_handlers[HTTPException]
