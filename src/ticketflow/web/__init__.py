@@ -11,7 +11,16 @@ from starlette.responses import Response
 
 from ticketflow.adapters.security import SigningKeys
 from ticketflow.api.hardening import is_page
-from ticketflow.web import accounts, shop, static_files, widget
+from ticketflow.web import (
+    accounts,
+    check_in,
+    organizer,
+    shop,
+    static_files,
+    ticket_types,
+    webhooks,
+    widget,
+)
 from ticketflow.web.cookies import QueuedCookies
 from ticketflow.web.pages import error_page
 
@@ -19,8 +28,10 @@ from ticketflow.web.pages import error_page
 def install_web(app: FastAPI) -> None:
     """The pages at /, beside the API under /api/v1; left out of the OpenAPI schema."""
     app.state.page_keys = SigningKeys.from_settings(app.state.settings)  # CSRF tokens' key
-    for router in (static_files.router, accounts.router, shop.router, widget.router):
+    for router in (static_files.router, accounts.router, shop.router):
         app.include_router(router)
+    for module in (organizer, ticket_types, check_in, webhooks, widget):
+        app.include_router(module.router)
     app.add_middleware(QueuedCookies)
     answer_problem = app.exception_handlers[HTTPException]
 
