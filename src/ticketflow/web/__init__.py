@@ -13,6 +13,7 @@ from ticketflow.adapters.security import SigningKeys
 from ticketflow.api.hardening import is_page
 from ticketflow.web import (
     accounts,
+    admin,
     check_in,
     organizer,
     shop,
@@ -30,7 +31,7 @@ def install_web(app: FastAPI) -> None:
     app.state.page_keys = SigningKeys.from_settings(app.state.settings)  # CSRF tokens' key
     for router in (static_files.router, accounts.router, shop.router):
         app.include_router(router)
-    for module in (organizer, ticket_types, check_in, webhooks, widget):
+    for module in (organizer, ticket_types, check_in, webhooks, admin, widget):
         app.include_router(module.router)
     app.add_middleware(QueuedCookies)
     answer_problem = app.exception_handlers[HTTPException]
