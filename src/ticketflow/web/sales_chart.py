@@ -11,6 +11,7 @@ from ticketflow.services.sales_history import HOUR, SalesPeriod
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 36  # room for the axes' labels
 MOST_X_LABELS = 6
+WIDEST_BAR = 48  # a few periods make a few slim bars, not slabs across the chart
 
 
 @dataclass(frozen=True)
@@ -58,20 +59,20 @@ def sales_chart(series: list[SalesPeriod], step: timedelta) -> SalesChart:
     plot_width, plot_height = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     top = _top_of_scale(max((period.tickets for period in series), default=0))
     slot = plot_width / max(len(series), 1)
+    width = min(slot * 0.8, WIDEST_BAR)
     bars = [
         Bar(
-            x=LEFT + index * slot + slot * 0.1,
+            x=LEFT + index * slot + (slot - width) / 2,
             y=TOP + plot_height * (1 - period.tickets / top),
-            width=slot * 0.8,
+            width=width,
             height=plot_height * period.tickets / top,
             label=period.starts_at.strftime(label_format),
             tickets=period.tickets,
         )
         for index, period in enumerate(series)
     ]
-    y_ticks = [
-        Tick(TOP + plot_height * (1 - value / top), str(value)) for value in (0, top // 2, top)
-    ]
+    values = (0, top // 2, top) if top % 2 == 0 else (0, top)
+    y_ticks = [Tick(TOP + plot_height * (1 - value / top), str(value)) for value in values]
     every = max(1, -(-len(bars) // MOST_X_LABELS))  # ceiling division
     x_ticks = [Tick(bar.x + bar.width / 2, bar.label) for bar in bars[::every]]
     return SalesChart(bars, y_ticks, x_ticks, "hour" if hourly else "day")
