@@ -3,7 +3,10 @@ page, and a buyer's paid booking made over the server's API (as a buyer's app wo
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 from playwright.async_api import Page
@@ -50,3 +53,26 @@ async def paid_ticket_codes(
         tickets = await api.get(f"/bookings/{booking_id}/tickets")
         assert tickets.status_code == 200, tickets.text
         return [ticket["code"] for ticket in tickets.json()["items"]]
+
+
+@asynccontextmanager
+async def another_site(html: str) -> AsyncIterator[str]:
+    """A site of someone else's on a port of its own (another origin than ours, on the loopback
+    address too, which chromium requires of a page that reaches us there): answers `html` to
+    any request; its URL."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        body = html.encode()
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(body)}\r\n"
+        writer.write(head.encode() + b"Connection: close\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.close()
+        await server.wait_closed()

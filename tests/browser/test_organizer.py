@@ -14,7 +14,7 @@ from ticketflow.services.messagebus import MessageBus
 
 from ..e2e.servers import ServerProcess
 from .conftest import screenshot, serious_accessibility_violations
-from .staff import paid_ticket_codes, signed_in
+from .staff import another_site, paid_ticket_codes, signed_in
 
 
 async def test_an_organizer_sells_and_admits_a_ticket(
@@ -48,6 +48,7 @@ async def test_an_organizer_sells_and_admits_a_ticket(
     await expect(page.locator("svg.sales-chart")).to_be_visible()
     await screenshot(page, "organizer-dashboard")
     assert await serious_accessibility_violations(page) == []
+    await _shows_in_a_widget_on_another_site(page, shop_server.base_url, event_id)
 
     await page.get_by_role("link", name="Check-in", exact=True).click()
     code = page.get_by_label("Ticket code")
@@ -70,3 +71,20 @@ async def _first_ticket_type(bus: MessageBus, event_id: str) -> str:
         event = await queries.event_row(db, UUID(event_id))
     assert event is not None
     return str(event["ticket_types"][0]["id"])
+
+
+async def _shows_in_a_widget_on_another_site(page: Page, base_url: str, event_id: str) -> None:
+    """Another site's page includes /widget.js: the framed tickets show what is left."""
+    html = (
+        f'<!doctype html><title>Friends</title><h1>Friends of the Quay</h1><script src="{base_url}'
+        f'/widget.js" data-event="{event_id}" async></script>'
+    )
+    async with another_site(html) as site:
+        elsewhere = await page.context.new_page()
+        await elsewhere.goto(site)
+        widget = elsewhere.frame_locator("iframe")
+        row = widget.get_by_role("row", name=re.compile("Early bird"))
+        await expect(row).to_contain_text("297")
+        buy = widget.get_by_role("link", name="Buy tickets")
+        await expect(buy).to_have_attribute("target", "_top")
+        await elsewhere.close()
