@@ -25,6 +25,7 @@ _PLAINER = {
     "int_type": "Enter a whole number.",
     "datetime_type": "Enter a date and time.",
     "too_short": "Choose at least one.",
+    "string_too_short": "Fill this in.",
 }
 # What <input type="datetime-local"> sends: no offset. The forms say it is UTC.
 _LOCAL_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?$")
