@@ -213,3 +213,22 @@ async def test_the_door_admits_a_ticket_once_and_says_why_it_refuses(
     # Without JavaScript: the whole page, with the answer.
     whole = await form_post(paying_browser, door, door, code=first)
     assert "<html" in whole.text and "Ticket void" in whole.text  # the refund voided both
+
+
+async def test_the_edit_form_shows_the_event_in_utc_and_saves_changes(
+    browser: httpx.AsyncClient,
+) -> None:
+    await sign_in_as(browser, Role.MANAGER)
+    created = await form_post(browser, "/organizer/events/new", "/organizer/events", **EVENT_FORM)
+    edit = f"{created.headers['location']}/edit"
+    form = (await browser.get(edit)).text
+    assert 'value="2026-07-01T19:30"' in form and 'value="6"' in form
+    saved = await form_post(
+        browser, edit, edit, **{**EVENT_FORM, "title": "Jazz Night", "max_tickets_per_buyer": ""}
+    )
+    assert saved.status_code == 303, saved.text
+    form = (await browser.get(edit)).text
+    assert (
+        'value="Jazz Night"' in form
+        and 'id="max_tickets_per_buyer" name="max_tickets_per_buyer" type="number" value=""' in form
+    )
