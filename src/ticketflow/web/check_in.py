@@ -13,7 +13,7 @@ from starlette.responses import Response
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.check_in import CheckIn
 from ticketflow.domain.errors import AlreadyCheckedIn, Conflict, DomainError, NotFound, TicketVoid
-from ticketflow.web.organizer import Manager, bus_of, managed_event
+from ticketflow.web.organizer import Manager, bus_of, own_event
 from ticketflow.web.pages import PageRoute, private_page
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -38,7 +38,7 @@ async def _page(request: Request, event_id: UUID, manager: Manager, **result: An
     if request.headers.get("hx-request") == "true":
         return await private_page(request, "organizer/_scan_result.html", forms=False, **result)
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
     return await private_page(request, "organizer/check_in.html", event=event, **result)
 
 
@@ -64,6 +64,6 @@ async def scan(
         outcome = refusal
     except NotFound as refusal:
         async with bus_of(request).engine.connect() as db:
-            await managed_event(db, event_id, manager.actor)  # an event of theirs, or 404
+            await own_event(db, event_id, manager.actor)  # an event of theirs, or 404
         outcome = refusal
     return await _page(request, event_id, manager, result=_scan_result(outcome), code=code)

@@ -45,7 +45,7 @@ def bus_of(request: Request) -> MessageBus:
     return bus
 
 
-async def managed_event(db: AsyncConnection, event_id: UUID, actor: Actor) -> dict[str, Any]:
+async def own_event(db: AsyncConnection, event_id: UUID, actor: Actor) -> dict[str, Any]:
     """The event with its ticket types, if `actor` manages it; another's does not exist here."""
     event = await queries.event_row(db, event_id)
     if event is None or not actor.may_manage(event["organizer_id"]):
@@ -113,7 +113,7 @@ async def create_event(request: Request, manager: Manager) -> Response:
 @router.get("/organizer/events/{event_id}/edit")
 async def edit_event_form(request: Request, event_id: UUID, manager: Manager) -> Response:
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
     values = {name: event[name] for name in EVENT_FIELDS}
     values.update({name: local_input(event[name]) for name in INSTANTS})
     values["max_tickets_per_buyer"] = str(event["max_tickets_per_buyer"] or "")
@@ -124,7 +124,7 @@ async def edit_event_form(request: Request, event_id: UUID, manager: Manager) ->
 async def edit_event(request: Request, event_id: UUID, manager: Manager) -> Response:
     form = await form_fields(request, *EVENT_FIELDS)
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
     valid = checked(EventPatch, *_event_body(form))
     if isinstance(valid, dict):
         return await _event_form(request, form, valid, event)
@@ -145,7 +145,7 @@ async def publish_event(request: Request, event_id: UUID, manager: Manager) -> R
 async def cancel_event_form(request: Request, event_id: UUID, manager: Manager) -> Response:
     """The confirmation step: cancelling refunds every buyer and can't be undone."""
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
         sales = await read_models.sales_summary(db, event_id, manager.actor)
     return await private_page(request, "organizer/cancel.html", event=event, sales=sales)
 
@@ -160,7 +160,7 @@ async def cancel_event(request: Request, event_id: UUID, manager: Manager) -> Re
 async def sales_dashboard(request: Request, event_id: UUID, manager: Manager) -> Response:
     """Sales per ticket type and over time; five queries whatever the number of types."""
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
         sales = await read_models.sales_summary(db, event_id, manager.actor)
         series, step = await sales_history.tickets_sold_over_time(db, event_id)
     site = str(request.base_url).rstrip("/")

@@ -21,7 +21,7 @@ from ticketflow.web.forms import (
     refusal_errors,
     whole_number,
 )
-from ticketflow.web.organizer import Manager, bus_of, managed_event
+from ticketflow.web.organizer import Manager, bus_of, own_event
 from ticketflow.web.pages import PageRoute, private_page, see_other
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -78,7 +78,7 @@ def _ticket_type(event: dict[str, Any], ticket_type_id: UUID) -> dict[str, Any]:
 @router.get("/organizer/events/{event_id}/ticket-types/new")
 async def new_ticket_type_form(request: Request, event_id: UUID, manager: Manager) -> Response:
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
     return await _form(request, event, {"currency": "EUR", "max_per_booking": "10"}, {})
 
 
@@ -86,7 +86,7 @@ async def new_ticket_type_form(request: Request, event_id: UUID, manager: Manage
 async def add_ticket_type(request: Request, event_id: UUID, manager: Manager) -> Response:
     form = await form_fields(request, *FIELDS)
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
     valid = checked(TicketTypeIn, *_ticket_type_body(form))
     if isinstance(valid, dict):
         return await _form(request, event, form, valid)
@@ -103,7 +103,7 @@ async def edit_ticket_type_form(
     request: Request, event_id: UUID, ticket_type_id: UUID, manager: Manager
 ) -> Response:
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
     ticket_type = _ticket_type(event, ticket_type_id)
     values = {name: str(ticket_type[name] or "") for name in ("name", "currency", *NUMBERS)}
     values["price"] = price_text(ticket_type["price_minor"], ticket_type["currency"])
@@ -116,7 +116,7 @@ async def edit_ticket_type(
 ) -> Response:
     form = await form_fields(request, *FIELDS)
     async with bus_of(request).engine.connect() as db:
-        event = await managed_event(db, event_id, manager.actor)
+        event = await own_event(db, event_id, manager.actor)
     ticket_type = _ticket_type(event, ticket_type_id)
     valid = checked(TicketTypePatch, *_ticket_type_body(form))
     if isinstance(valid, dict):
