@@ -17,6 +17,7 @@ from ticketflow.domain.errors import (
     RefundNotAllowed,
     SalesClosed,
 )
+from ticketflow.domain.waiting_room import WaitingRoom
 
 
 class Role(StrEnum):
@@ -72,6 +73,12 @@ class Event:
     version: int = 1
     max_tickets_per_buyer: int | None = None  # pending + confirmed, all types; None: no cap
     refund_deadline: datetime | None = None  # buyers' own refunds end then (and at the start)
+    waiting_room: WaitingRoom | None = None  # configured (on or off); None: never configured
+
+    @property
+    def room(self) -> WaitingRoom | None:
+        """The waiting room, if it is on: then every booking needs an admission from it."""
+        return self.waiting_room if self.waiting_room and self.waiting_room.enabled else None
 
     def check_schedule(self) -> None:
         if self.ends_at <= self.starts_at:
@@ -89,12 +96,19 @@ class Event:
             raise InvalidInput(
                 "A buyer cap is at least one ticket (null: no cap).", field="max_tickets_per_buyer"
             )
+        if self.waiting_room is not None:
+            self.waiting_room.check_rules(self.sales_start)
 
     def update(self, changes: dict[str, object]) -> ev.EventUpdated:
         if self.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
             raise InvalidTransition(f"A {self.status} event cannot be changed.")
+        room = changes.get("waiting_room")
+        if isinstance(room, Mapping):
+            room = WaitingRoom.of(room)
+            # Recorded in its JSON form, with the defaults it got: the audit trail says it all.
+            changes = {**changes, "waiting_room": room.data()}
         for name, value in changes.items():
-            setattr(self, name, value)
+            setattr(self, name, room if name == "waiting_room" else value)
         self.check_schedule()
         self.version += 1
         return ev.EventUpdated(stream_id=self.id, version=self.version, changes=changes)

@@ -102,6 +102,9 @@ async def checked_booking(command: cmd.HoldTickets, deps: Deps) -> tuple[Booking
         snapshot = await deps.catalog.get(command.event_id, fresh=True)
         booking = _booking_from(command, deps, snapshot)
     assert snapshot is not None  # _booking_from refuses a missing event
+    # Invariant 9, for both booking doors, from the copy (no query): a room turned on shows
+    # here within catalog_snapshot_ttl_seconds on other instances, at once on this one.
+    await deps.rooms.check_admission(snapshot[0], command)
     return booking, snapshot
 
 

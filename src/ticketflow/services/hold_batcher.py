@@ -18,6 +18,7 @@ that hold is left out of the batch (`KeyInUse`) and its request is judged the us
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -34,6 +35,7 @@ from ticketflow.domain.allocation import Allocation, allocate, allocation_stands
 from ticketflow.domain.errors import DomainError, NotFound
 from ticketflow.domain.events import TicketsHeld
 from ticketflow.domain.model import Booking
+from ticketflow.services.hold_rates import HoldRates
 from ticketflow.services.unit_of_work import KeyClaim, UnitOfWork
 
 
@@ -62,8 +64,10 @@ class HoldBatcher:
         window_seconds: float,
         max_batch: int,
         key_ttl: timedelta,
+        rates: HoldRates | None = None,
     ) -> None:
         self._engine, self._clock, self._soldout = engine, clock, soldout
+        self._rates = rates or HoldRates()
         self._window, self._max_batch, self._key_ttl = window_seconds, max_batch, key_ttl
         self._queues: dict[UUID, MicroBatcher[_Hold, Booking]] = {}
         self.batches_committed = 0  # observable group commit: holds per transaction
@@ -126,6 +130,7 @@ class HoldBatcher:
         buyers = {item.booking.user_id for item in batch}
         event_id = batch[0].booking.event_id  # checked against the type by checked_booking
         going = [index for index in range(len(batch)) if index not in in_use]
+        started = time.monotonic()
         async with uow:
             # Buyers' accounts are locked before the ticket type's row, whichever comes first.
             had = await uow.bookings.holdings(buyers, event_id) if locked_first else None
@@ -181,6 +186,7 @@ class HoldBatcher:
             if held:
                 self.batches_committed += 1
                 self.holds_committed += len(held)
+                self._rates.served(event_id, len(held), time.monotonic() - started)
         for claim, _, answer in answered:
             claim.kept = answer
         if left == 0:
