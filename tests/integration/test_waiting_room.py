@@ -404,3 +404,16 @@ async def test_two_instances_share_one_room_and_admit_each_place_once_in_turn(
         assert tokens[0] == tokens[1]  # the same admission, whichever instance is asked
         held = await book_admitted(clients[1], buyers[3], sale, tokens[0])
         assert held.status_code == 201, held.text
+
+
+async def test_nobody_joins_the_room_of_a_cancelled_event(stack: Stack, clock: ManualClock) -> None:
+    from ticketflow.domain import commands as cmd
+
+    async with running_app(stack.settings(), clock) as app:
+        sale = await room_sale(app.bus, clock)
+        await app.bus.handle(cmd.CancelEvent(sale.organizer.actor, sale.event.id))
+        buyer = await account(app.bus)
+        joined = await app.client().post(
+            f"{API}/events/{sale.event.id}/queue", headers=buyer.headers
+        )
+        assert problem(joined, 409)["type"] == "urn:ticketflow:problem:sales-closed"

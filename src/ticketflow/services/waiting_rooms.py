@@ -24,7 +24,13 @@ from ticketflow.adapters.ids import new_id
 from ticketflow.adapters.waiting_rooms import Advance, Place, RoomStates, Visit
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
-from ticketflow.domain.errors import Conflict, NotAdmitted, NotFound, RoomUnavailable
+from ticketflow.domain.errors import (
+    Conflict,
+    NotAdmitted,
+    NotFound,
+    RoomUnavailable,
+    SalesClosed,
+)
 from ticketflow.domain.model import Event, EventStatus
 from ticketflow.domain.waiting_room import (
     ABANDONED_AFTER,
@@ -95,6 +101,10 @@ class WaitingRooms:
     async def join(self, user_id: UUID, snapshot: Snapshot) -> PlaceView:
         event, room = _with_room(snapshot)
         now = self._clock.now()
+        if event.status is not EventStatus.PUBLISHED:
+            raise SalesClosed(f"The event is {event.status}; tickets are not on sale.")
+        if now >= (closes := event.sales_end or event.starts_at):
+            raise SalesClosed(f"Sales closed at {closes.isoformat()}.")
         room.check_joinable(now)
         pre_queue = in_pre_queue(now, event.sales_start)
         draw = self._draws.randrange(PRE_QUEUE_DRAWS) if pre_queue else None
