@@ -417,3 +417,27 @@ async def test_nobody_joins_the_room_of_a_cancelled_event(stack: Stack, clock: M
             f"{API}/events/{sale.event.id}/queue", headers=buyer.headers
         )
         assert problem(joined, 409)["type"] == "urn:ticketflow:problem:sales-closed"
+
+
+async def test_a_room_turned_on_behind_a_stale_copy_still_refuses_holds_without_admission(
+    stack: Stack, clock: ManualClock
+) -> None:
+    """The copy the booking is first checked against (kept an hour here) says the room is off;
+    the hold's own transaction reads it on, and refuses, batched or not."""
+    from sqlalchemy import update
+
+    from ticketflow.adapters.tables import events
+
+    async with running_app(stack.settings(catalog_snapshot_ttl_seconds=3600), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, sale_in=0, enabled=False)
+        buyer = await account(app.bus)
+        assert (await book_admitted(client, buyer, sale, None)).status_code == 201  # copied
+        async with app.bus.engine.begin() as connection:  # on, behind this process's back
+            await connection.execute(
+                update(events).where(events.c.id == sale.event.id).values(waiting_room=ROOM)
+            )
+        for lines in ((sale.line(),), (sale.line(1, 0), sale.line(1, 1))):
+            refused = await book_admitted(client, buyer, sale, None, *lines)
+            assert "just turned on" in problem(refused, 403)["detail"]
+        await assert_invariants(app.bus.engine)

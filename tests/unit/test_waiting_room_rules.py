@@ -25,6 +25,7 @@ from ticketflow.domain.waiting_room import (
     eta_seconds,
     in_pre_queue,
     place_score,
+    unadmitted_refusal,
 )
 
 OPENING = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -185,3 +186,11 @@ def test_the_eta_counts_the_wait_for_the_opening_then_the_places_ahead() -> None
     assert eta_seconds(None, 60, OPENING - timedelta(seconds=90), OPENING) == 90
     assert eta_seconds(30, 60, OPENING, OPENING) == 30
     assert eta_seconds(30, 120, OPENING + timedelta(minutes=5), None) == 15
+
+
+def test_a_hold_without_admission_is_refused_once_its_transaction_reads_the_room_on() -> None:
+    on = WaitingRoom()
+    assert unadmitted_refusal(None, admitted=False) is None  # no room: nothing to bring
+    assert unadmitted_refusal(on, admitted=True) is None  # checked with its admission
+    refused = unadmitted_refusal(on, admitted=False)  # checked against a copy without the room
+    assert refused is not None and refused.status == 403 and refused.code == "not-admitted"

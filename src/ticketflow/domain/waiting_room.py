@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from ticketflow.domain.errors import InvalidInput, RoomNotOpen
+from ticketflow.domain.errors import InvalidInput, NotAdmitted, RoomNotOpen
 
 AUTO = "auto"
 # A waiting place whose owner has not asked about it for this long is skipped when its turn comes:
@@ -152,3 +152,15 @@ def eta_seconds(
     until_opening = max(0.0, (opening - now).total_seconds()) if opening else 0.0
     ahead = (position or 0) * 60 / per_minute if per_minute > 0 else 0.0
     return math.ceil(until_opening + ahead)
+
+
+def unadmitted_refusal(room: WaitingRoom | None, admitted: bool) -> NotAdmitted | None:
+    """The refusal of a hold by the transaction that would make it, which reads the event's
+    `room` (on: not None) as it is now: a hold checked against a copy of the event taken before
+    its room was turned on brought no admission (`admitted` False), and must not slip through."""
+    if room is None or admitted:
+        return None
+    return NotAdmitted(
+        "The event's waiting room was just turned on: join it (POST /events/{id}/queue) and "
+        "send the admission token in the TicketFlow-Admission header."
+    )
