@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from bench.__main__ import parse
 from bench.room_stats import Arrival, chi_square_critical, join_vs_admission, overtakers
 
 
@@ -31,3 +32,11 @@ def test_a_later_joiner_admitted_before_an_earlier_one_is_counted_concurrent_one
     assert overtakers(jumped) == 2  # both later joiners got in before the first
     concurrent = [Arrival(0, 3, 12), Arrival(1, 2, 10)]  # sent before the other was answered
     assert overtakers(concurrent) == 0
+
+
+def test_the_room_phase_runs_only_when_asked_for_and_refuses_a_poll_that_would_go_stale() -> None:
+    assert "room" not in parse([]).phases
+    asked = parse(["--phases", "room", "--room-joins", "2000", "--room-prequeue", "800"])
+    assert asked.phases == ("room",) and (asked.room_joins, asked.room_prequeue) == (2000, 800)
+    with pytest.raises(SystemExit):
+        parse(["--phases", "room", "--room-poll", "60"])
