@@ -441,3 +441,22 @@ async def test_a_room_turned_on_behind_a_stale_copy_still_refuses_holds_without_
             refused = await book_admitted(client, buyer, sale, None, *lines)
             assert "just turned on" in problem(refused, 403)["detail"]
         await assert_invariants(app.bus.engine)
+
+
+async def test_the_room_is_measured_per_event(stack: Stack, clock: ManualClock) -> None:
+    async with running_app(stack.settings(), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, sale_in=90, admit_per_minute=60)
+        gone, staying = await account(app.bus), await account(app.bus)
+        places = [await join(client, buyer, sale.event.id) for buyer in (gone, staying)]
+        for _ in range(3):  # only one keeps looking, up to the opening
+            clock.advance(30)
+            await look(client, staying, sale.event.id, places[1])
+        clock.advance(2)  # two turns: one admitted, one skipped
+        await look(client, staying, sale.event.id, places[1])
+        scraped = (await client.get("/metrics")).text
+        label = f'{{event="{sale.event.id}"}}'
+        assert f"ticketflow_waiting_room_admitted_total{label} 1.0" in scraped
+        assert f"ticketflow_waiting_room_abandoned_total{label} 1.0" in scraped
+        assert f"ticketflow_waiting_room_queue_length{label} 0.0" in scraped
+        assert f"ticketflow_waiting_room_wait_seconds_count{label} 1.0" in scraped
