@@ -136,7 +136,9 @@ def _preflight(origin: str) -> dict[str, str]:
     return {
         "Origin": origin,
         "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type,idempotency-key,ticketflow-admission",
+        "Access-Control-Request-Headers": (
+            "authorization,content-type,idempotency-key,ticketflow-admission"
+        ),
     }
 
 

@@ -460,3 +460,29 @@ async def test_the_room_is_measured_per_event(stack: Stack, clock: ManualClock) 
         assert f"ticketflow_waiting_room_abandoned_total{label} 1.0" in scraped
         assert f"ticketflow_waiting_room_queue_length{label} 0.0" in scraped
         assert f"ticketflow_waiting_room_wait_seconds_count{label} 1.0" in scraped
+
+
+async def test_a_rooms_redis_keys_are_forgotten_a_day_after_its_event(
+    redis_stack: Stack, clock: ManualClock
+) -> None:
+    from redis.asyncio import Redis
+
+    async with running_app(redis_stack.settings(), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, admit_per_minute=60)
+        buyer = await account(app.bus)
+        place = await admitted(client, clock, sale, buyer)
+        await book_admitted(client, buyer, sale, place["admission_token"])
+        copy = await app.bus.deps.catalog.get(sale.event.id)
+        assert copy is not None
+        await app.bus.deps.rooms.spend(copy[0], buyer.actor.user_id)  # as a payment does
+        assert redis_stack.redis_url is not None
+        redis = Redis.from_url(redis_stack.redis_url)
+        try:
+            keys = [key async for key in redis.scan_iter(f"ticketflow:room:{{{sale.event.id}}}:*")]
+            assert len(keys) == 7  # marker places users seen seq allowance spent; the line is empty
+            event_ends = (sale.event.ends_at - clock.now()).total_seconds() + 86_400
+            for key in keys:
+                assert abs(await redis.ttl(key) - event_ends) < 60, key
+        finally:
+            await redis.aclose()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from uuid import UUID
 
@@ -60,7 +60,7 @@ class Visit:
 
 
 class RoomStates(Protocol):
-    async def open(self, event_id: UUID) -> None: ...
+    async def open(self, event_id: UUID, keep_for: timedelta) -> None: ...
     async def allowance(self, event_id: UUID) -> Allowance | None: ...
     async def join(
         self, event_id: UUID, user_id: UUID, ticket_id: UUID, now: datetime, draw: int | None
@@ -105,8 +105,8 @@ class LocalRoomStates:
             raise RoomUnavailable(LOST, retry_after=RETRY_LOST)
         return room
 
-    async def open(self, event_id: UUID) -> None:
-        self._rooms.setdefault(event_id, _Room())
+    async def open(self, event_id: UUID, keep_for: timedelta) -> None:
+        self._rooms.setdefault(event_id, _Room())  # kept while the process lives: it is small
 
     def forget_all(self) -> None:
         """This process restarted, as far as its rooms know (tests)."""

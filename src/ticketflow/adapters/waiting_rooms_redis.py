@@ -5,7 +5,7 @@ turn is handed out twice, whichever instances the requests reach. Times are inte
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -43,6 +43,10 @@ redis.call('HSET', KEYS[2], ARGV[2],
   cjson.encode({user = ARGV[1], joined = tonumber(ARGV[3]), pre = pre}))
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
 return {'ok', ARGV[2]}
 """
 
@@ -69,6 +73,8 @@ if ARGV[3] == '1' and (redis.call('HGET', KEYS[5], 'at') or '') == ARGV[4] then
     redis.call('HSET', KEYS[2], head, cjson.encode(place))
   end
   redis.call('HSET', KEYS[5], 'at', ARGV[7], 'earned', tostring(tonumber(ARGV[6]) - #waits))
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
 end
 local raw, rank = false, false
 if ARGV[2] ~= '' then
@@ -77,6 +83,14 @@ if ARGV[2] ~= '' then
   if rank then redis.call('HSET', KEYS[4], ARGV[2], ARGV[1]) end
 end
 return {'ok', cjson.encode(waits), abandoned, redis.call('ZCARD', KEYS[3]), raw, rank}
+"""
+
+
+# KEYS: marker spent. ARGV: user. The room's keys all live as long as its marker.
+_SPEND = """
+redis.call('SADD', KEYS[2], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 """
 
 
@@ -89,9 +103,17 @@ class RedisRoomStates:
         self._redis = redis
         self._join = redis.register_script(_JOIN)
         self._visit = redis.register_script(_VISIT)
+        self._spend = redis.register_script(_SPEND)
 
-    async def open(self, event_id: UUID) -> None:
-        await self._call(self._redis.set(_keys(event_id)["marker"], "1", nx=True))
+    async def open(self, event_id: UUID, keep_for: timedelta) -> None:
+        """The room's marker, kept for `keep_for` from now (relative: Redis's clock need not be
+        the app's; the other keys follow it as they are written); an existing room keeps its
+        line."""
+        marker = _keys(event_id)["marker"]
+        async with self._redis.pipeline(transaction=True) as both:
+            both.set(marker, "1", nx=True)
+            both.pexpire(marker, keep_for)
+            await self._call(both.execute())
 
     async def allowance(self, event_id: UUID) -> Allowance | None:
         stored = await self._call(self._redis.hmget(_keys(event_id)["allowance"], "at", "earned"))
@@ -131,7 +153,8 @@ class RedisRoomStates:
         return Visit(place, admitted, int(abandoned), int(waiting))
 
     async def spend(self, event_id: UUID, user_id: UUID) -> None:
-        await self._call(self._redis.sadd(_keys(event_id)["spent"], str(user_id)))
+        k = _keys(event_id)
+        await self._call(self._spend([k["marker"], k["spent"]], [str(user_id)]))
 
     async def is_spent(self, event_id: UUID, user_id: UUID) -> bool:
         key = _keys(event_id)["spent"]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
@@ -51,6 +51,7 @@ if TYPE_CHECKING:  # the bus's Deps holds a WaitingRooms
     from ticketflow.services.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
+KEPT_AFTER_THE_EVENT = timedelta(days=1)  # then a room's line is forgotten
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,8 @@ class WaitingRooms:
         If it can't be written now, the room stays closed (503) until configured again."""
         if event.room is not None:
             try:
-                await self.states.open(event.id)
+                ends_in = event.ends_at - self._clock.now()
+                await self.states.open(event.id, max(ends_in, timedelta()) + KEPT_AFTER_THE_EVENT)
             except RoomUnavailable:
                 log.warning(
                     "waiting room of event %s not opened: its state is unreachable", event.id
