@@ -194,3 +194,21 @@ def test_a_hold_without_admission_is_refused_once_its_transaction_reads_the_room
     assert unadmitted_refusal(on, admitted=True) is None  # checked with its admission
     refused = unadmitted_refusal(on, admitted=False)  # checked against a copy without the room
     assert refused is not None and refused.status == 403 and refused.code == "not-admitted"
+
+
+def test_who_may_join_an_events_room_when() -> None:
+    from ticketflow.domain.errors import Conflict, SalesClosed
+    from ticketflow.domain.model import EventStatus
+
+    from .test_model import NOW, an_event
+
+    room = WaitingRoom(opens_at=NOW - timedelta(hours=1))
+    assert an_event(waiting_room=room).room_to_join(NOW) == room
+    with pytest.raises(Conflict, match="no waiting room on"):
+        an_event(waiting_room=WaitingRoom(enabled=False)).room_to_join(NOW)
+    with pytest.raises(SalesClosed):
+        an_event(waiting_room=room, status=EventStatus.CANCELLED).room_to_join(NOW)
+    with pytest.raises(SalesClosed, match="Sales closed"):
+        an_event(waiting_room=room, sales_end=NOW).room_to_join(NOW)
+    with pytest.raises(RoomNotOpen):
+        an_event(waiting_room=room).room_to_join(NOW - timedelta(hours=2))

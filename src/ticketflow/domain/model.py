@@ -11,6 +11,7 @@ from uuid import UUID
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import (
     BuyerLimitReached,
+    Conflict,
     InvalidInput,
     InvalidTransition,
     NotEnoughTickets,
@@ -140,6 +141,18 @@ class Event:
         closes = self.sales_end or self.starts_at
         if now >= closes:
             raise SalesClosed(f"Sales closed at {closes.isoformat()}.")
+
+    def room_to_join(self, now: datetime) -> WaitingRoom:
+        """The waiting room a buyer may join at `now`: on, its pre-queue open, the sale not
+        over (drafts are not found before asking this)."""
+        if self.room is None:
+            raise Conflict("This event has no waiting room on: book directly.")
+        if self.status is not EventStatus.PUBLISHED:
+            raise SalesClosed(f"The event is {self.status}; tickets are not on sale.")
+        if now >= (closes := self.sales_end or self.starts_at):
+            raise SalesClosed(f"Sales closed at {closes.isoformat()}.")
+        self.room.check_joinable(now)
+        return self.room
 
     @property
     def caps_buyers(self) -> bool:

@@ -29,7 +29,6 @@ from ticketflow.domain.errors import (
     NotAdmitted,
     NotFound,
     RoomUnavailable,
-    SalesClosed,
 )
 from ticketflow.domain.model import Event, EventStatus
 from ticketflow.domain.waiting_room import (
@@ -101,21 +100,17 @@ class WaitingRooms:
                 )
 
     async def join(self, user_id: UUID, snapshot: Snapshot) -> PlaceView:
-        event, room = _with_room(snapshot)
-        now = self._clock.now()
-        if event.status is not EventStatus.PUBLISHED:
-            raise SalesClosed(f"The event is {event.status}; tickets are not on sale.")
-        if now >= (closes := event.sales_end or event.starts_at):
-            raise SalesClosed(f"Sales closed at {closes.isoformat()}.")
-        room.check_joinable(now)
+        event, now = _found(snapshot), self._clock.now()
+        event.room_to_join(now)
         pre_queue = in_pre_queue(now, event.sales_start)
         draw = self._draws.randrange(PRE_QUEUE_DRAWS) if pre_queue else None
         ticket_id = await self.states.join(event.id, user_id, new_id(), now, draw)
         return await self.visit(user_id, snapshot, ticket_id)
 
     async def visit(self, user_id: UUID, snapshot: Snapshot, ticket_id: UUID) -> PlaceView:
-        event, room = _with_room(snapshot)
-        now = self._clock.now()
+        event, now = _found(snapshot), self._clock.now()
+        if (room := event.room) is None:
+            raise Conflict("This event has no waiting room on: book directly.")
         per_minute = self.per_minute(event.id, room)
         visit = await self.states.visit(
             event.id, ticket_id, now, await self._advance(event, per_minute, now)
@@ -182,13 +177,10 @@ class WaitingRooms:
             await self.states.spend(event.id, user_id)
 
 
-def _with_room(snapshot: Snapshot | None) -> tuple[Event, WaitingRoom]:
-    if snapshot is None or snapshot[0].status is EventStatus.DRAFT:
+def _found(snapshot: Snapshot) -> Event:
+    if snapshot[0].status is EventStatus.DRAFT:
         raise NotFound("No such event.")
-    event = snapshot[0]
-    if event.room is None:
-        raise Conflict("This event has no waiting room on: book directly.")
-    return event, event.room
+    return snapshot[0]
 
 
 def _price_range(snapshot: Snapshot) -> PriceRange | None:
