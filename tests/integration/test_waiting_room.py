@@ -5,6 +5,7 @@ that closes the room instead of admitting anyone twice."""
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -486,3 +487,29 @@ async def test_a_rooms_redis_keys_are_forgotten_a_day_after_its_event(
                 assert abs(await redis.ttl(key) - event_ends) < 60, key
         finally:
             await redis.aclose()
+
+
+async def test_auto_admits_a_share_of_the_holds_per_second_the_engine_served_for_the_event(
+    stack: Stack, clock: ManualClock
+) -> None:
+    from ticketflow.domain import commands as cmd
+    from ticketflow.domain.waiting_room import WaitingRoom
+
+    from ..builders import hold
+
+    settings = stack.settings(waiting_room_auto_floor_per_minute=1)
+    async with running_app(settings, clock) as app:
+        sale = await room_sale(app.bus, clock, sale_in=0, enabled=False)
+        other = await room_sale(app.bus, clock, sale_in=0, enabled=False)
+        auto = WaitingRoom(admit_per_minute=None)
+        rooms = app.bus.deps.rooms
+        assert rooms.per_minute(sale.event.id, auto) == 1  # nothing served yet: the floor
+        await hold(app.bus, await account(app.bus), sale.event.id, sale.line())  # a batch
+        served = rooms.per_minute(sale.event.id, auto)  # 75% of 1 hold / its batch's seconds
+        assert served > 1
+        assert rooms.per_minute(other.event.id, auto) == 1  # per event
+        turned_on = {"waiting_room": {"admit_per_minute": "auto"}}
+        await app.bus.handle(cmd.UpdateEvent(sale.organizer.actor, sale.event.id, turned_on))
+        buyer = await account(app.bus)
+        place = await join(app.client(), buyer, sale.event.id)
+        assert place["eta_seconds"] == math.ceil(60 / served)  # first in line, at that rate
