@@ -24,12 +24,7 @@ from ticketflow.adapters.ids import new_id
 from ticketflow.adapters.waiting_rooms import Advance, Place, RoomStates, Visit
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
-from ticketflow.domain.errors import (
-    Conflict,
-    NotAdmitted,
-    NotFound,
-    RoomUnavailable,
-)
+from ticketflow.domain.errors import Conflict, NotAdmitted, NotFound, RoomUnavailable
 from ticketflow.domain.model import Event, EventStatus
 from ticketflow.domain.waiting_room import (
     ABANDONED_AFTER,
