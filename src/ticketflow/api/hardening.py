@@ -143,7 +143,13 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST", "PATCH"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "TicketFlow-Admission",  # a waiting room's admission, on POST /bookings
+            ],
             expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed"],
             allow_credentials=False,  # bearer tokens, no cookies: nothing ambient to protect
             max_age=600,
