@@ -14,6 +14,7 @@ from ticketflow.api.hardening import is_page
 from ticketflow.web import accounts, checkout, my_tickets, shop, static_files
 from ticketflow.web.cookies import QueuedCookies
 from ticketflow.web.pages import error_page
+from ticketflow.web.rendered_pages import RenderedPages
 from ticketflow.web.session_renewals import SessionRenewals
 
 
@@ -21,6 +22,7 @@ def install_web(app: FastAPI) -> None:
     """The pages at /, beside the API under /api/v1; left out of the OpenAPI schema."""
     app.state.page_keys = SigningKeys.from_settings(app.state.settings)  # CSRF tokens' key
     app.state.session_renewals = SessionRenewals()
+    app.state.rendered_pages = RenderedPages()
     for router in (
         static_files.router,
         accounts.router,
