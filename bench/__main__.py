@@ -23,7 +23,7 @@ def parse(argv: list[str]) -> BenchConfig:
     add(
         "--phases",
         default=",".join(DEFAULT_PHASES),
-        help=f"comma-separated, of: {', '.join(PHASES)} (default: all but marathon)",
+        help=f"comma-separated, of: {', '.join(PHASES)} (default: all but marathon and room)",
     )
     add("--buyers", type=int, default=defaults.buyers, help="U: buyers (burst connections)")
     add("--tickets", type=int, default=defaults.tickets, help="T: tickets in the burst")
@@ -48,6 +48,10 @@ def parse(argv: list[str]) -> BenchConfig:
     add("--open-connections", type=int, default=defaults.open_connections)
     add("--p99-budget-ms", type=float, default=defaults.p99_budget_ms)
     add("--journey-users", type=int, default=defaults.journey_users, help="journey: users")
+    add("--room-joins", type=int, default=defaults.room_joins, help="room: buyers who join")
+    add("--room-prequeue", type=int, default=defaults.room_prequeue, help="room: of them early")
+    add("--room-tickets", type=int, default=defaults.room_tickets, help="room: tickets on sale")
+    add("--room-poll", type=float, default=defaults.room_poll, help="room: s between looks")
     add("--journey-ramp", type=float, default=defaults.journey_ramp, help="journey: ramp-up, s")
     add("--journey-duration", type=float, default=defaults.journey_duration, help="journey: s")
     add(
@@ -127,6 +131,10 @@ def parse(argv: list[str]) -> BenchConfig:
         parser.error("--marathon-tickets must be >= 1, --marathon-window > 0")
     if args.marathon_rate is not None and args.marathon_rate < 1:
         parser.error("--marathon-rate must be >= 1")
+    if args.room_joins < 1 or not 0 <= args.room_prequeue <= args.room_joins:
+        parser.error("--room-joins must be >= 1, --room-prequeue between 0 and --room-joins")
+    if args.room_tickets < 1 or not 0 < args.room_poll < 60:
+        parser.error("--room-tickets must be >= 1; --room-poll under 60 s (or places go stale)")
     rates = (
         tuple(int(rate) for rate in args.rates.split(","))
         if args.rates
@@ -155,6 +163,10 @@ def parse(argv: list[str]) -> BenchConfig:
         open_connections=args.open_connections,
         p99_budget_ms=args.p99_budget_ms,
         journey_users=args.journey_users,
+        room_joins=args.room_joins,
+        room_prequeue=args.room_prequeue,
+        room_tickets=args.room_tickets,
+        room_poll=args.room_poll,
         journey_ramp=args.journey_ramp,
         journey_duration=args.journey_duration,
         journey_think=think,

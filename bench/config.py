@@ -18,8 +18,10 @@ PHASES = (
     "journey",
     "baseline-lock",
     "marathon",
+    "room",
 )
-DEFAULT_PHASES = tuple(phase for phase in PHASES if phase != "marathon")  # `make bench`
+OPT_IN = ("marathon", "room")  # minutes long: run only when asked for
+DEFAULT_PHASES = tuple(phase for phase in PHASES if phase not in OPT_IN)  # `make bench`
 SERVERS = ("granian", "uvicorn")
 BROWSE_VIA = ("app", "nginx")
 CORES = os.cpu_count() or 1
@@ -58,6 +60,15 @@ class BenchConfig:
     marathon_rate: int | None = None  # bookings/s; None: sustained's best in this run, else 2,000
     marathon_window: float = 10.0  # seconds of each window of the per-window latency
     marathon_p99_budget_ms: float = 250.0  # every window's p99 must stay under this
+    # room (opt-in): a waiting room on "auto" before a sale of room_tickets; room_joins buyers
+    # of their own join it, room_prequeue of them before the sale opens, the rest after; each
+    # looks at their place every room_poll seconds (jittered) and books once admitted
+    room_joins: int = 50_000
+    room_prequeue: int = 20_000
+    room_tickets: int = 5_000
+    room_poll: float = 20.0
+    room_connections: int = 256
+    room_unadmitted: int = 500  # bookings sent without an admission: every one must be refused
     timeout: float = 30.0  # seconds before a request counts as timed out
     idempotency_keys: bool = True  # every booking request carries a fresh Idempotency-Key
     # burst, baseline-lock, soldout, browse: each buyer's cap on the sale (None: none). A new

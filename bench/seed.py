@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from argon2 import PasswordHasher
 from sqlalchemy import insert
@@ -69,9 +70,12 @@ async def sale(
     max_per_booking: int = 10,
     max_tickets_per_buyer: int | None = 10,
     starts_in: timedelta = STARTS_IN,
+    sales_start: datetime | None = None,
+    waiting_room: dict[str, Any] | None = None,
 ) -> Sale:
-    """A published event on sale now, starting in `starts_in` (the list shows the soonest
-    first), with one ticket type of `total`; capped per buyer as a new event is by default."""
+    """A published event on sale now (or from `sales_start`), starting in `starts_in` (the list
+    shows the soonest first), with one ticket type of `total`; capped per buyer as a new event
+    is by default; `waiting_room`: its room's configuration (domain/waiting_room.py's form)."""
     starts_at = bus.deps.clock.now() + starts_in
     event = await bus.handle(
         cmd.CreateEvent(
@@ -82,6 +86,8 @@ async def sale(
             starts_at=starts_at,
             ends_at=starts_at + timedelta(hours=3),
             max_tickets_per_buyer=max_tickets_per_buyer,
+            sales_start=sales_start,
+            waiting_room=waiting_room,
         )
     )
     ticket_type = await bus.handle(

@@ -11,6 +11,7 @@ from bench.phases.ceiling import ceiling
 from bench.phases.journey import journey
 from bench.phases.marathon import marathon
 from bench.phases.pages import pages
+from bench.phases.room import room
 from bench.phases.soldout import soldout
 from bench.phases.sustained import sustained
 
@@ -26,4 +27,5 @@ PHASES: dict[str, Phase] = {
     "journey": journey,
     "baseline-lock": baseline_lock,
     "marathon": marathon,
+    "room": room,
 }

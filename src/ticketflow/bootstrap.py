@@ -6,6 +6,7 @@ from datetime import timedelta
 
 from cashews import Cache
 
+from ticketflow.adapters.admission_tokens import AdmissionTokens
 from ticketflow.adapters.catalog_snapshots import CatalogSnapshots
 from ticketflow.adapters.clock import Clock, SystemClock
 from ticketflow.adapters.db import create_engine
@@ -14,6 +15,8 @@ from ticketflow.adapters.redis_client import create_redis
 from ticketflow.adapters.revoked_sessions import revoked_sessions_for
 from ticketflow.adapters.security import Passwords, SigningKeys, Tokens
 from ticketflow.adapters.soldout_marks import SoldOutMarks
+from ticketflow.adapters.waiting_rooms import LocalRoomStates
+from ticketflow.adapters.waiting_rooms_redis import RedisRoomStates
 from ticketflow.config import Settings
 from ticketflow.domain import commands as cmd
 from ticketflow.services import (
@@ -23,11 +26,14 @@ from ticketflow.services import (
     catalog,
     check_ins,
     payments,
+    waiting_rooms,
     webhook_endpoints,
 )
 from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.hold_batcher import HoldBatcher
+from ticketflow.services.hold_rates import HoldRates
 from ticketflow.services.messagebus import Deps, Handler, MessageBus
+from ticketflow.services.waiting_rooms import WaitingRooms
 
 HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.RegisterUser: accounts.register_user,
@@ -46,6 +52,8 @@ HANDLERS: dict[type[cmd.Command], Handler] = {
     cmd.AddTicketType: catalog.add_ticket_type,
     cmd.UpdateTicketType: catalog.update_ticket_type,
     cmd.HoldTickets: bookings.hold_tickets,
+    cmd.JoinWaitingRoom: waiting_rooms.join_waiting_room,
+    cmd.VisitPlace: waiting_rooms.visit_place,
     cmd.CancelBooking: bookings.cancel_booking,
     cmd.ReleaseExpiredHolds: bookings.release_expired_holds,
     cmd.PayForBooking: payments.pay_for_booking,
@@ -69,6 +77,8 @@ def build_bus(
     engine = create_engine(settings)
     redis = create_redis(settings)
     soldout = SoldOutMarks(redis, settings.soldout_local_ttl_seconds, engine)
+    keys = SigningKeys.from_settings(settings)
+    hold_rates = HoldRates()
     deps = Deps(
         settings=settings,
         clock=clock,
@@ -78,7 +88,7 @@ def build_bus(
             patience=settings.password_hash_wait_seconds,
         ),
         tokens=Tokens(
-            SigningKeys.from_settings(settings),
+            keys,
             access_ttl=timedelta(seconds=settings.access_token_ttl_seconds),
             refresh_ttl=timedelta(seconds=settings.refresh_token_ttl_seconds),
             clock=clock,
@@ -102,6 +112,7 @@ def build_bus(
             window_seconds=settings.hold_batch_window_ms / 1000,
             max_batch=settings.hold_batch_max,
             key_ttl=timedelta(seconds=settings.idempotency_key_ttl_seconds),
+            rates=hold_rates,
         ),
         views=CatalogViews(
             engine,
@@ -109,6 +120,15 @@ def build_bus(
             clock,
             detail_ttl=settings.catalog_cache_ttl_seconds,
             availability_ttl=settings.availability_cache_ttl_seconds,
+        ),
+        rooms=WaitingRooms(
+            RedisRoomStates(redis) if redis is not None else LocalRoomStates(),
+            AdmissionTokens(
+                keys, clock, issuer=settings.jwt_issuer, audience=settings.jwt_audience
+            ),
+            clock,
+            hold_rates,
+            settings,
         ),
         redis=redis,
     )

@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     # 3.2-3.4 s, 500: 2.9-3.0, 1000: 2.7-2.8, 2000: 3.5-3.6, bench/README.md).
     booking_admission_window: int = Field(default=1000, ge=1)
     catalog_snapshot_ttl_seconds: float = Field(default=0.5, ge=0)
+    # Waiting rooms on "auto" admit this fraction of the holds per second the engine serves
+    # (services/hold_rates.py), and never fewer a minute than the floor (nothing measured yet).
+    waiting_room_auto_fraction: float = Field(default=0.75, gt=0, le=1)
+    waiting_room_auto_floor_per_minute: float = Field(default=60.0, gt=0)
+    # How often a place's stream (GET .../queue/{ticket_id}/stream) sends its state.
+    waiting_room_stream_seconds: float = Field(default=2.0, gt=0)
     # How long a process trusts what it knows about a sold-out mark before asking Redis again.
     soldout_local_ttl_seconds: float = Field(default=0.5, ge=0)
 

@@ -48,6 +48,28 @@ PAYMENTS = Counter(
     "it), unavailable (the provider could not be reached), refunded",
     ["outcome"],
 )
+# Waiting rooms, per event: admitted a minute is rate(..._admitted_total[1m]) * 60; the abandon
+# rate is abandoned / (abandoned + admitted); p50/p95 wait from the histogram's buckets.
+ROOM_WAITING = Gauge(
+    "ticketflow_waiting_room_queue_length",
+    "Places waiting in an event's waiting room, as last seen by this process",
+    ["event"],
+    multiprocess_mode="livemax",
+)
+ROOM_ADMITTED = Counter(
+    "ticketflow_waiting_room_admitted", "Places admitted from an event's waiting room", ["event"]
+)
+ROOM_ABANDONED = Counter(
+    "ticketflow_waiting_room_abandoned",
+    "Places skipped at their turn: nobody had looked at them for a minute",
+    ["event"],
+)
+ROOM_WAIT = Histogram(
+    "ticketflow_waiting_room_wait_seconds",
+    "How long admitted places waited, from joining to admission",
+    ["event"],
+    buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200),
+)
 CACHE_HITS = Counter("ticketflow_cache_hits", "Catalog reads answered entirely from the cache")
 CACHE_MISSES = Counter("ticketflow_cache_misses", "Catalog reads that went to the database")
 

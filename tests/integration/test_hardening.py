@@ -136,7 +136,9 @@ def _preflight(origin: str) -> dict[str, str]:
     return {
         "Origin": origin,
         "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+        "Access-Control-Request-Headers": (
+            "authorization,content-type,idempotency-key,ticketflow-admission"
+        ),
     }
 
 
@@ -150,6 +152,7 @@ async def test_cors_answers_only_the_configured_origins(pg: Stack, clock: Manual
         assert allowed.status_code == 200
         assert allowed.headers["access-control-allow-origin"] == "https://shop.example"
         assert "idempotency-key" in allowed.headers["access-control-allow-headers"].lower()
+        assert "ticketflow-admission" in allowed.headers["access-control-allow-headers"].lower()
         assert "access-control-allow-credentials" not in allowed.headers
         other = await client.options(f"{API}/bookings", headers=_preflight("https://evil.example"))
         assert other.status_code == 400

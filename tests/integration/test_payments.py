@@ -319,7 +319,7 @@ async def _settle(bus: MessageBus, payment_id: uuid.UUID, charge: Charge) -> Uni
     """A unit of work with the charge applied, left open: the caller commits it."""
     uow = UnitOfWork(bus.engine, bus.deps.clock, EventMeta(actor_id=None, request_id=None))
     await uow.__aenter__()
-    await settle_charge(uow, payment_id, charge)
+    await settle_charge(uow, bus.deps, payment_id, charge)
     return uow
 
 

@@ -76,6 +76,8 @@ class World:
     callers: dict[str, Account | None]
     on_sale: EventOnSale  # published, organized by `owner`
     draft: EventOnSale  # a draft, organized by `owner`
+    room: EventOnSale  # published with its waiting room on, organized by `owner`
+    place_id: UUID  # `user`'s place in `room`'s waiting room, admitted
     held_id: UUID  # `user`'s pending booking on `on_sale`
     paid_id: UUID  # `user`'s confirmed (paid) booking on `on_sale`
     ticket_code: str  # of a ticket of `paid_id`, not admitted yet
@@ -98,6 +100,11 @@ async def build_world(bus: MessageBus) -> World:
     ]
     on_sale = await event_on_sale(bus, owner)
     draft = await event_on_sale(bus, owner, publish=False)
+    room = await event_on_sale(bus, owner, waiting_room={"admit_per_minute": 600})
+    place = await bus.handle(cmd.JoinWaitingRoom(user.actor, room.event.id))
+    clock = bus.deps.clock
+    assert isinstance(clock, ManualClock)
+    clock.advance(1)  # the place's turn comes: a stream of it ends after its first frame
     one_ticket = ((on_sale.ticket_types[0].id, 1),)
     held = await bus.handle(cmd.HoldTickets(user.actor, on_sale.event.id, one_ticket))
     paid = await bus.handle(cmd.HoldTickets(user.actor, on_sale.event.id, one_ticket))
@@ -107,6 +114,8 @@ async def build_world(bus: MessageBus) -> World:
         callers=dict(zip(CALLERS, (None, user, manager, owner, admin), strict=True)),
         on_sale=on_sale,
         draft=draft,
+        room=room,
+        place_id=place.ticket_id,
         held_id=held.id,
         paid_id=paid.id,
         ticket_code=await _a_ticket_code(bus, paid.id),
@@ -266,6 +275,16 @@ MATRIX: dict[tuple[str, str], Row] = {
     # test_live_availability_e2e.py; without Accept: text/event-stream this answers once).
     ("GET", f"{A}/events/{{event_id}}/live"):     Row(OK,  OK,  OK,  OK,  OK, lambda w: Call(
         {"event_id": w.on_sale.event.id})),
+    # A waiting room: any account joins; a place is its owner's alone (to others it does not
+    # exist). The stream of an admitted place ends after its one frame.
+    ("POST", f"{A}/events/{{event_id}}/queue"):   Row(401, OK,  OK,  OK,  OK, lambda w: Call(
+        {"event_id": w.room.event.id})),
+    ("GET", f"{A}/events/{{event_id}}/queue/{{ticket_id}}"):
+                                                  Row(401, OK,  404, 404, 404, lambda w: Call(
+        {"event_id": w.room.event.id, "ticket_id": w.place_id})),
+    ("GET", f"{A}/events/{{event_id}}/queue/{{ticket_id}}/stream"):
+                                                  Row(401, OK,  404, 404, 404, lambda w: Call(
+        {"event_id": w.room.event.id, "ticket_id": w.place_id})),
     ("GET", f"{A}/admin/audit"):                  Row(401, 403, 403, 403, OK),
     ("GET", f"{A}/admin/users"):                  Row(401, 403, 403, 403, OK),
     ("PATCH", f"{A}/admin/users/{{user_id}}"):    Row(401, 403, 403, 403, OK, lambda w: Call(

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ticketflow.adapters.tables import events, ticket_types
 from ticketflow.domain.errors import Conflict
 from ticketflow.domain.model import Event, EventStatus, TicketType
+from ticketflow.domain.waiting_room import WaitingRoom
 
 _EVENT_FIELDS = (
     "title",
@@ -35,8 +36,18 @@ def _event(row: Row[Any]) -> Event:
         organizer_id=row.organizer_id,
         status=EventStatus(row.status),
         version=row.version,
+        waiting_room=WaitingRoom.of(row.waiting_room) if row.waiting_room else None,
         **{name: getattr(row, name) for name in _EVENT_FIELDS},
     )
+
+
+def _event_values(event: Event) -> dict[str, Any]:
+    return {
+        "status": event.status.value,
+        "version": event.version,
+        "waiting_room": event.waiting_room.data() if event.waiting_room else None,
+        **{name: getattr(event, name) for name in _EVENT_FIELDS},
+    }
 
 
 def _ticket_type(row: Row[Any]) -> TicketType:
@@ -57,12 +68,7 @@ class CatalogRepository:
     async def add_event(self, event: Event, now: datetime) -> None:
         await self._connection.execute(
             insert(events).values(
-                id=event.id,
-                organizer_id=event.organizer_id,
-                status=event.status.value,
-                version=event.version,
-                created_at=now,
-                **{name: getattr(event, name) for name in _EVENT_FIELDS},
+                id=event.id, organizer_id=event.organizer_id, created_at=now, **_event_values(event)
             )
         )
 
@@ -98,11 +104,7 @@ class CatalogRepository:
         result = await self._connection.execute(
             update(events)
             .where(events.c.id == event.id, events.c.version == event.version - 1)
-            .values(
-                status=event.status.value,
-                version=event.version,
-                **{name: getattr(event, name) for name in _EVENT_FIELDS},
-            )
+            .values(**_event_values(event))
         )
         if result.rowcount != 1:
             raise Conflict("The event was changed at the same time; reload and try again.")

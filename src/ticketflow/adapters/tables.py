@@ -119,6 +119,8 @@ events = Table(
     _created_at(),
     Column("max_tickets_per_buyer", Integer),  # NULL: no cap (the organizer's choice)
     Column("refund_deadline", UTCDateTime()),  # buyers' own refunds end then (NULL: at the start)
+    # The waiting room's configuration, in its JSON form (domain/waiting_room.py); NULL: none.
+    Column("waiting_room", JSON(none_as_null=True)),
     CheckConstraint("status IN ('draft', 'published', 'cancelled', 'completed')", name="status"),
     CheckConstraint("ends_at > starts_at", name="schedule"),
     CheckConstraint("max_tickets_per_buyer >= 1", name="max_tickets_per_buyer"),

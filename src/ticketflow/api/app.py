@@ -28,6 +28,7 @@ from ticketflow.api.routes import (
     health,
     live,
     payments,
+    waiting_room,
     webhooks,
 )
 from ticketflow.api.routes import check_ins as check_in_routes
@@ -186,6 +187,7 @@ def create_app(
     app.include_router(check_in_routes.router, prefix=API_PREFIX)
     app.include_router(webhooks.router, prefix=API_PREFIX)
     app.include_router(live.router, prefix=API_PREFIX)
+    app.include_router(waiting_room.router, prefix=API_PREFIX)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     install_web(app)  # the pages at /, outside the OpenAPI schema

@@ -60,6 +60,7 @@ from ticketflow.api.idempotency import (
     replaying,
 )
 from ticketflow.api.rate_limits import RateLimits
+from ticketflow.api.routes.bookings import ADMISSION_HEADER
 from ticketflow.api.schemas import BookingIn, BookingOut
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError, NotEnoughTickets, TooManyRequests
@@ -172,6 +173,7 @@ class BookingHotPath:
             actor=actor,
             event_id=wanted.event_id,
             lines=tuple((line.ticket_type_id, line.quantity) for line in wanted.lines),
+            admission=request.headers.get(ADMISSION_HEADER),
         )
 
     async def sold_out(

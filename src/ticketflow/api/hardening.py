@@ -22,13 +22,15 @@ DOCS_CSP = (
     "https://cdn.redoc.ly; connect-src 'self'; worker-src blob:; frame-ancestors 'none'"
 )
 DOCS_PATHS = ("/docs", "/docs/oauth2-redirect", "/redoc")
-# The web pages (web/): our own static files only, nothing inline, framed by nobody (yet: an
-# embeddable widget will get a frame-ancestors list of its own).
-PAGE_CSP = (
+# The web pages (web/): our own static files only, nothing inline, framed by nobody but the
+# embeddable widget's page (web/widget.py), which any site may frame.
+_PAGE_SOURCES = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; object-src 'none'; "
-    "frame-ancestors 'none'"
 )
+PAGE_CSP = _PAGE_SOURCES + "frame-ancestors 'none'"
+WIDGET_CSP = _PAGE_SOURCES + "frame-ancestors *"
+WIDGET_PAGES = "/widget/"
 NOT_PAGES = ("/api/", "/health", "/metrics", "/openapi.json")
 HSTS = "max-age=63072000; includeSubDomains"
 
@@ -97,6 +99,8 @@ def is_page(path: str) -> bool:
 def _csp(path: str) -> str:
     if path in DOCS_PATHS:
         return DOCS_CSP
+    if path.startswith(WIDGET_PAGES):
+        return WIDGET_CSP
     return PAGE_CSP if is_page(path) else API_CSP
 
 
@@ -105,10 +109,11 @@ def security_headers(path: str, production: bool) -> list[tuple[bytes, bytes]]:
     and refusals made before routing carry them too; see api/observability.py)."""
     added = [
         (b"x-content-type-options", b"nosniff"),
-        (b"x-frame-options", b"DENY"),
         (b"referrer-policy", b"no-referrer"),
         (b"content-security-policy", _csp(path).encode()),
     ]
+    if not path.startswith(WIDGET_PAGES):  # older browsers' frame-ancestors 'none'
+        added.append((b"x-frame-options", b"DENY"))
     if path.startswith("/api/v1/auth/"):
         added.append((b"cache-control", b"no-store"))  # token pairs must not be cached
     if production:
@@ -138,7 +143,13 @@ def install_hardening(app: FastAPI, settings: Settings) -> None:
             CORSMiddleware,
             allow_origins=origins,
             allow_methods=["GET", "POST", "PATCH"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "Idempotency-Key",
+                "X-Request-ID",
+                "TicketFlow-Admission",  # a waiting room's admission, on POST /bookings
+            ],
             expose_headers=["Retry-After", "X-Request-ID", "Idempotent-Replayed"],
             allow_credentials=False,  # bearer tokens, no cookies: nothing ambient to protect
             max_age=600,

@@ -18,7 +18,13 @@ from fastapi.routing import iter_route_contexts
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ticketflow import metrics
-from ticketflow.api.hardening import DOCS_PATHS, is_page, security_headers, with_headers
+from ticketflow.api.hardening import (
+    DOCS_PATHS,
+    WIDGET_PAGES,
+    is_page,
+    security_headers,
+    with_headers,
+)
 from ticketflow.logging_setup import access_log
 from ticketflow.request_context import Caller, current_caller, current_request_id
 from ticketflow.services.requests_in_flight import RequestsInFlight
@@ -97,6 +103,7 @@ class ObservabilityMiddleware:
                 ("auth", "/api/v1/auth/"),
                 ("api", "/api/v1/"),
                 ("page", "/"),
+                ("widget", WIDGET_PAGES),
             )
         }
         # An answer to a signed-in caller is theirs: kept by no cache unless the route says so
@@ -151,6 +158,8 @@ class ObservabilityMiddleware:
             return self._headers_by_kind["docs"]
         if path.startswith("/api/v1/auth/"):
             return self._headers_by_kind["auth"]
+        if path.startswith(WIDGET_PAGES):  # the one page other sites may frame
+            return self._headers_by_kind["widget"]
         if is_page(path):  # each page says itself who may cache it (web/pages.py)
             return self._headers_by_kind["page"]
         signed_in = any(name == b"authorization" for name, _ in scope["headers"])

@@ -185,6 +185,37 @@ class UserPatch(Patch):
         return self
 
 
+AdmitPerMinute = Annotated[int, Field(ge=1, le=1_000_000), JsonNumber]
+SessionMinutes = Annotated[int, Field(ge=1, le=120), JsonNumber]
+
+
+class WaitingRoomIn(Write):
+    """An event's waiting room (sent whole: what is left out takes its default)."""
+
+    enabled: bool = True
+    opens_at: Timestamp | None = Field(
+        None,
+        description="When the pre-queue opens (null: once published). Everyone who joins "
+        "before the sale opens (`sales_start`) is placed by a uniform shuffle at the opening; "
+        "later joiners follow in order of arrival.",
+    )
+    admit_per_minute: AdmitPerMinute | Literal["auto"] = Field(
+        "auto",
+        description='Buyers admitted per minute; "auto": a fraction (default 75%) of the holds '
+        "per second the booking engine serves.",
+    )
+    session_minutes: SessionMinutes = Field(
+        10, description="How long an admission lasts (its token's lifetime)"
+    )
+
+
+class WaitingRoomOut(BaseModel):
+    enabled: bool
+    opens_at: datetime | None
+    admit_per_minute: int | Literal["auto"]
+    session_minutes: int
+
+
 class EventIn(Write):
     title: Title
     description: Description = ""
@@ -204,11 +235,16 @@ class EventIn(Write):
         "(never after the event starts, nor once a ticket of the booking is checked in); null: "
         "until the start. The organizer and admins may refund at any time.",
     )
+    waiting_room: WaitingRoomIn | None = Field(
+        None,
+        description="While on, POST /bookings for this event needs a `TicketFlow-Admission` "
+        "header from POST /events/{id}/queue (403 not-admitted without one).",
+    )
 
 
 class EventPatch(Patch):
     nullable_fields: ClassVar[frozenset[str]] = frozenset(
-        {"sales_start", "sales_end", "max_tickets_per_buyer", "refund_deadline"}
+        {"sales_start", "sales_end", "max_tickets_per_buyer", "refund_deadline", "waiting_room"}
     )
 
     title: Title | None = None
@@ -220,6 +256,7 @@ class EventPatch(Patch):
     sales_end: Timestamp | None = None
     max_tickets_per_buyer: BuyerCap | None = None
     refund_deadline: Timestamp | None = None
+    waiting_room: WaitingRoomIn | None = None
 
 
 class TicketTypeIn(Write):
@@ -276,6 +313,7 @@ class EventOut(BaseModel):
     sales_end: datetime | None
     max_tickets_per_buyer: int | None
     refund_deadline: datetime | None
+    waiting_room: WaitingRoomOut | None = None
     status: EventStatus
     created_at: datetime
     ticket_types: list[TicketTypeOut]

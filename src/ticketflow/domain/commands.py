@@ -88,6 +88,7 @@ class CreateEvent(Command):
     sales_end: datetime | None = None
     max_tickets_per_buyer: int | None = 10  # every door's default: a cap unless told none
     refund_deadline: datetime | None = None
+    waiting_room: dict[str, Any] | None = None  # its JSON form (domain/waiting_room.py)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,25 @@ class HoldTickets(Command):
     actor: Actor
     event_id: UUID
     lines: tuple[tuple[UUID, int], ...]
+    admission: str | None = None  # the TicketFlow-Admission header: needed while a room is on
+
+
+@dataclass(frozen=True)
+class JoinWaitingRoom(Command):
+    """Take a place in the event's waiting room (the one the account has, if it has one)."""
+
+    actor: Actor
+    event_id: UUID
+
+
+@dataclass(frozen=True)
+class VisitPlace(Command):
+    """Look at one's place: its state, and the admission once its turn came. Also the
+    heartbeat: a place nobody looks at for a minute is skipped when its turn comes."""
+
+    actor: Actor
+    event_id: UUID
+    ticket_id: UUID
 
 
 @dataclass(frozen=True)

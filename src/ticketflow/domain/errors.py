@@ -35,6 +35,13 @@ class PermissionDenied(DomainError):
     status, code, title = 403, "forbidden", "Not allowed"
 
 
+class NotAdmitted(PermissionDenied):
+    """The event's waiting room is on and the booking came without a valid admission (none,
+    expired, spent, or another buyer's or event's)."""
+
+    code, title = "not-admitted", "Not admitted from the waiting room"
+
+
 class Conflict(DomainError):
     """The request is valid but the current state of a resource does not allow it."""
 
@@ -67,6 +74,10 @@ class RefundNotAllowed(Conflict):
     """The buyer may no longer refund or cancel a paid booking; `detail` says why."""
 
     code, title = "refund-not-allowed", "Refund not allowed"
+
+
+class RoomNotOpen(Conflict):
+    code, title = "waiting-room-not-open", "The waiting room is not open yet"
 
 
 class LimitReached(Conflict):
@@ -149,3 +160,10 @@ class ReplayedCallback(DomainError):
     """A signed callback whose event id was already applied: refused, nothing changes."""
 
     status, code, title = 400, "replayed-callback", "Callback already received"
+
+
+class RoomUnavailable(ServiceUnavailable):
+    """The waiting room's line was lost (Redis emptied or restarted): it stays closed rather
+    than admit anyone a second time or out of turn."""
+
+    code, title = "waiting-room-unavailable", "Waiting room unavailable"

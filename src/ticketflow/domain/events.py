@@ -139,6 +139,7 @@ class EventCreated(DomainEvent):
     sales_end: datetime | None
     max_tickets_per_buyer: int | None = None  # absent from events stored before caps existed
     refund_deadline: datetime | None = None
+    waiting_room: dict[str, Any] | None = None  # its JSON form (domain/waiting_room.py)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ from uuid import UUID
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import (
     BuyerLimitReached,
+    Conflict,
     InvalidInput,
     InvalidTransition,
     NotEnoughTickets,
@@ -18,6 +19,7 @@ from ticketflow.domain.errors import (
     SalesClosed,
 )
 from ticketflow.domain.refund_policy import buyer_refunds_closed
+from ticketflow.domain.waiting_room import WaitingRoom
 
 
 class Role(StrEnum):
@@ -73,6 +75,12 @@ class Event:
     version: int = 1
     max_tickets_per_buyer: int | None = None  # pending + confirmed, all types; None: no cap
     refund_deadline: datetime | None = None  # buyers' own refunds end then (and at the start)
+    waiting_room: WaitingRoom | None = None  # configured (on or off); None: never configured
+
+    @property
+    def room(self) -> WaitingRoom | None:
+        """The waiting room, if it is on: then every booking needs an admission from it."""
+        return self.waiting_room if self.waiting_room and self.waiting_room.enabled else None
 
     def check_schedule(self) -> None:
         if self.ends_at <= self.starts_at:
@@ -90,12 +98,19 @@ class Event:
             raise InvalidInput(
                 "A buyer cap is at least one ticket (null: no cap).", field="max_tickets_per_buyer"
             )
+        if self.waiting_room is not None:
+            self.waiting_room.check_rules(self.sales_start)
 
     def update(self, changes: dict[str, object]) -> ev.EventUpdated:
         if self.status in (EventStatus.CANCELLED, EventStatus.COMPLETED):
             raise InvalidTransition(f"A {self.status} event cannot be changed.")
+        room = changes.get("waiting_room")
+        if isinstance(room, Mapping):
+            room = WaitingRoom.of(room)
+            # Recorded in its JSON form, with the defaults it got: the audit trail says it all.
+            changes = {**changes, "waiting_room": room.data()}
         for name, value in changes.items():
-            setattr(self, name, value)
+            setattr(self, name, room if name == "waiting_room" else value)
         self.check_schedule()
         self.version += 1
         return ev.EventUpdated(stream_id=self.id, version=self.version, changes=changes)
@@ -127,6 +142,18 @@ class Event:
         closes = self.sales_end or self.starts_at
         if now >= closes:
             raise SalesClosed(f"Sales closed at {closes.isoformat()}.")
+
+    def room_to_join(self, now: datetime) -> WaitingRoom:
+        """The waiting room a buyer may join at `now`: on, its pre-queue open, the sale not
+        over (drafts are not found before asking this)."""
+        if self.room is None:
+            raise Conflict("This event has no waiting room on: book directly.")
+        if self.status is not EventStatus.PUBLISHED:
+            raise SalesClosed(f"The event is {self.status}; tickets are not on sale.")
+        if now >= (closes := self.sales_end or self.starts_at):
+            raise SalesClosed(f"Sales closed at {closes.isoformat()}.")
+        self.room.check_joinable(now)
+        return self.room
 
     @property
     def caps_buyers(self) -> bool:

@@ -14,6 +14,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import DomainError, InvalidInput, NotEnoughTickets, NotFound
 from ticketflow.domain.model import Booking, BookingStatus, EventStatus
+from ticketflow.domain.waiting_room import unadmitted_refusal
 from ticketflow.services.messagebus import Deps
 from ticketflow.services.payments import refund_booking
 from ticketflow.services.unit_of_work import UnitOfWork
@@ -28,10 +29,13 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
     by a conditional decrement in the transaction that inserts the booking and its event.
     """
     booking, snapshot = await checked_booking(command, deps)
+    admitted = snapshot[0].room is not None  # checked_booking checked the admission then
     if await _is_marked(command, deps):
         raise _sold_out(command, snapshot)
     if is_batched(command, deps.settings):
-        return await deps.holds.hold(booking, uow.meta, uow.idempotency_scope, uow.key_claim)
+        return await deps.holds.hold(
+            booking, uow.meta, uow.idempotency_scope, uow.key_claim, admitted=admitted
+        )
     if uow.key_claim is not None:  # only a batch claims keys: holding without it could hold twice
         raise RuntimeError("a key to claim in the hold, on a hold that is not batched")
     async with uow:
@@ -43,6 +47,8 @@ async def hold_tickets(command: cmd.HoldTickets, uow: UnitOfWork, deps: Deps) ->
         types = await uow.catalog.ticket_types_of(command.event_id)
         booking = _booking_from(command, deps, (event, types) if event else None, booking.id)
         assert event is not None  # _booking_from refuses a missing event
+        if refused := unadmitted_refusal(event.room, admitted):
+            raise refused
         event.check_buyer_limits(
             [(types[line.ticket_type_id], line.quantity) for line in booking.lines],
             held[command.actor.user_id],
@@ -102,6 +108,9 @@ async def checked_booking(command: cmd.HoldTickets, deps: Deps) -> tuple[Booking
         snapshot = await deps.catalog.get(command.event_id, fresh=True)
         booking = _booking_from(command, deps, snapshot)
     assert snapshot is not None  # _booking_from refuses a missing event
+    # Invariant 9, for both booking doors, from the copy (no query): a room turned on shows
+    # here within catalog_snapshot_ttl_seconds on other instances, at once on this one.
+    await deps.rooms.check_admission(snapshot[0], command)
     return booking, snapshot
 
 

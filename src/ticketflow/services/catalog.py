@@ -11,6 +11,7 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain import events as ev
 from ticketflow.domain.errors import NotFound, PermissionDenied, ServiceUnavailable
 from ticketflow.domain.model import Actor, Event, EventStatus, Role, TicketType
+from ticketflow.domain.waiting_room import WaitingRoom
 from ticketflow.services.bookings import return_released
 from ticketflow.services.messagebus import Deps
 from ticketflow.services.payments import complete_refund
@@ -56,6 +57,7 @@ async def create_event(command: cmd.CreateEvent, uow: UnitOfWork, deps: Deps) ->
         sales_end=command.sales_end,
         max_tickets_per_buyer=command.max_tickets_per_buyer,
         refund_deadline=command.refund_deadline,
+        waiting_room=WaitingRoom.of(command.waiting_room) if command.waiting_room else None,
     )
     event.check_schedule()
     async with uow:
@@ -73,8 +75,10 @@ async def create_event(command: cmd.CreateEvent, uow: UnitOfWork, deps: Deps) ->
                 sales_end=event.sales_end,
                 max_tickets_per_buyer=event.max_tickets_per_buyer,
                 refund_deadline=event.refund_deadline,
+                waiting_room=event.waiting_room.data() if event.waiting_room else None,
             )
         )
+        uow.after_commit(partial(deps.rooms.open, event))
         await uow.commit()
     return event
 
@@ -85,6 +89,8 @@ async def update_event(command: cmd.UpdateEvent, uow: UnitOfWork, deps: Deps) ->
         if command.changes:
             uow.record(event.update(command.changes))
             await uow.catalog.save_event(event)
+            if "waiting_room" in command.changes:
+                uow.after_commit(partial(deps.rooms.open, event))
         forget_views(uow, deps, event.id)
         await uow.commit()
     return event

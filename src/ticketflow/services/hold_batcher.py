@@ -18,6 +18,7 @@ that hold is left out of the batch (`KeyInUse`) and its request is judged the us
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
@@ -34,6 +35,8 @@ from ticketflow.domain.allocation import Allocation, allocate, allocation_stands
 from ticketflow.domain.errors import DomainError, NotFound
 from ticketflow.domain.events import TicketsHeld
 from ticketflow.domain.model import Booking
+from ticketflow.domain.waiting_room import unadmitted_refusal
+from ticketflow.services.hold_rates import HoldRates
 from ticketflow.services.unit_of_work import KeyClaim, UnitOfWork
 
 
@@ -47,6 +50,7 @@ class _Hold:
     meta: EventMeta
     key: KeyScope | None  # claimed already by its request
     claim: KeyClaim | None  # or to be claimed here
+    admitted: bool  # checked with an admission from the event's waiting room (it was on)
 
 
 class HoldBatcher:
@@ -62,8 +66,10 @@ class HoldBatcher:
         window_seconds: float,
         max_batch: int,
         key_ttl: timedelta,
+        rates: HoldRates | None = None,
     ) -> None:
         self._engine, self._clock, self._soldout = engine, clock, soldout
+        self._rates = rates or HoldRates()
         self._window, self._max_batch, self._key_ttl = window_seconds, max_batch, key_ttl
         self._queues: dict[UUID, MicroBatcher[_Hold, Booking]] = {}
         self.batches_committed = 0  # observable group commit: holds per transaction
@@ -75,6 +81,8 @@ class HoldBatcher:
         meta: EventMeta,
         key: KeyScope | None,
         claim: KeyClaim | None = None,
+        *,
+        admitted: bool = False,
     ) -> Booking:
         """Queue a one-line hold; returns it committed, or raises why it was refused (with
         `claim`: KeyInUse if its key was not free, else the answer is kept before it returns)."""
@@ -87,7 +95,7 @@ class HoldBatcher:
                 partial(self._allocate, ticket_type_id), self._max_batch, window=self._window
             )
             self._queues[ticket_type_id] = queue
-        return await queue.submit(_Hold(booking, meta, key, claim))
+        return await queue.submit(_Hold(booking, meta, key, claim, admitted))
 
     async def _allocate(
         self, ticket_type_id: UUID, batch: list[_Hold]
@@ -126,20 +134,32 @@ class HoldBatcher:
         buyers = {item.booking.user_id for item in batch}
         event_id = batch[0].booking.event_id  # checked against the type by checked_booking
         going = [index for index in range(len(batch)) if index not in in_use]
+        started = time.monotonic()
         async with uow:
             # Buyers' accounts are locked before the ticket type's row, whichever comes first.
             had = await uow.bookings.holdings(buyers, event_id) if locked_first else None
             read = await uow.catalog.for_holds(ticket_type_id, lock=locked_first)
             if had is None and read is not None and caps_buyers(*read):
                 had = await uow.bookings.holdings(buyers, event_id)
+            # Invariant 9 on the event as it is now, not as the copy the holds were checked
+            # against: a room turned on since refuses the holds that brought no admission.
+            unadmitted = {
+                index: refusal
+                for index in going
+                if read is not None
+                and (refusal := unadmitted_refusal(read[0].room, batch[index].admitted))
+            }
+            allocated = [index for index in going if index not in unadmitted]
             if read is None:
                 refused = NotFound("No such ticket type.", field="ticket_type_id")
-                allocation = Allocation([refused] * len(going), None)
+                allocation = Allocation([refused] * len(allocated), None)
             else:
-                holds = [batch[index].booking for index in going]
+                holds = [batch[index].booking for index in allocated]
                 allocation = allocate(*read, holds, uow.clock.now(), had)
             outcomes: list[Booking | Exception] = [KeyInUse() for _ in batch]
-            for index, outcome in zip(going, allocation.outcomes, strict=True):
+            for index, refusal in unadmitted.items():
+                outcomes[index] = refusal
+            for index, outcome in zip(allocated, allocation.outcomes, strict=True):
                 outcomes[index] = outcome
                 if isinstance(outcome, Booking):
                     uow.record(
@@ -181,6 +201,7 @@ class HoldBatcher:
             if held:
                 self.batches_committed += 1
                 self.holds_committed += len(held)
+                self._rates.served(event_id, len(held), time.monotonic() - started)
         for claim, _, answer in answered:
             claim.kept = answer
         if left == 0:

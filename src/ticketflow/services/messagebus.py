@@ -24,6 +24,7 @@ from ticketflow.request_context import current_request_id as current_request_id 
 from ticketflow.services.catalog_views import CatalogViews
 from ticketflow.services.hold_batcher import HoldBatcher
 from ticketflow.services.unit_of_work import KeyClaim, UnitOfWork
+from ticketflow.services.waiting_rooms import WaitingRooms
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Deps:
     soldout: SoldOutMarks
     holds: HoldBatcher
     views: CatalogViews
+    rooms: WaitingRooms
     redis: Redis | None = None  # unset in the embedded mode: in-process stand-ins instead
 
 

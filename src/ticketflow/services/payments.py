@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from functools import partial
 from uuid import UUID
 
 from ticketflow import metrics
@@ -98,7 +99,7 @@ async def pay_for_booking(command: cmd.PayForBooking, uow: UnitOfWork, deps: Dep
             retry_after=error.retry_after,
         ) from error
     async with uow:
-        payment = await settle_charge(uow, payment.id, charge)
+        payment = await settle_charge(uow, deps, payment.id, charge)
         await uow.commit()
     if payment.status is PaymentStatus.FAILED:
         raise PaymentDeclined(
@@ -111,7 +112,9 @@ async def pay_for_booking(command: cmd.PayForBooking, uow: UnitOfWork, deps: Dep
     return payment
 
 
-async def settle_charge(uow: UnitOfWork, payment_id: UUID, charge: Charge | None) -> Payment:
+async def settle_charge(
+    uow: UnitOfWork, deps: Deps, payment_id: UUID, charge: Charge | None
+) -> Payment:
     """Apply the provider's answer for a payment, inside an open unit of work. Idempotent.
 
     The pay request and the provider's webhook carry the same answer, often at the same moment:
@@ -155,6 +158,7 @@ async def settle_charge(uow: UnitOfWork, payment_id: UUID, charge: Charge | None
     if booking.status is BookingStatus.PENDING:
         ticket_ids = [new_id() for line in booking.lines for _ in range(line.quantity)]
         uow.record(booking.confirm(payment.id, ticket_ids))
+        uow.after_commit(partial(spend_admission, deps, booking))
         await uow.bookings.save_status(booking, now)
         await uow.payments.issue_tickets(booking, ticket_ids, now)
     else:
@@ -249,7 +253,7 @@ async def reconcile_payments(command: cmd.ReconcilePayments, uow: UnitOfWork, de
             if payment.status is PaymentStatus.PENDING:
                 charge = await deps.payments.find_charge(str(payment.id))
                 async with uow:
-                    payment = await settle_charge(uow, payment.id, charge)
+                    payment = await settle_charge(uow, deps, payment.id, charge)
                     await uow.commit()
             if payment.status is PaymentStatus.SUCCEEDED and payment.refund_requested_at:
                 await complete_refund(uow, deps, payment.id)
@@ -276,7 +280,7 @@ async def apply_provider_event(
         if not await uow.payments.first_receipt(command.event_id, command.type, uow.clock.now()):
             raise ReplayedCallback(f"Event {command.event_id} was already received.")
         if payment is not None and charge is not None:
-            await settle_charge(uow, payment.id, charge)
+            await settle_charge(uow, deps, payment.id, charge)
         await uow.commit()
 
 
@@ -304,3 +308,14 @@ def _settled_by(payment: Payment, charge: Charge) -> bool:
         and payment.status is PaymentStatus.SUCCEEDED
         and payment.provider_ref == charge.id
     )
+
+
+async def spend_admission(deps: Deps, booking: Booking) -> None:
+    """Paid: the buyer's admission from the event's waiting room (if it has one on) is spent.
+    Lost if the room's state can't be reached now: the admission then lasts until its session
+    ends, and the buyer caps still bound what it can hold."""
+    snapshot = await deps.catalog.get(booking.event_id)
+    try:
+        await deps.rooms.spend(snapshot[0] if snapshot else None, booking.user_id)
+    except ServiceUnavailable:
+        log.warning("waiting room: booking %s paid, its admission not marked spent", booking.id)

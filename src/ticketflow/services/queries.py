@@ -160,11 +160,18 @@ async def user(connection: AsyncConnection, user_id: UUID) -> Row:
 
 
 async def list_users(
-    connection: AsyncConnection, actor: Actor, *, cursor: str | None, limit: int
+    connection: AsyncConnection,
+    actor: Actor,
+    *,
+    cursor: str | None,
+    limit: int,
+    email_contains: str = "",
 ) -> Page[Row]:
     if actor.role is not Role.ADMIN:
         raise PermissionDenied("Only admins list accounts.")
     query = select(*_USER_COLUMNS).order_by(users.c.id).limit(limit + 1)
+    if email_contains:  # e-mails are stored lower-cased; % and _ are taken literally
+        query = query.where(users.c.email.contains(email_contains.lower(), autoescape=True))
     if cursor:
         (after,) = decode_cursor(cursor, UUID)
         query = query.where(users.c.id > after)

@@ -11,7 +11,19 @@ from starlette.responses import Response
 
 from ticketflow.adapters.security import SigningKeys
 from ticketflow.api.hardening import is_page
-from ticketflow.web import accounts, checkout, my_tickets, shop, static_files
+from ticketflow.web import (
+    accounts,
+    admin,
+    check_in,
+    checkout,
+    my_tickets,
+    organizer,
+    shop,
+    static_files,
+    ticket_types,
+    webhooks,
+    widget,
+)
 from ticketflow.web.cookies import QueuedCookies
 from ticketflow.web.pages import error_page
 from ticketflow.web.rendered_pages import RenderedPages
@@ -31,6 +43,8 @@ def install_web(app: FastAPI) -> None:
         my_tickets.router,
     ):
         app.include_router(router)
+    for module in (organizer, ticket_types, check_in, webhooks, admin, widget):
+        app.include_router(module.router)
     app.add_middleware(QueuedCookies)
     answer_problem = app.exception_handlers[HTTPException]
 

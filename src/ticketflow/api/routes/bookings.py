@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Header
 
 from ticketflow.api.deps import Bus, CurrentActor, Cursor, Limit, ReadConnection
 from ticketflow.api.rate_limit_guards import BOOKING_LIMIT
@@ -14,6 +15,14 @@ from ticketflow.services import queries, read_models
 from ticketflow.services.pagination import DEFAULT_LIMIT
 
 router = APIRouter(tags=["bookings"])
+ADMISSION_HEADER = "TicketFlow-Admission"
+Admission = Annotated[
+    str | None,
+    Header(
+        alias=ADMISSION_HEADER,
+        description="The admission token from the event's waiting room, while it is on",
+    ),
+]
 
 
 # Most of these requests never reach this route: api/booking_hot_path.py serves them first.
@@ -22,19 +31,23 @@ router = APIRouter(tags=["bookings"])
     status_code=201,
     summary="Hold tickets: a pending booking",
     responses={
+        403: {"description": "The event's waiting room is on: no valid admission (`not-admitted`)"},
         409: {
             "description": "Sold out, not enough tickets, sales closed, or the buyer's cap "
             "reached (`buyer-limit-reached`, with `remaining`)"
-        }
+        },
     },
     dependencies=[BOOKING_LIMIT],
 )
-async def create_booking(body: BookingIn, actor: CurrentActor, bus: Bus) -> BookingOut:
+async def create_booking(
+    body: BookingIn, actor: CurrentActor, bus: Bus, admission: Admission = None
+) -> BookingOut:
     booking = await bus.handle(
         cmd.HoldTickets(
             actor=actor,
             event_id=body.event_id,
             lines=tuple((line.ticket_type_id, line.quantity) for line in body.lines),
+            admission=admission,
         )
     )
     return BookingOut.of(booking, updated_at=booking.created_at)

@@ -1,0 +1,291 @@
+"""`room` (opt-in): a waiting room on "auto" in front of a sale of T tickets (5,000). J buyers of
+their own (50,000) join it: P of them (20,000) during the pre-queue, the rest once the sale has
+opened. Each looks at their place every `room_poll` seconds (jittered: the heartbeat), books one
+ticket with their admission token once admitted, and stops once told the sale sold out. Some
+bookings are sent without any admission meanwhile: every one must be refused.
+
+Driven from the bench process (asyncio + aiohttp over `room_connections` connections), not the
+load generator's processes: each buyer is a little conversation, not one request. Reported: the
+room's admissions/s against the engine's holds/s (burst's, when it ran first), the admitted
+buyers' hold latency, bookings without admission accepted (must be 0), a chi-square test of the
+pre-queue's admission order against its join order (must look independent: a uniform shuffle),
+buyers admitted ahead of someone who had joined before them (must be 0), and the queue
+endpoints' requests/s against `ceiling`'s (when it ran first)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import aiohttp
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
+
+from bench.context import Context, PhaseResult
+from bench.invariants import OK, check_sale_by_count
+from bench.phases.common import finish
+from bench.room_stats import Arrival, join_vs_admission, overtakers
+from bench.seed import Sale, access_tokens, accounts
+from bench.stats import latency_summary
+from ticketflow.domain import commands as cmd
+
+FAR = timedelta(days=1)  # the sale's opening until the pre-queue has joined
+RETRIES = 20  # a queue request answered 503 (load shed) is asked again, at most this often
+OPENING_IN = 2.0  # seconds from the pre-queue's last join to the opening (>> the copies' 0.5 s)
+ROOM = {"enabled": True, "admit_per_minute": "auto", "session_minutes": 10}
+API = "/api/v1"
+
+
+@dataclass
+class Buyer:
+    token: str
+    sent: float = 0.0  # its join
+    answered: float = 0.0
+    ticket_id: str = ""
+    pre_queue: bool = False  # answered without a position: the pre-queue's order is not drawn
+    admitted_at: float | None = None  # the admission token's `iat`
+    booked: int | None = None  # status of its booking
+
+
+@dataclass
+class Tally:
+    queue_requests: int = 0
+    shed: int = 0  # queue requests answered 503 + Retry-After (then asked again)
+    errors: dict[str, int] = field(default_factory=dict)
+    holds: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
+    unadmitted: dict[int, int] = field(default_factory=dict)
+
+    def error(self, kind: str) -> None:
+        self.errors[kind] = self.errors.get(kind, 0) + 1
+
+
+async def room(context: Context) -> PhaseResult:
+    config = context.config
+    await context.app.ensure(config.engine)
+    with context.console.status(f"room: seeding {config.room_joins:,} buyers of its own"):
+        buyers = [
+            Buyer(token)
+            for token in access_tokens(context.bus, await accounts(context.bus, config.room_joins))
+        ]
+    sale = await context.new_sale(
+        config.room_tickets,
+        title="Bench waiting room",
+        sales_start=context.bus.deps.clock.now() + FAR,
+        waiting_room=ROOM,
+        max_tickets_per_buyer=None,
+    )
+    tally, sold_out, opened = Tally(), asyncio.Event(), _Opening()
+    connector = aiohttp.TCPConnector(limit=config.room_connections)
+    timeout = aiohttp.ClientTimeout(total=config.timeout)
+    base = context.app.running.base_url
+    started = time.monotonic()
+    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as http:
+        visit = _Visits(http, sale.event_id, sale.ticket_type_id, config.room_poll, tally)
+        early = buyers[: config.room_prequeue]
+        late = buyers[config.room_prequeue :]
+        waiting_for = len(early)
+        pre_queue_joined = asyncio.Event()
+
+        def joined() -> None:
+            nonlocal waiting_for
+            waiting_for -= 1
+            if waiting_for == 0:
+                pre_queue_joined.set()
+
+        tasks = [asyncio.create_task(visit.buyer(b, opened, sold_out, joined)) for b in early]
+        if early:
+            await pre_queue_joined.wait()
+        # Then its organizer opens the sale, as one would: every early join was before it.
+        opened.at = time.time() + OPENING_IN
+        opening = context.bus.deps.clock.now() + timedelta(seconds=OPENING_IN)
+        await context.bus.handle(
+            cmd.UpdateEvent(context.organizer, UUID(sale.event_id), {"sales_start": opening})
+        )
+        await asyncio.sleep(max(0.0, opened.at - time.time()))
+        tasks += [asyncio.create_task(visit.buyer(b, opened, sold_out)) for b in late]
+        probes = [visit.unadmitted(buyers[n % len(buyers)]) for n in range(config.room_unadmitted)]
+        await asyncio.gather(*tasks, *probes)
+    elapsed = time.monotonic() - started
+    return await finish(context, await _result(context, sale, buyers, tally, elapsed, opened.at))
+
+
+@dataclass
+class _Opening:
+    at: float = float("inf")  # epoch seconds: when the sale opens, once the organizer says so
+
+
+class _Visits:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        event_id: str,
+        ticket_type_id: str,
+        poll: float,
+        tally: Tally,
+    ) -> None:
+        self._http, self._event_id, self._poll, self._tally = http, event_id, poll, tally
+        self._booking = {
+            "event_id": event_id,
+            "lines": [{"ticket_type_id": ticket_type_id, "quantity": 1}],
+        }
+
+    async def buyer(
+        self,
+        buyer: Buyer,
+        opening: _Opening,
+        sold_out: asyncio.Event,
+        joined: Callable[[], None] = lambda: None,
+    ) -> None:
+        headers = {"Authorization": f"Bearer {buyer.token}"}
+        queue = f"{API}/events/{self._event_id}/queue"
+        buyer.sent = time.monotonic()
+        place = await self._ask("POST", queue, headers)
+        buyer.answered = time.monotonic()
+        joined()
+        if place is None:
+            return
+        buyer.ticket_id, buyer.pre_queue = place["ticket_id"], place["position"] is None
+        while place["state"] == "waiting" and not sold_out.is_set():
+            wait = random.uniform(0.5, 1.0) * self._poll
+            if buyer.pre_queue and time.time() < opening.at:  # looking on until the opening,
+                wait = min(wait, max(0.0, opening.at - time.time()) + random.uniform(0, wait))
+            await asyncio.sleep(wait)
+            place = await self._ask("GET", f"{queue}/{buyer.ticket_id}", headers)
+            if place is None:
+                return
+        token = place.get("admission_token")
+        if place["state"] != "admitted" or not token or sold_out.is_set():
+            return
+        buyer.admitted_at = _issued_at(token)
+        sent = time.monotonic()
+        async with self._http.post(
+            f"{API}/bookings",
+            json=self._booking,
+            headers={**headers, **_key(), "TicketFlow-Admission": token},
+        ) as answer:
+            await answer.read()
+            buyer.booked = answer.status
+        self._tally.holds.record_value(max(1, round((time.monotonic() - sent) * 1e6)))
+        if answer.status == 409:
+            sold_out.set()  # a real client stops looking once the sale is over
+
+    async def unadmitted(self, buyer: Buyer) -> None:
+        """A booking without any admission, once the sale is open: it must be refused."""
+        await asyncio.sleep(random.uniform(0, 5))
+        headers = {"Authorization": f"Bearer {buyer.token}", **_key()}
+        async with self._http.post(
+            f"{API}/bookings", json=self._booking, headers=headers
+        ) as answer:
+            await answer.read()
+            self._tally.unadmitted[answer.status] = self._tally.unadmitted.get(answer.status, 0) + 1
+
+    async def _ask(self, method: str, path: str, headers: dict[str, str]) -> dict[str, Any] | None:
+        """The place, asking again after `Retry-After` while the app sheds load (503), as a
+        client should; None if it gave another answer or none."""
+        for _ in range(RETRIES):
+            self._tally.queue_requests += 1
+            try:
+                async with self._http.request(method, path, headers=headers) as answer:
+                    body = await answer.read()
+                    retry_after = answer.headers.get("Retry-After")
+                    status = answer.status
+            except (aiohttp.ClientError, TimeoutError) as failed:
+                self._tally.error(f"{method} queue {type(failed).__name__}")
+                return None
+            if status == 200:
+                place: dict[str, Any] = json.loads(body)
+                return place
+            if status != 503 or retry_after is None:
+                self._tally.error(f"{method} queue {status}")
+                return None
+            self._tally.shed += 1
+            await asyncio.sleep(float(retry_after) * random.uniform(1, 2))
+        self._tally.error(f"{method} queue 503 {RETRIES} times")
+        return None
+
+
+def _key() -> dict[str, str]:
+    """A fresh Idempotency-Key, as every booking of the benchmark carries."""
+    return {"Idempotency-Key": f"bench-room-{uuid.uuid4()}"}
+
+
+def _issued_at(token: str) -> float:
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return float(claims["iat"])
+
+
+async def _result(
+    context: Context,
+    sale: Sale,
+    buyers: list[Buyer],
+    tally: Tally,
+    elapsed: float,
+    opened_at: float,
+) -> PhaseResult:
+    admitted = [b for b in buyers if b.admitted_at is not None]
+    held = [b for b in buyers if b.booked == 201]
+    pre = sorted((b for b in admitted if b.pre_queue), key=lambda b: b.answered)
+    later = [Arrival(b.sent, b.answered, b.admitted_at or 0) for b in admitted if not b.pre_queue]
+    checks, count = await check_sale_by_count(
+        context.bus.engine,
+        sale,
+        len(held),
+        sum(tally.errors.values()),
+        sum(b.booked == 409 for b in buyers),
+    )
+    accepted_unadmitted = sum(n for status, n in tally.unadmitted.items() if 200 <= status < 300)
+    checks["no booking without admission accepted"] = (
+        OK if not accepted_unadmitted else f"BROKEN: {accepted_unadmitted} accepted"
+    )
+    out_of_order = overtakers(later)
+    checks["no later joiner admitted ahead"] = OK if not out_of_order else f"BROKEN: {out_of_order}"
+    independence = join_vs_admission([b.admitted_at or 0 for b in pre]) if len(pre) >= 32 else None
+    if independence is not None:
+        checks["pre-queue order independent of joining order"] = (
+            OK if independence.uniform else f"BROKEN: chi-square {independence.chi_square:.1f}"
+        )
+    span = max(b.admitted_at or 0 for b in admitted) - opened_at if admitted else 0
+    burst = context.results.get("burst")
+    ceiling = context.results.get("ceiling")
+    queue_per_s = tally.queue_requests / elapsed if elapsed else 0.0
+    summary = {
+        "joins": len(buyers),
+        "pre_queue_joins": sum(b.pre_queue for b in buyers),
+        "admitted": len(admitted),
+        "held": len(held),
+        "stored_held": count.held,
+        "left": count.available,
+        "admissions_per_s": round(len(admitted) / span, 1) if span > 0 else None,
+        "engine_holds_per_s": burst.summary.get("holds_per_s") if burst else None,
+        "hold_p99_ms": latency_summary(tally.holds)["p99_ms"] if held else None,
+        "unadmitted_sent": sum(tally.unadmitted.values()),
+        "unadmitted_accepted": accepted_unadmitted,
+        "pre_queue_chi_square": round(independence.chi_square, 1) if independence else None,
+        "pre_queue_chi_square_critical": round(independence.critical, 1) if independence else None,
+        "out_of_order_after_opening": out_of_order,
+        "queue_req_per_s": round(queue_per_s),
+        "queue_shed_503": tally.shed,
+        "queue_share_of_ceiling": (
+            round(queue_per_s / ceiling.summary["req_per_s"], 3) if ceiling else None
+        ),
+    }
+    return PhaseResult(
+        "room",
+        summary=summary,
+        outcomes={"held (admitted buyers)": latency_summary(tally.holds)} if held else {},
+        checks=checks,
+        details={"errors": tally.errors, "unadmitted_statuses": tally.unadmitted},
+        notes=[
+            "admission times are whole seconds (the token's iat): the order checks compare "
+            "seconds; 'auto' follows each app process's own measure of its holds/s"
+        ],
+    )

@@ -1,0 +1,163 @@
+"""Where waiting rooms' lines live: Redis, shared by every app instance (each step one Lua
+script, so two instances never admit the same place or hand out one turn twice), or this
+process (embedded). The rules they apply are domain/waiting_room.py's; the service deciding
+when to apply them is services/waiting_rooms.py.
+
+A room exists here from when its event's room is configured (`open`) until its state is lost
+(Redis flushed or restarted, the embedded process restarted). Lost, it stays lost: every step
+raises RoomUnavailable (503) instead of starting an empty line that would admit people again or
+out of turn. Configuring the room again opens a new, empty one.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+from uuid import UUID
+
+from ticketflow.domain.errors import RoomUnavailable
+from ticketflow.domain.waiting_room import Allowance, place_score
+
+LOST = "The waiting room's line was lost; it stays closed. Retry later."
+RETRY_LOST = 30  # seconds: until an organizer opens the room again, retrying can't help sooner
+
+
+@dataclass(frozen=True)
+class Place:
+    """One account's place in one room; `position` (from 1) while it waits in the line."""
+
+    ticket_id: UUID
+    user_id: UUID
+    joined_at: datetime
+    pre_queue: bool
+    admitted_at: datetime | None = None
+    abandoned: bool = False
+    position: int | None = None
+
+
+@dataclass(frozen=True)
+class Advance:
+    """Admit `due` places from the head of the line (skipping those last seen before
+    `abandon_before`) and keep `earned` minus those admitted as the allowance at `at`; only if
+    the allowance is still the one read at `since` (None: none yet), else another request
+    already did this round."""
+
+    since: datetime | None
+    due: int
+    earned: float
+    at: datetime
+    abandon_before: datetime
+
+
+@dataclass(frozen=True)
+class Visit:
+    place: Place | None  # the place asked about (None if none was asked, or it is unknown)
+    admitted_waits: list[float] = field(default_factory=list)  # seconds each admitted waited
+    abandoned: int = 0  # places skipped by this visit
+    waiting: int = 0  # places left in the line
+
+
+class RoomStates(Protocol):
+    async def open(self, event_id: UUID, keep_for: timedelta) -> None: ...
+    async def allowance(self, event_id: UUID) -> Allowance | None: ...
+    async def join(
+        self, event_id: UUID, user_id: UUID, ticket_id: UUID, now: datetime, draw: int | None
+    ) -> UUID: ...
+    async def visit(
+        self, event_id: UUID, ticket_id: UUID | None, now: datetime, advance: Advance | None
+    ) -> Visit: ...
+    async def spend(self, event_id: UUID, user_id: UUID) -> None: ...
+    async def is_spent(self, event_id: UUID, user_id: UUID) -> bool: ...
+
+
+def to_ms(moment: datetime) -> int:
+    return round(moment.timestamp() * 1000)
+
+
+def from_ms(ms: float) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+@dataclass
+class _Room:
+    line: list[tuple[int, UUID]] = field(default_factory=list)  # (score, ticket id), sorted
+    scores: dict[UUID, int] = field(default_factory=dict)
+    places: dict[UUID, Place] = field(default_factory=dict)
+    by_user: dict[UUID, UUID] = field(default_factory=dict)
+    seen: dict[UUID, datetime] = field(default_factory=dict)
+    arrivals: int = 0
+    allowance: Allowance | None = None
+    spent: set[UUID] = field(default_factory=set)
+
+
+class LocalRoomStates:
+    """The embedded mode's rooms, in this process. No step awaits anything, so each runs whole
+    before another request's (the event loop's turn is the lock)."""
+
+    def __init__(self) -> None:
+        self._rooms: dict[UUID, _Room] = {}
+
+    def _room(self, event_id: UUID) -> _Room:
+        room = self._rooms.get(event_id)
+        if room is None:
+            raise RoomUnavailable(LOST, retry_after=RETRY_LOST)
+        return room
+
+    async def open(self, event_id: UUID, keep_for: timedelta) -> None:
+        self._rooms.setdefault(event_id, _Room())  # kept while the process lives: it is small
+
+    def forget_all(self) -> None:
+        """This process restarted, as far as its rooms know (tests)."""
+        self._rooms.clear()
+
+    async def allowance(self, event_id: UUID) -> Allowance | None:
+        return self._room(event_id).allowance
+
+    async def join(
+        self, event_id: UUID, user_id: UUID, ticket_id: UUID, now: datetime, draw: int | None
+    ) -> UUID:
+        room = self._room(event_id)
+        if (had := room.by_user.get(user_id)) is not None:
+            return had
+        room.arrivals += 1
+        score = place_score(draw is not None, room.arrivals, draw or 0)
+        bisect.insort(room.line, (score, ticket_id))
+        room.scores[ticket_id] = score
+        room.places[ticket_id] = Place(ticket_id, user_id, now, draw is not None)
+        room.by_user[user_id] = ticket_id
+        room.seen[ticket_id] = now
+        return ticket_id
+
+    async def visit(
+        self, event_id: UUID, ticket_id: UUID | None, now: datetime, advance: Advance | None
+    ) -> Visit:
+        room = self._room(event_id)
+        waits: list[float] = []
+        abandoned = 0
+        if advance is not None and advance.since == (room.allowance and room.allowance.at):
+            while len(waits) < advance.due and room.line:
+                _, head = room.line.pop(0)
+                turn = room.places[head]
+                if room.seen[head] < advance.abandon_before:
+                    room.places[head] = replace(turn, abandoned=True)
+                    abandoned += 1
+                else:
+                    room.places[head] = replace(turn, admitted_at=now)
+                    waits.append((now - turn.joined_at).total_seconds())
+            room.allowance = Allowance(advance.earned - len(waits), advance.at)
+        place = room.places.get(ticket_id) if ticket_id else None
+        if place is not None and not (place.admitted_at or place.abandoned):
+            room.seen[place.ticket_id] = now
+            ahead = bisect.bisect_left(room.line, (room.scores[place.ticket_id], place.ticket_id))
+            place = replace(place, position=ahead + 1)
+        return Visit(place, waits, abandoned, len(room.line))
+
+    async def spend(self, event_id: UUID, user_id: UUID) -> None:
+        if (room := self._rooms.get(event_id)) is not None:
+            room.spent.add(user_id)
+
+    async def is_spent(self, event_id: UUID, user_id: UUID) -> bool:
+        room = self._rooms.get(event_id)
+        return room is not None and user_id in room.spent

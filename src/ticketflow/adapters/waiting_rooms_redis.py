@@ -1,0 +1,193 @@
+"""Waiting rooms in Redis, shared by every app instance: one room's keys share a hash tag, and
+each step that changes the line is one Lua script (atomic), so no place is admitted twice and no
+turn is handed out twice, whichever instances the requests reach. Times are integer ms."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from ticketflow.adapters.waiting_rooms import (
+    LOST,
+    RETRY_LOST,
+    Advance,
+    Place,
+    Visit,
+    from_ms,
+    to_ms,
+)
+from ticketflow.domain.errors import RoomUnavailable
+from ticketflow.domain.waiting_room import PRE_QUEUE_DRAWS, Allowance
+
+PARTS = ("marker", "places", "users", "line", "seen", "seq", "allowance", "spent")
+MAX_SKIPS = 10_000  # abandoned places one visit may skip: bounds a script's run
+
+# KEYS: marker places users line seen seq. ARGV: user, ticket id, now, draw ("" after the
+# opening), PRE_QUEUE_DRAWS. The score is domain/waiting_room.py's place_score.
+_JOIN = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
+local had = redis.call('HGET', KEYS[3], ARGV[1])
+if had then return {'ok', had} end
+local arrival = redis.call('INCR', KEYS[6])
+local score = ARGV[4]
+if score == '' then score = string.format('%.0f', tonumber(ARGV[5]) + arrival) end
+redis.call('ZADD', KEYS[4], score, ARGV[2])
+local pre = 0
+if ARGV[4] ~= '' then pre = 1 end
+redis.call('HSET', KEYS[2], ARGV[2],
+  cjson.encode({user = ARGV[1], joined = tonumber(ARGV[3]), pre = pre}))
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then
+  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
+end
+return {'ok', ARGV[2]}
+"""
+
+# KEYS: marker places line seen allowance. ARGV: now, ticket id (""), advance? ("1"), since
+# ("" none), due, earned, at, abandon before, max skips.
+_VISIT = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
+local now = tonumber(ARGV[1])
+local waits, abandoned = {}, 0
+if ARGV[3] == '1' and (redis.call('HGET', KEYS[5], 'at') or '') == ARGV[4] then
+  local due, before, skips = tonumber(ARGV[5]), tonumber(ARGV[8]), tonumber(ARGV[9])
+  while #waits < due and abandoned < skips do
+    local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
+    if not head then break end
+    redis.call('ZREM', KEYS[3], head)
+    local place = cjson.decode(redis.call('HGET', KEYS[2], head))
+    if tonumber(redis.call('HGET', KEYS[4], head) or '0') < before then
+      place.abandoned = 1
+      abandoned = abandoned + 1
+    else
+      place.admitted = now
+      waits[#waits + 1] = now - place.joined
+    end
+    redis.call('HSET', KEYS[2], head, cjson.encode(place))
+  end
+  redis.call('HSET', KEYS[5], 'at', ARGV[7], 'earned', tostring(tonumber(ARGV[6]) - #waits))
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
+end
+local raw, rank = false, false
+if ARGV[2] ~= '' then
+  raw = redis.call('HGET', KEYS[2], ARGV[2])
+  rank = redis.call('ZRANK', KEYS[3], ARGV[2])
+  if rank then redis.call('HSET', KEYS[4], ARGV[2], ARGV[1]) end
+end
+return {'ok', cjson.encode(waits), abandoned, redis.call('ZCARD', KEYS[3]), raw, rank}
+"""
+
+
+# KEYS: marker spent. ARGV: user. The room's keys all live as long as its marker.
+_SPEND = """
+redis.call('SADD', KEYS[2], ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
+"""
+
+
+def _keys(event_id: UUID) -> dict[str, str]:
+    return {part: f"ticketflow:room:{{{event_id}}}:{part}" for part in PARTS}
+
+
+class RedisRoomStates:
+    def __init__(self, redis: Redis) -> None:
+        self._redis = redis
+        self._join = redis.register_script(_JOIN)
+        self._visit = redis.register_script(_VISIT)
+        self._spend = redis.register_script(_SPEND)
+
+    async def open(self, event_id: UUID, keep_for: timedelta) -> None:
+        """The room's marker, kept for `keep_for` from now (relative: Redis's clock need not be
+        the app's; the other keys follow it as they are written); an existing room keeps its
+        line."""
+        marker = _keys(event_id)["marker"]
+        async with self._redis.pipeline(transaction=True) as both:
+            both.set(marker, "1", nx=True)
+            both.pexpire(marker, keep_for)
+            await self._call(both.execute())
+
+    async def allowance(self, event_id: UUID) -> Allowance | None:
+        stored = await self._call(self._redis.hmget(_keys(event_id)["allowance"], "at", "earned"))
+        at, earned = stored
+        return Allowance(float(earned), from_ms(int(at))) if at is not None else None
+
+    async def join(
+        self, event_id: UUID, user_id: UUID, ticket_id: UUID, now: datetime, draw: int | None
+    ) -> UUID:
+        k = _keys(event_id)
+        keys = [k["marker"], k["places"], k["users"], k["line"], k["seen"], k["seq"]]
+        args: list[str | int] = [
+            str(user_id),
+            str(ticket_id),
+            to_ms(now),
+            "" if draw is None else str(draw),
+        ]
+        answer = await self._call(self._join(keys, [*args, PRE_QUEUE_DRAWS]))
+        return UUID(_text(_found(answer)[1]))
+
+    async def visit(
+        self, event_id: UUID, ticket_id: UUID | None, now: datetime, advance: Advance | None
+    ) -> Visit:
+        k = _keys(event_id)
+        keys = [k["marker"], k["places"], k["line"], k["seen"], k["allowance"]]
+        args: list[Any] = [to_ms(now), str(ticket_id) if ticket_id else ""]
+        if advance is None:
+            args += ["0", "", 0, 0, 0, 0, 0]
+        else:
+            since = str(to_ms(advance.since)) if advance.since else ""
+            at, before = to_ms(advance.at), to_ms(advance.abandon_before)
+            args += ["1", since, advance.due, repr(advance.earned), at, before, MAX_SKIPS]
+        answer = _found(await self._call(self._visit(keys, args)))
+        _, waits, abandoned, waiting, raw, rank = answer
+        place = _place(ticket_id, json.loads(raw), rank) if ticket_id and raw else None
+        admitted = [wait / 1000 for wait in json.loads(waits) or []]
+        return Visit(place, admitted, int(abandoned), int(waiting))
+
+    async def spend(self, event_id: UUID, user_id: UUID) -> None:
+        k = _keys(event_id)
+        await self._call(self._spend([k["marker"], k["spent"]], [str(user_id)]))
+
+    async def is_spent(self, event_id: UUID, user_id: UUID) -> bool:
+        key = _keys(event_id)["spent"]
+        return bool(await self._call(self._redis.sismember(key, str(user_id))))
+
+    @staticmethod
+    async def _call(step: Any) -> Any:
+        try:
+            return await step
+        except RedisError as error:
+            raise RoomUnavailable(
+                "The waiting room can't be reached right now.", retry_after=5
+            ) from error
+
+
+def _found(answer: list[Any]) -> list[Any]:
+    if _text(answer[0]) == "lost":
+        raise RoomUnavailable(LOST, retry_after=RETRY_LOST)
+    return answer
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _place(ticket_id: UUID, stored: dict[str, Any], rank: int | None) -> Place:
+    admitted = stored.get("admitted")
+    return Place(
+        ticket_id=ticket_id,
+        user_id=UUID(stored["user"]),
+        joined_at=from_ms(stored["joined"]),
+        pre_queue=bool(stored["pre"]),
+        admitted_at=from_ms(admitted) if admitted is not None else None,
+        abandoned=bool(stored.get("abandoned")),
+        position=rank + 1 if rank is not None else None,
+    )

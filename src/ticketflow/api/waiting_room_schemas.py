@@ -1,0 +1,37 @@
+"""Bodies of the waiting room's answers (its configuration's are in api/schemas.py, with the
+event's)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from pydantic import BaseModel, Field
+
+from ticketflow.domain.waiting_room import PlaceState
+from ticketflow.services.waiting_rooms import PlaceView
+
+
+class PriceRangeOut(BaseModel):
+    min_minor: int
+    max_minor: int
+    currency: str
+
+
+class PlaceOut(BaseModel):
+    ticket_id: UUID
+    position: int | None = Field(
+        description="Your place in the line from 1 while waiting; null before the sale opens "
+        "(the pre-queue is shuffled then) and once out of the line"
+    )
+    state: PlaceState
+    eta_seconds: int = Field(description="Estimated seconds until admission (0 once out)")
+    admission_token: str | None = Field(
+        None,
+        description="Once admitted: send it as the `TicketFlow-Admission` header of "
+        "POST /bookings for this event, until your session ends",
+    )
+    price_range: PriceRangeOut | None = Field(description="What this event's tickets cost")
+
+    @classmethod
+    def of(cls, place: PlaceView) -> PlaceOut:
+        return cls.model_validate(place, from_attributes=True)

@@ -1,0 +1,213 @@
+"""Buyers' waiting rooms: join one, see your place (each look is also the heartbeat that keeps
+it), and the admission every booking of an event with its room on must bring.
+
+Joining is not a database row: a place lives as long as the room's line (adapters/waiting_rooms.py:
+Redis, or this process), which is why losing that line closes the room instead of reopening it
+empty. The room's configuration is the event's, changed through CreateEvent and UpdateEvent,
+so the event store records every change of it. Nobody runs the line: whoever looks at a place
+first moves it on (admits those whose turn has come), atomically, on whichever instance."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+from uuid import UUID
+
+from ticketflow import metrics
+from ticketflow.adapters.admission_tokens import AdmissionTokens
+from ticketflow.adapters.catalog_snapshots import Snapshot
+from ticketflow.adapters.clock import Clock
+from ticketflow.adapters.ids import new_id
+from ticketflow.adapters.waiting_rooms import Advance, Place, RoomStates, Visit
+from ticketflow.config import Settings
+from ticketflow.domain import commands as cmd
+from ticketflow.domain.errors import Conflict, NotAdmitted, NotFound, RoomUnavailable
+from ticketflow.domain.model import Event, EventStatus
+from ticketflow.domain.waiting_room import (
+    ABANDONED_AFTER,
+    PRE_QUEUE_DRAWS,
+    PlaceState,
+    WaitingRoom,
+    admission_state,
+    admissions_due,
+    admitted_per_minute,
+    allowance_at,
+    eta_seconds,
+    in_pre_queue,
+)
+from ticketflow.services.hold_rates import HoldRates
+
+if TYPE_CHECKING:  # the bus's Deps holds a WaitingRooms
+    from ticketflow.services.messagebus import Deps
+    from ticketflow.services.unit_of_work import UnitOfWork
+
+log = logging.getLogger(__name__)
+KEPT_AFTER_THE_EVENT = timedelta(days=1)  # then a room's line is forgotten
+
+
+@dataclass(frozen=True)
+class PriceRange:
+    min_minor: int
+    max_minor: int
+    currency: str
+
+
+@dataclass(frozen=True)
+class PlaceView:
+    """A place as its owner sees it."""
+
+    ticket_id: UUID
+    position: int | None  # None before the opening (the pre-queue's order is drawn then)
+    state: PlaceState
+    eta_seconds: int
+    admission_token: str | None
+    price_range: PriceRange | None
+
+
+class WaitingRooms:
+    def __init__(
+        self,
+        states: RoomStates,
+        tokens: AdmissionTokens,
+        clock: Clock,
+        rates: HoldRates,
+        settings: Settings,
+        draws: random.Random | None = None,
+    ) -> None:
+        self.states, self._tokens, self._clock, self._rates = states, tokens, clock, rates
+        self._fraction = settings.waiting_room_auto_fraction
+        self._floor = settings.waiting_room_auto_floor_per_minute
+        self._draws = draws or random.SystemRandom()
+
+    async def open(self, event: Event) -> None:
+        """The event's room is configured on: its line exists from now on (see RoomStates).
+        If it can't be written now, the room stays closed (503) until configured again."""
+        if event.room is not None:
+            try:
+                ends_in = event.ends_at - self._clock.now()
+                await self.states.open(event.id, max(ends_in, timedelta()) + KEPT_AFTER_THE_EVENT)
+            except RoomUnavailable:
+                log.warning(
+                    "waiting room of event %s not opened: its state is unreachable", event.id
+                )
+
+    async def join(self, user_id: UUID, snapshot: Snapshot) -> PlaceView:
+        event, now = _found(snapshot), self._clock.now()
+        event.room_to_join(now)
+        pre_queue = in_pre_queue(now, event.sales_start)
+        draw = self._draws.randrange(PRE_QUEUE_DRAWS) if pre_queue else None
+        ticket_id = await self.states.join(event.id, user_id, new_id(), now, draw)
+        return await self.visit(user_id, snapshot, ticket_id)
+
+    async def visit(self, user_id: UUID, snapshot: Snapshot, ticket_id: UUID) -> PlaceView:
+        event, now = _found(snapshot), self._clock.now()
+        if (room := event.room) is None:
+            raise Conflict("This event has no waiting room on: book directly.")
+        per_minute = self.per_minute(event.id, room)
+        visit = await self.states.visit(
+            event.id, ticket_id, now, await self._advance(event, per_minute, now)
+        )
+        _measure(event.id, visit)
+        if visit.place is None or visit.place.user_id != user_id:
+            raise NotFound("No such place in this waiting room.")
+        return self._view(visit.place, event, room, snapshot, per_minute, now)
+
+    def per_minute(self, event_id: UUID, room: WaitingRoom) -> float:
+        measured = self._rates.per_second(event_id)
+        return admitted_per_minute(room.admit_per_minute, measured, self._fraction, self._floor)
+
+    async def _advance(self, event: Event, per_minute: float, now: datetime) -> Advance | None:
+        """This visit's round of admissions: none before the sale opens."""
+        opening = event.sales_start
+        if event.status is not EventStatus.PUBLISHED or (opening and now < opening):
+            return None
+        previous = await self.states.allowance(event.id)
+        grown = allowance_at(previous, now, opening, per_minute)
+        since = previous.at if previous else None
+        return Advance(since, admissions_due(grown), grown.earned, grown.at, now - ABANDONED_AFTER)
+
+    def _view(
+        self,
+        place: Place,
+        event: Event,
+        room: WaitingRoom,
+        snapshot: Snapshot,
+        per_minute: float,
+        now: datetime,
+    ) -> PlaceView:
+        token, position, eta = None, None, 0
+        if place.abandoned:
+            state = PlaceState.EXPIRED
+        elif place.admitted_at is not None:
+            state = admission_state(place.admitted_at, room.session, now)
+            if state is PlaceState.ADMITTED:
+                token = self._tokens.issue(
+                    place.user_id, event.id, place.ticket_id, place.admitted_at, room.session
+                )
+        else:
+            state = PlaceState.WAITING
+            opened = event.sales_start is None or now >= event.sales_start
+            position = place.position if opened else None
+            eta = eta_seconds(position, per_minute, now, event.sales_start)
+        return PlaceView(place.ticket_id, position, state, eta, token, _price_range(snapshot))
+
+    async def check_admission(self, event: Event, command: cmd.HoldTickets) -> None:
+        """Refuse (403 not-admitted) a hold of an event whose room is on, unless it brings a
+        valid admission of its buyer for this event, in its session and not spent. Both
+        booking doors come here (services/bookings.py `checked_booking`): the token is checked
+        in this process, the spent mark asked of the room's state."""
+        if event.room is None:
+            return
+        user_id = command.actor.user_id
+        self._tokens.admission(command.admission, user_id, event.id)
+        if await self.states.is_spent(event.id, user_id):
+            raise NotAdmitted("This admission is spent: a booking made with it was paid.")
+
+    async def spend(self, event: Event | None, user_id: UUID) -> None:
+        """A booking of `user_id`'s on `event` was paid: their admission can't hold again."""
+        if event is not None and event.room is not None:
+            await self.states.spend(event.id, user_id)
+
+
+def _found(snapshot: Snapshot) -> Event:
+    if snapshot[0].status is EventStatus.DRAFT:
+        raise NotFound("No such event.")
+    return snapshot[0]
+
+
+def _price_range(snapshot: Snapshot) -> PriceRange | None:
+    """What the tickets cost, shown while waiting ("transparency"): the cheapest and dearest."""
+    types = sorted(snapshot[1].values(), key=lambda tt: tt.price_minor)
+    if not types:
+        return None
+    return PriceRange(types[0].price_minor, types[-1].price_minor, types[0].currency)
+
+
+def _measure(event_id: UUID, visit: Visit) -> None:
+    label = str(event_id)
+    metrics.ROOM_WAITING.labels(label).set(visit.waiting)
+    if visit.admitted_waits:
+        metrics.ROOM_ADMITTED.labels(label).inc(len(visit.admitted_waits))
+        for waited in visit.admitted_waits:
+            metrics.ROOM_WAIT.labels(label).observe(waited)
+    if visit.abandoned:
+        metrics.ROOM_ABANDONED.labels(label).inc(visit.abandoned)
+
+
+async def join_waiting_room(command: cmd.JoinWaitingRoom, uow: UnitOfWork, deps: Deps) -> PlaceView:
+    snapshot = await deps.catalog.get(command.event_id)
+    return await deps.rooms.join(command.actor.user_id, _known(snapshot))
+
+
+async def visit_place(command: cmd.VisitPlace, uow: UnitOfWork, deps: Deps) -> PlaceView:
+    snapshot = await deps.catalog.get(command.event_id)
+    return await deps.rooms.visit(command.actor.user_id, _known(snapshot), command.ticket_id)
+
+
+def _known(snapshot: Snapshot | None) -> Snapshot:
+    if snapshot is None:
+        raise NotFound("No such event.")
+    return snapshot
