@@ -14,6 +14,7 @@ PHASES = (
     "sustained",
     "soldout",
     "browse",
+    "pages",
     "journey",
     "baseline-lock",
     "marathon",
@@ -40,7 +41,7 @@ class BenchConfig:
     tickets: int = 5_000  # T: tickets of the burst's (and baseline-lock's) ticket type
     workers: int = CORES  # app worker processes (`ticketflow serve --workers`)
     clients: int = CORES  # load-generator processes
-    connections: int = 256  # closed-loop phases: ceiling, soldout, browse
+    connections: int = 256  # closed-loop phases: ceiling, soldout, browse, pages
     duration: float = 10.0  # seconds of each closed-loop phase
     rates: tuple[int, ...] = doubling(500, 32_000)  # sustained: requests/s, tried in order
     # sustained: bisections between the last rate that passed and the first that failed

@@ -47,6 +47,18 @@ class BrowseRequests:
 
 
 @dataclass(frozen=True)
+class EventPageRequests:
+    """GET /events/{id}, the public web page, for `event_ids` in turn: anonymous, as a crowd
+    opens it."""
+
+    event_ids: tuple[str, ...]
+
+    def requests(self, share: int, of: int) -> RequestStream:
+        pages = [build_request("GET", f"/events/{event_id}") for event_id in self.event_ids]
+        return _Fixed(pages, Outcome.OK)
+
+
+@dataclass(frozen=True)
 class BookingRequests:
     """POST /bookings of `quantity` on one ticket type, buyer tokens in turn; with
     `idempotency_keys`, each request has a fresh key, as a real client retrying safely would."""

@@ -78,6 +78,17 @@ def targets(results: dict[str, PhaseResult]) -> list[Target]:
         found.append(Target("browse cache hit rate", f"{rate:.1%}", ">= 95%", rate >= 0.95))
     else:
         found.append(Target("browse cache hit rate", "n/a", ">= 95%", None))
+    # Issue 18: the event's web page at >= 50% of the API's browse rate, in the same run.
+    of_browse = _get(results, "pages", "of_browse")
+    found.append(
+        _ratio(
+            "pages req/s ÷ browse req/s",
+            _get(results, "pages", "req_per_s"),
+            _get(results, "browse", "req_per_s") if isinstance(of_browse, float) else None,
+            0.5,
+            pct=True,
+        )
+    )
     burst = results.get("burst")
     if burst is None or "drain_s" not in burst.summary:  # not run, or could not measure
         found += [Target(name, "n/a", goal, None) for name, goal in _BURST_GOALS]

@@ -10,6 +10,7 @@ from bench.phases.burst import baseline_lock, burst
 from bench.phases.ceiling import ceiling
 from bench.phases.journey import journey
 from bench.phases.marathon import marathon
+from bench.phases.pages import pages
 from bench.phases.room import room
 from bench.phases.soldout import soldout
 from bench.phases.sustained import sustained
@@ -22,6 +23,7 @@ PHASES: dict[str, Phase] = {
     "sustained": sustained,
     "soldout": soldout,
     "browse": browse,
+    "pages": pages,
     "journey": journey,
     "baseline-lock": baseline_lock,
     "marathon": marathon,

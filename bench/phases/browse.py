@@ -29,12 +29,18 @@ async def browse(context: Context) -> PhaseResult:
     job = context.job(
         mode="closed", requests=requests, connections=config.connections, duration=config.duration
     )
+    reads = f"{len(context.event_ids)} events and the list"
     if config.browse_via != "nginx":
-        return await finish(context, await _measured(context, job, "browse"))
+        return await finish(
+            context, await measured_reads(context, job, "browse", f"browse: {reads}")
+        )
     async with nginx_in_front(context.app.running.port, context.app.log_dir) as nginx:
         logged_before = nginx.log_size()
-        result = await _measured(
-            context, dataclasses.replace(job, port=nginx.port), "browse through nginx"
+        result = await measured_reads(
+            context,
+            dataclasses.replace(job, port=nginx.port),
+            "browse",
+            f"browse through nginx: {reads}",
         )
         statuses = nginx.cache_statuses(since=logged_before)
     answered = sum(n for status, n in statuses.items() if status != "-")  # "-": warm-up /health
@@ -58,10 +64,12 @@ async def browse(context: Context) -> PhaseResult:
     return await finish(context, result)
 
 
-async def _measured(context: Context, job: Job, label: str) -> PhaseResult:
+async def measured_reads(context: Context, job: Job, name: str, label: str) -> PhaseResult:
+    """Phase `name`'s result of the cached reads `job` sends: answered-200 req/s, failures, and
+    the cache hit rate (X-Cache headers, else the app's /metrics counters)."""
     base_url = context.app.running.base_url
     before = await cache_counters(base_url)
-    m = await context.drive(job, f"{label}: {len(context.event_ids)} events and the list")
+    m = await context.drive(job, label)
     after = await cache_counters(base_url)
     hits, misses = m.cache_answers.get("hit", 0), m.cache_answers.get("miss", 0)
     if hits + misses:
@@ -81,7 +89,7 @@ async def _measured(context: Context, job: Job, label: str) -> PhaseResult:
             "misses": round(after.misses - before.misses),
         }
     result = PhaseResult(
-        "browse",
+        name,
         summary={
             "req_per_s": round(m.count(Outcome.OK) / m.elapsed),  # answered 200 only
             "errors": m.count(Outcome.ERROR),

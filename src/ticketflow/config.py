@@ -170,6 +170,8 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     smtp_timeout_seconds: float = Field(default=10.0, gt=0)
     mail_from: str = "TicketFlow <tickets@ticketflow.example>"
+    # Where buyers reach the web pages, for the links in e-mails (the password reset's).
+    public_url: str = "http://127.0.0.1:8000"
 
     @field_validator(
         "rate_limit_login_per_ip",

@@ -12,7 +12,7 @@ from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
 from ..builders import EventOnSale, account, event_on_sale, hold
-from .conftest import screenshot, serious_accessibility_violations
+from .conftest import save_screenshot, serious_accessibility_violations
 
 PASSWORD = "correct-horse-battery"
 
@@ -59,18 +59,18 @@ async def test_a_buyer_buys_two_tickets_and_sees_their_qr_codes(
     await expect(page.get_by_role("heading", name="Choose your tickets")).to_be_visible()
     await expect(page.get_by_role("link", name="My tickets")).to_be_visible()  # came along
     assert await serious_accessibility_violations(page) == []
-    await screenshot(page, "event")
+    await save_screenshot(page, "event")
     await page.get_by_label("Tier 0").fill("2")
     await page.get_by_role("button", name="Hold tickets and check out").click()
     await expect(page.get_by_role("heading", name="Checkout")).to_be_visible()
     await expect(page.locator(".countdown-left")).to_have_text(re.compile(r"\(\d+:\d\d left\)"))
     assert await serious_accessibility_violations(page) == []
-    await screenshot(page, "checkout")
+    await save_screenshot(page, "checkout")
     await page.get_by_role("button", name=re.compile("^Pay ")).click()
     await expect(page.get_by_role("status")).to_contain_text("Payment received")
     await expect(page.get_by_role("img", name=re.compile("QR code of ticket"))).to_have_count(2)
     assert await serious_accessibility_violations(page) == []
-    await screenshot(page, "my-tickets")
+    await save_screenshot(page, "my-tickets")
     await page.set_viewport_size({"width": 360, "height": 740})
     await _no_horizontal_scroll(page)
     await page.get_by_role("link", name="Print tickets").click()

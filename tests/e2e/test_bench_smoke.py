@@ -67,6 +67,9 @@ async def test_bench_runs_every_phase_checks_invariants_and_writes_results(
     burst = phases["burst"]["summary"]
     assert (burst["held"], burst["stored_held"], burst["left"]) == (50, 50, 0)
     assert phases["baseline-lock"]["summary"]["stored_held"] == 50
+    pages = phases["pages"]["summary"]  # the web page, compared with browse's API read
+    assert pages["req_per_s"] > 0 and isinstance(pages["of_browse"], float)
+    assert pages["cache_hit_rate"] != "n/a"  # the page says X-Cache as the API's read does
     journey = phases["journey"]
     # Buyers went all the way: paid through the provider, then shown their tickets.
     assert journey["summary"]["paid"] > 0 and journey["summary"]["tickets_shown"] > 0

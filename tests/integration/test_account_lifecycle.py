@@ -9,6 +9,7 @@ import re
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
 import jwt
@@ -375,7 +376,7 @@ async def test_reset_requests_are_limited_per_address_and_per_ip(
 async def test_the_reset_mail_goes_through_the_email_consumer_with_a_working_token(
     stack: Stack, clock: ManualClock, tmp_path: Path, smtp_server: SmtpServer
 ) -> None:
-    settings = smtp_server.settings(stack.settings())
+    settings = smtp_server.settings(stack.settings(), public_url="https://tickets.example.org/")
     async with paying_client(settings, clock, tmp_path / "ledger.db") as client:
         bus = app_bus(client)
         user = await account(bus)
@@ -385,7 +386,14 @@ async def test_the_reset_mail_goes_through_the_email_consumer_with_a_working_tok
         assert mail["Subject"] == "Reset your TicketFlow password"
         text = mail.get_body(("plain",))
         assert text is not None
-        [token] = re.findall(r"^([0-9a-f-]{36}\.[\w-]{43})\r?$", text.get_content(), re.MULTILINE)
+        [link] = re.findall(r"^(https://\S+)\r?$", text.get_content(), re.MULTILINE)
+        page, _, query = link.partition("?")
+        assert page == "https://tickets.example.org/password-reset/confirm"  # the web page
+        [token] = parse_qs(query)["token"]
+        assert re.fullmatch(r"[0-9a-f-]{36}\.[\w-]{43}", token)
+        assert token in text.get_content()  # for API clients too, on a line of its own
+        form = await client.get(f"/password-reset/confirm?{query}")
+        assert f'value="{token}"' in form.text  # the page's token field, filled in from the link
         assert (await _confirm(client, token)).status_code == 204
         assert (await _log_in(client, user.email, NEW_PASSWORD)).status_code == 200
         async with bus.engine.connect() as connection:  # nothing in the store can replay it

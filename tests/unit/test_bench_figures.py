@@ -3,8 +3,11 @@ refinement tries next, and which window of time a marathon's answer counts in.""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from bench.__main__ import parse
 from bench.config import DEFAULT_PHASES
+from bench.journey_checks import callbacks_accepted
 from bench.phases.sustained import refined_rate
 from bench.recorder import Windows
 from bench.requests import Outcome
@@ -48,3 +51,15 @@ def test_an_answer_counts_in_the_window_it_was_due_in() -> None:
     assert encoded[0][0] == {"held": 2}
     assert encoded[1][0] == {"sold_out": 1}
     assert windows.histograms[0].get_max_value() >= 299_000
+
+
+def test_the_journey_counts_the_webhooks_the_app_logged_as_accepted(tmp_path: Path) -> None:
+    log = tmp_path / "app.log"
+    log.write_text(
+        '{"method":"POST","route":"/api/v1/payments/webhook","status":200}\n'  # orjson's
+        '{"method": "POST", "route": "/api/v1/payments/webhook", "status": 200}\n'
+        '{"method":"POST","route":"/api/v1/payments/webhook","status":400}\n'
+        '{"method":"GET","route":"/api/v1/events","status":200}\n'
+        "[INFO] Started worker-1 /api/v1/payments/webhook\n"
+    )
+    assert callbacks_accepted(log) == 2

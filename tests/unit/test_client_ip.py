@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ticketflow.api.client_ip import client_ip, parse_networks
+from ticketflow.api.client_ip import client_ip, client_scheme, parse_networks
 
 PROXIES = parse_networks("10.0.0.0/8, 192.168.1.5")
 
@@ -46,3 +46,27 @@ def test_no_trusted_proxies_configured_is_an_empty_list() -> None:
         "10.0.0.1/32",
         "2001:db8::/32",
     ]
+
+
+@pytest.mark.parametrize(
+    ("peer", "own", "forwarded_proto", "expected"),
+    [
+        ("203.0.113.9", "http", (), "http"),
+        ("203.0.113.9", "https", (), "https"),
+        ("203.0.113.9", "http", ("https",), "http"),  # not our proxy: anyone can say https
+        ("10.1.1.1", "http", ("https",), "https"),  # our proxy took the browser's https
+        ("10.1.1.1", "http", ("HTTP",), "http"),
+        ("10.1.1.1", "http", ("https, http",), "http"),  # the proxy next to us says last
+        ("10.1.1.1", "http", ("gopher",), "http"),  # garbage: our own scheme
+        ("10.1.1.1", "https", (), "https"),
+    ],
+)
+def test_the_scheme_is_the_trusted_proxys_word_else_our_own(
+    peer: str, own: str, forwarded_proto: tuple[str, ...], expected: str
+) -> None:
+    asked = {
+        "client": (peer, 443),
+        "scheme": own,
+        "headers": [(b"x-forwarded-proto", value.encode()) for value in forwarded_proto],
+    }
+    assert client_scheme(asked, PROXIES) == expected

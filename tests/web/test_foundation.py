@@ -69,7 +69,7 @@ async def test_a_csrf_token_of_another_browser_is_refused(browser: httpx.AsyncCl
     assert refused.status_code == 403
 
 
-async def test_the_session_cookie_is_httponly_lax_and_secure_off_the_local_host(
+async def test_the_session_cookie_is_httponly_lax_and_secure_when_served_over_https(
     browser: httpx.AsyncClient,
 ) -> None:
     signed_up = await sign_up(browser, "cookie@example.com")
@@ -77,9 +77,11 @@ async def test_the_session_cookie_is_httponly_lax_and_secure_off_the_local_host(
         value for value in signed_up.headers.get_list("set-cookie") if "tf_session=" in value
     )
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
-    assert "Secure" not in cookie  # http://localhost: a browser would drop a Secure cookie
+    assert "Secure" not in cookie  # over http a browser would drop a Secure cookie
     elsewhere = await browser.get("https://shop.example.com/sign-in")
     assert "Secure" in elsewhere.headers["set-cookie"]
+    plain = await browser.get("http://shop.example.com/sign-in")  # http on another host
+    assert "Secure" not in plain.headers["set-cookie"]
 
 
 async def test_signing_out_ends_the_login_session_itself(browser: httpx.AsyncClient) -> None:

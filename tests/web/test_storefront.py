@@ -15,11 +15,14 @@ from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow.adapters.clock import ManualClock
+from ticketflow.api.app import create_app
+from ticketflow.config import Settings
 from ticketflow.domain.model import Role
 from ticketflow.services import queries
 
-from ..builders import account, app_bus, event_on_sale, hold
-from .conftest import csrf_token, sign_up
+from ..builders import API, account, app_bus, event_on_sale, hold
+from ..conftest import FAST_PASSWORDS, serving
+from .conftest import LOCAL, csrf_token, sign_up
 
 _NONCE = re.compile(r'name="nonce" value="([^"]+)"')
 
@@ -72,6 +75,30 @@ async def test_public_pages_answer_304_to_their_etag_and_are_the_same_for_everyo
     assert 'hx-get="/session-nav"' not in signed_in.text
     order = await browser.get(f"/events/{sale.event.id}/order", headers={"HX-Request": "true"})
     assert 'hx-swap-oob="outerHTML"' in order.text and "My tickets" in order.text
+
+
+async def test_the_event_page_is_kept_rendered_yet_as_fresh_as_the_apis_read(
+    pg_settings: Settings, clock: ManualClock
+) -> None:
+    settings = pg_settings.model_copy(update={"availability_cache_ttl_seconds": 1.0})
+    app = create_app(settings, clock, FAST_PASSWORDS)
+    async with serving(app) as browser:
+        browser.base_url = httpx.URL(LOCAL)
+        bus = app_bus(browser)
+        sale = await event_on_sale(bus, totals=(5,))
+        path, ticket_type = f"/events/{sale.event.id}", sale.ticket_types[0].id
+        first = await browser.get(path)
+        with statements_counted(bus.engine) as read:
+            again = await browser.get(path)
+        assert read == [] and again.headers["x-cache"] == "hit"  # the API's copies, no read
+        assert (again.content, again.headers["etag"]) == (first.content, first.headers["etag"])
+        await hold(bus, await account(bus), sale.event.id, (ticket_type, 2))
+        clock.advance(1.01)  # past the availability's freshness bound
+        page = await browser.get(path)
+        assert f'<td data-available-for="{ticket_type}">3</td>' in page.text
+        assert page.headers["etag"] != first.headers["etag"]
+        api = (await browser.get(f"{API}/events/{sale.event.id}")).json()
+        assert api["ticket_types"][0]["available"] == 3
 
 
 async def test_the_home_page_searches_titles_and_venues(browser: httpx.AsyncClient) -> None:

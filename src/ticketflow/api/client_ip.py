@@ -1,5 +1,6 @@
 """The caller's IP address, for per-IP limits: the peer of the connection, or what a trusted
-proxy in front of us says in X-Forwarded-For (anyone else could write any address there)."""
+proxy in front of us says in X-Forwarded-For (anyone else could write any address there); and
+likewise the scheme the caller used (X-Forwarded-Proto)."""
 
 from __future__ import annotations
 
@@ -43,3 +44,17 @@ def client_ip(scope: Scope, proxies: tuple[Network, ...]) -> str:
             except ValueError:
                 return peer  # garbage where an address should be: count it against the proxy
     return peer
+
+
+def client_scheme(scope: Scope, proxies: tuple[Network, ...]) -> str:
+    """ "https" or "http": how the caller reached us. Behind a trusted proxy, what it says in
+    X-Forwarded-Proto (the last value: the one the proxy next to us set), else our own."""
+    own = str(scope.get("scheme", "http"))
+    client = scope.get("client")
+    if not proxies or not client or not _trusted(str(client[0]), proxies):
+        return own
+    said = [
+        value.decode("latin-1") for name, value in scope["headers"] if name == b"x-forwarded-proto"
+    ]
+    hops = [hop.strip().lower() for hop in ",".join(said).split(",") if hop.strip()]
+    return hops[-1] if hops and hops[-1] in ("http", "https") else own

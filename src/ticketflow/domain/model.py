@@ -18,6 +18,7 @@ from ticketflow.domain.errors import (
     RefundNotAllowed,
     SalesClosed,
 )
+from ticketflow.domain.refund_policy import buyer_refunds_closed
 from ticketflow.domain.waiting_room import WaitingRoom
 
 
@@ -188,15 +189,15 @@ class Event:
 
     def check_buyer_may_refund(self, now: datetime, checked_in: bool) -> None:
         """Raise unless the buyer themselves may still refund (or cancel) a paid booking of
-        this event; its organizer and admins decide for themselves."""
-        if checked_in:
-            raise RefundNotAllowed("A ticket of this booking was already checked in.")
-        if now >= self.starts_at:
-            raise RefundNotAllowed(f"The event started at {self.starts_at.isoformat()}.")
-        if self.refund_deadline is not None and now >= self.refund_deadline:
-            raise RefundNotAllowed(
-                f"Refunds closed at {self.refund_deadline.isoformat()} (the refund deadline)."
-            )
+        this event (domain/refund_policy.py); its organizer and admins decide for themselves."""
+        closed = buyer_refunds_closed(
+            now,
+            starts_at=self.starts_at,
+            refund_deadline=self.refund_deadline,
+            checked_in=checked_in,
+        )
+        if closed is not None:
+            raise RefundNotAllowed(closed.explanation())
 
 
 @dataclass

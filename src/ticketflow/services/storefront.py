@@ -1,5 +1,5 @@
 """The storefront's read side: upcoming published events searched and paged, what a buyer
-holds at an event, and the tickets of their bookings."""
+holds at an event, the tickets of their bookings and what their refunds depend on."""
 
 from __future__ import annotations
 
@@ -9,7 +9,14 @@ from uuid import UUID
 from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ticketflow.adapters.tables import booking_lines, bookings, events, ticket_types, tickets
+from ticketflow.adapters.tables import (
+    booking_lines,
+    bookings,
+    check_ins,
+    events,
+    ticket_types,
+    tickets,
+)
 from ticketflow.domain.model import BookingStatus, EventStatus
 from ticketflow.services.pagination import Page, decode_cursor, page_of
 from ticketflow.services.queries import Row, with_ticket_types
@@ -99,3 +106,37 @@ async def tickets_of_bookings(
         for row in rows.mappings():
             by_booking[row["booking_id"]].append(dict(row))
     return by_booking
+
+
+async def refund_terms(connection: AsyncConnection, booking_rows: list[Row]) -> dict[UUID, Row]:
+    """What the buyer's own refund of each booking depends on (domain/refund_policy.py): its
+    event's `starts_at` and `refund_deadline`, and whether a ticket of it was `checked_in`.
+    Two queries, whatever the number of bookings."""
+    if not booking_rows:
+        return {}
+    event_ids = {row["event_id"] for row in booking_rows}
+    booking_ids = [row["id"] for row in booking_rows]
+    terms = {
+        row.id: row
+        for row in await connection.execute(
+            select(events.c.id, events.c.starts_at, events.c.refund_deadline).where(
+                events.c.id.in_(event_ids)
+            )
+        )
+    }
+    admitted = set(
+        await connection.scalars(
+            select(tickets.c.booking_id)
+            .join(check_ins, check_ins.c.ticket_id == tickets.c.id)
+            .where(tickets.c.booking_id.in_(booking_ids))
+            .distinct()
+        )
+    )
+    return {
+        row["id"]: {
+            "starts_at": terms[row["event_id"]].starts_at,
+            "refund_deadline": terms[row["event_id"]].refund_deadline,
+            "checked_in": row["id"] in admitted,
+        }
+        for row in booking_rows
+    }

@@ -60,13 +60,17 @@ def interest_for(_: MessageBus) -> Interest:
 def handler_for(bus: MessageBus) -> Handler:
     settings = bus.deps.settings
     mailer = mailer_for(settings)
-    return TicketEmails(mailer, bus.deps.clock, settings.mail_from, bus.deps.tokens).handle
+    return TicketEmails(
+        mailer, bus.deps.clock, settings.mail_from, bus.deps.tokens, settings.public_url
+    ).handle
 
 
 class TicketEmails:
-    def __init__(self, mailer: Mailer, clock: Clock, sender: str, tokens: Tokens) -> None:
+    def __init__(
+        self, mailer: Mailer, clock: Clock, sender: str, tokens: Tokens, public_url: str
+    ) -> None:
         self._mailer, self._clock, self._sender = mailer, clock, sender
-        self._tokens = tokens
+        self._tokens, self._public_url = tokens, public_url
 
     async def handle(self, connection: AsyncConnection, event: StoredEvent) -> None:
         """Mail what `event` means to its user, reading the rest in the inbox's transaction."""
@@ -74,7 +78,9 @@ class TicketEmails:
             return
         envelope = Envelope(self._sender, self._clock.now(), self._message_id(event))
         if event.type == ev.PasswordResetRequested.type:
-            message = await password_reset_message(connection, event, self._tokens, envelope)
+            message = await password_reset_message(
+                connection, event, self._tokens, envelope, self._public_url
+            )
         else:
             message = await _booking_message(connection, event, envelope)
         if message is None:

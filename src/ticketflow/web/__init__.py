@@ -26,6 +26,7 @@ from ticketflow.web import (
 )
 from ticketflow.web.cookies import QueuedCookies
 from ticketflow.web.pages import error_page
+from ticketflow.web.rendered_pages import RenderedPages
 from ticketflow.web.session_renewals import SessionRenewals
 
 
@@ -33,6 +34,7 @@ def install_web(app: FastAPI) -> None:
     """The pages at /, beside the API under /api/v1; left out of the OpenAPI schema."""
     app.state.page_keys = SigningKeys.from_settings(app.state.settings)  # CSRF tokens' key
     app.state.session_renewals = SessionRenewals()
+    app.state.rendered_pages = RenderedPages()
     for router in (
         static_files.router,
         accounts.router,

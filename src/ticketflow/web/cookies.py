@@ -8,20 +8,29 @@ from http.cookies import SimpleCookie
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ticketflow.api.client_ip import client_scheme
 from ticketflow.api.hardening import is_page
+from ticketflow.api.rate_limits import RateLimits
+from ticketflow.config import Settings
 
 _STATE = "ticketflow.cookies"
-LOCAL_HOSTS = ("localhost", "127.0.0.1")
 
 
-def is_secure_context(request: Request) -> bool:
-    """Browsers keep `Secure` cookies only over https, except on the local host."""
-    return request.url.scheme == "https" or request.url.hostname not in LOCAL_HOSTS
+def wants_secure_cookies(request: Request) -> bool:
+    """Whether our cookies are `Secure` (sent back over https only): when the browser reached
+    us over https, directly or through a trusted proxy (TICKETFLOW_TRUSTED_PROXIES, its
+    X-Forwarded-Proto), and always in production. A plain-http deployment elsewhere can still
+    sign in (a browser drops a Secure cookie set over http)."""
+    settings: Settings = request.app.state.settings
+    if settings.environment == "production":
+        return True
+    limits: RateLimits = request.app.state.rate_limits  # it holds the trusted proxies
+    return client_scheme(request.scope, limits.proxies) == "https"
 
 
 def set_cookie(request: Request, name: str, value: str, max_age: int | None) -> None:
-    """HttpOnly, SameSite=Lax, Secure unless served over plain http to the local host;
-    `max_age` None: a browser-session cookie."""
+    """HttpOnly, SameSite=Lax, Secure as `wants_secure_cookies` decides; `max_age` None: a
+    browser-session cookie."""
     cookie: SimpleCookie = SimpleCookie()
     cookie[name] = value
     morsel = cookie[name]
@@ -30,7 +39,7 @@ def set_cookie(request: Request, name: str, value: str, max_age: int | None) -> 
     morsel["samesite"] = "Lax"
     if max_age is not None:
         morsel["max-age"] = max_age
-    if is_secure_context(request):
+    if wants_secure_cookies(request):
         morsel["secure"] = True
     request.scope.setdefault("state", {}).setdefault(_STATE, {})[name] = morsel.OutputString()
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import NotFound
 from ticketflow.domain.model import BookingStatus
+from ticketflow.domain.refund_policy import buyer_refunds_closed
 from ticketflow.services import queries, read_models, storefront
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.pagination import DEFAULT_LIMIT
@@ -44,15 +45,21 @@ async def my_bookings(
 ) -> Response:
     async with _bus(request).engine.connect() as db:
         page = await read_models.my_bookings(db, session.actor, cursor=cursor, limit=DEFAULT_LIMIT)
-        paid = [b["id"] for b in page.items if b["status"] == BookingStatus.CONFIRMED.value]
-        tickets = await storefront.tickets_of_bookings(db, paid)
+        paid = [b for b in page.items if b["status"] == BookingStatus.CONFIRMED.value]
+        tickets = await storefront.tickets_of_bookings(db, [b["id"] for b in paid])
+        terms = await storefront.refund_terms(db, paid)
+    now = _bus(request).deps.clock.now()
     return await private_page(
         request,
         "my_bookings.html",
         page=page,
         tickets=tickets,
+        refunds_closed={
+            booking_id: buyer_refunds_closed(now, **booking_terms)
+            for booking_id, booking_terms in terms.items()
+        },
         qr_svg=qr_svg,
-        now=_bus(request).deps.clock.now(),
+        now=now,
     )
 
 

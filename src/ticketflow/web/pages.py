@@ -4,8 +4,7 @@ it refuses a change without a valid CSRF token and turns refusals into pages, ne
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Hashable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from ticketflow.api.http_caching import PRIVATE, PUBLIC, etag_matches
 from ticketflow.domain.errors import DomainError
 from ticketflow.web import csrf, formatting
+from ticketflow.web.rendered_pages import RenderedPages, strong_etag
 from ticketflow.web.session import SignInRequired, current_session
 from ticketflow.web.static_files import static_url
 
@@ -81,15 +81,33 @@ async def private_page(
     return HTMLResponse(body, status, headers={"Cache-Control": PRIVATE})
 
 
-def public_page(request: Request, template: str, **context: Any) -> Response:
+def public_page(
+    request: Request,
+    template: str,
+    *,
+    kept_as: tuple[Hashable, tuple[object, ...]] | None = None,
+    hit: bool | None = None,
+    **context: Any,
+) -> Response:
     """A page that is the same bytes for everyone (the signed-in bits come in a fragment of
-    their own): a strong ETag, 304 for a client that has it, cached as the API's public reads."""
-    body = _html(
-        template,
-        {**context, "request": request, "personal": False, "notice": _notice(request)},
-    )
-    etag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    their own): a strong ETag, 304 for a client that has it, cached as the API's public reads.
+    `kept_as` (key, the objects it is rendered from): kept rendered until one of them is
+    another object (web/rendered_pages.py). `hit`: whether the process's copies answered the
+    reads it shows, said in `X-Cache` as the API's reads say it."""
+    notice = _notice(request)
+
+    def render() -> bytes:
+        return _html(template, {**context, "request": request, "personal": False, "notice": notice})
+
+    if kept_as is not None and notice is None:  # a notice is the link's own words: not kept
+        rendered: RenderedPages = request.app.state.rendered_pages
+        body, etag = rendered.page(*kept_as, render)
+    else:
+        body = render()
+        etag = strong_etag(body)
     headers = {"ETag": etag, "Cache-Control": PUBLIC}
+    if hit is not None:
+        headers["X-Cache"] = "hit" if hit else "miss"
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)

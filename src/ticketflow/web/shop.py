@@ -64,11 +64,20 @@ async def home(
 
 @router.get("/events/{event_id}")
 async def event_page(request: Request, event_id: UUID) -> Response:
-    """Public and cached (its availability is live: web/static/live.js follows the feed)."""
-    event, availability, _ = await _bus(request).deps.views.event(event_id, None)
+    """Public and cached (its availability is live: web/static/live.js follows the feed): read
+    from the process's copies as the API's GET /events/{id} is, and kept rendered while they
+    stand (web/rendered_pages.py)."""
+    event, availability, hit = await _bus(request).deps.views.event(event_id, None)
     if not queries.visible(event, None):
         raise NotFound("No such event.")
-    return public_page(request, "event.html", event=event, availability=availability)
+    return public_page(
+        request,
+        "event.html",
+        kept_as=(("event", event_id), (event, availability)),
+        hit=hit,
+        event=event,
+        availability=availability,
+    )
 
 
 NONCE = re.compile(r"[0-9a-f]{32}")
