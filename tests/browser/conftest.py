@@ -151,8 +151,3 @@ async def save_screenshot(page: Page, name: str) -> Path:
     path = _screenshots["dir"] / f"{name}.png"
     await page.screenshot(path=path, full_page=True)
     return path
-
-
-# The name tests/browser/test_organizer.py (another branch's) still imports: one name, and this
-# line goes, once it calls save_screenshot.
-screenshot = save_screenshot

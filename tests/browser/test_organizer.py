@@ -13,7 +13,7 @@ from ticketflow.services import queries
 from ticketflow.services.messagebus import MessageBus
 
 from ..e2e.servers import ServerProcess
-from .conftest import screenshot, serious_accessibility_violations
+from .conftest import save_screenshot, serious_accessibility_violations
 from .staff import another_site, paid_ticket_codes, signed_in
 
 
@@ -46,7 +46,7 @@ async def test_an_organizer_sells_and_admits_a_ticket(
     sold = page.get_by_role("row", name=re.compile("Early bird"))
     await expect(sold).to_contain_text("€73.50")
     await expect(page.locator("svg.sales-chart")).to_be_visible()
-    await screenshot(page, "organizer-dashboard")
+    await save_screenshot(page, "organizer-dashboard")
     assert await serious_accessibility_violations(page) == []
     await _shows_in_a_widget_on_another_site(page, shop_server.base_url, event_id)
 
@@ -62,7 +62,7 @@ async def test_an_organizer_sells_and_admits_a_ticket(
     await expect(page.locator(".scan-refused")).to_contain_text(
         re.compile(r"Already admitted at \d\d:\d\d:\d\d")
     )
-    await screenshot(page, "organizer-check-in")
+    await save_screenshot(page, "organizer-check-in")
     assert await serious_accessibility_violations(page) == []
 
 
