@@ -52,6 +52,12 @@ def parse(argv: list[str]) -> BenchConfig:
     add("--room-prequeue", type=int, default=defaults.room_prequeue, help="room: of them early")
     add("--room-tickets", type=int, default=defaults.room_tickets, help="room: tickets on sale")
     add("--room-poll", type=float, default=defaults.room_poll, help="room: s between looks")
+    add(
+        "--room-join-rate",
+        type=float,
+        default=defaults.room_join_rate,
+        help="room: joins a second (each group arrives at this pace)",
+    )
     add("--journey-ramp", type=float, default=defaults.journey_ramp, help="journey: ramp-up, s")
     add("--journey-duration", type=float, default=defaults.journey_duration, help="journey: s")
     add(
@@ -133,6 +139,8 @@ def parse(argv: list[str]) -> BenchConfig:
         parser.error("--marathon-rate must be >= 1")
     if args.room_joins < 1 or not 0 <= args.room_prequeue <= args.room_joins:
         parser.error("--room-joins must be >= 1, --room-prequeue between 0 and --room-joins")
+    if args.room_join_rate <= 0:
+        parser.error("--room-join-rate must be > 0")
     if args.room_tickets < 1 or not 0 < args.room_poll < 60:
         parser.error("--room-tickets must be >= 1; --room-poll under 60 s (or places go stale)")
     rates = (
@@ -167,6 +175,7 @@ def parse(argv: list[str]) -> BenchConfig:
         room_prequeue=args.room_prequeue,
         room_tickets=args.room_tickets,
         room_poll=args.room_poll,
+        room_join_rate=args.room_join_rate,
         journey_ramp=args.journey_ramp,
         journey_duration=args.journey_duration,
         journey_think=think,

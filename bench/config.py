@@ -68,6 +68,7 @@ class BenchConfig:
     room_tickets: int = 5_000
     room_poll: float = 20.0
     room_connections: int = 256
+    room_join_rate: float = 2_000.0  # joins a second, the pre-queue's and then the later ones
     room_unadmitted: int = 500  # bookings sent without an admission: every one must be refused
     timeout: float = 30.0  # seconds before a request counts as timed out
     idempotency_keys: bool = True  # every booking request carries a fresh Idempotency-Key

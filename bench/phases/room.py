@@ -42,6 +42,7 @@ RETRIES = 20  # a queue request answered 503 (load shed) is asked again, at most
 OPENING_IN = 2.0  # seconds from the pre-queue's last join to the opening (>> the copies' 0.5 s)
 ROOM = {"enabled": True, "admit_per_minute": "auto", "session_minutes": 10}
 API = "/api/v1"
+BOOKING_CONNECTIONS = 64
 
 
 @dataclass
@@ -83,12 +84,25 @@ async def room(context: Context) -> PhaseResult:
         max_tickets_per_buyer=None,
     )
     tally, sold_out, opened = Tally(), asyncio.Event(), _Opening()
-    connector = aiohttp.TCPConnector(limit=config.room_connections)
-    timeout = aiohttp.ClientTimeout(total=config.timeout)
+    rate = config.room_join_rate
+    # The timeout counts from the request's turn for a connection, not from its wish to send:
+    # a queue of looks waiting for the pool is the client's, not the app's.
+    timeout = aiohttp.ClientTimeout(sock_connect=config.timeout, sock_read=config.timeout)
     base = context.app.running.base_url
     started = time.monotonic()
-    async with aiohttp.ClientSession(base, connector=connector, timeout=timeout) as http:
-        visit = _Visits(http, sale.event_id, sale.ticket_type_id, config.room_poll, tally)
+    async with (
+        aiohttp.ClientSession(
+            base, connector=aiohttp.TCPConnector(limit=config.room_connections), timeout=timeout
+        ) as http,
+        # Bookings on connections of their own, as each buyer's browser has: an admitted
+        # buyer's hold does not wait behind thousands of other people's looks in our pool.
+        aiohttp.ClientSession(
+            base, connector=aiohttp.TCPConnector(limit=BOOKING_CONNECTIONS), timeout=timeout
+        ) as booking_http,
+    ):
+        visit = _Visits(
+            http, booking_http, sale.event_id, sale.ticket_type_id, config.room_poll, tally
+        )
         early = buyers[: config.room_prequeue]
         late = buyers[config.room_prequeue :]
         waiting_for = len(early)
@@ -100,7 +114,10 @@ async def room(context: Context) -> PhaseResult:
             if waiting_for == 0:
                 pre_queue_joined.set()
 
-        tasks = [asyncio.create_task(visit.buyer(b, opened, sold_out, joined)) for b in early]
+        tasks = [
+            asyncio.create_task(visit.buyer(b, opened, sold_out, joined, _arrival(n, rate)))
+            for n, b in enumerate(early)
+        ]
         if early:
             await pre_queue_joined.wait()
         # Then its organizer opens the sale, as one would: every early join was before it.
@@ -110,7 +127,10 @@ async def room(context: Context) -> PhaseResult:
             cmd.UpdateEvent(context.organizer, UUID(sale.event_id), {"sales_start": opening})
         )
         await asyncio.sleep(max(0.0, opened.at - time.time()))
-        tasks += [asyncio.create_task(visit.buyer(b, opened, sold_out)) for b in late]
+        tasks += [
+            asyncio.create_task(visit.buyer(b, opened, sold_out, arrival=_arrival(n, rate)))
+            for n, b in enumerate(late)
+        ]
         probes = [visit.unadmitted(buyers[n % len(buyers)]) for n in range(config.room_unadmitted)]
         await asyncio.gather(*tasks, *probes)
     elapsed = time.monotonic() - started
@@ -126,12 +146,14 @@ class _Visits:
     def __init__(
         self,
         http: aiohttp.ClientSession,
+        booking_http: aiohttp.ClientSession,
         event_id: str,
         ticket_type_id: str,
         poll: float,
         tally: Tally,
     ) -> None:
         self._http, self._event_id, self._poll, self._tally = http, event_id, poll, tally
+        self._booking_http = booking_http
         self._booking = {
             "event_id": event_id,
             "lines": [{"ticket_type_id": ticket_type_id, "quantity": 1}],
@@ -143,7 +165,9 @@ class _Visits:
         opening: _Opening,
         sold_out: asyncio.Event,
         joined: Callable[[], None] = lambda: None,
+        arrival: float = 0.0,
     ) -> None:
+        await asyncio.sleep(arrival)  # joins arrive at `room_join_rate`, not all at once
         headers = {"Authorization": f"Bearer {buyer.token}"}
         queue = f"{API}/events/{self._event_id}/queue"
         buyer.sent = time.monotonic()
@@ -166,13 +190,17 @@ class _Visits:
             return
         buyer.admitted_at = _issued_at(token)
         sent = time.monotonic()
-        async with self._http.post(
-            f"{API}/bookings",
-            json=self._booking,
-            headers={**headers, **_key(), "TicketFlow-Admission": token},
-        ) as answer:
-            await answer.read()
-            buyer.booked = answer.status
+        try:
+            async with self._booking_http.post(
+                f"{API}/bookings",
+                json=self._booking,
+                headers={**headers, **_key(), "TicketFlow-Admission": token},
+            ) as answer:
+                await answer.read()
+                buyer.booked = answer.status
+        except (aiohttp.ClientError, TimeoutError) as failed:
+            self._tally.error(f"POST bookings {type(failed).__name__}")
+            return
         self._tally.holds.record_value(max(1, round((time.monotonic() - sent) * 1e6)))
         if answer.status == 409:
             sold_out.set()  # a real client stops looking once the sale is over
@@ -181,11 +209,16 @@ class _Visits:
         """A booking without any admission, once the sale is open: it must be refused."""
         await asyncio.sleep(random.uniform(0, 5))
         headers = {"Authorization": f"Bearer {buyer.token}", **_key()}
-        async with self._http.post(
-            f"{API}/bookings", json=self._booking, headers=headers
-        ) as answer:
-            await answer.read()
-            self._tally.unadmitted[answer.status] = self._tally.unadmitted.get(answer.status, 0) + 1
+        try:
+            async with self._booking_http.post(
+                f"{API}/bookings", json=self._booking, headers=headers
+            ) as answer:
+                await answer.read()
+                status = answer.status
+        except (aiohttp.ClientError, TimeoutError) as failed:
+            self._tally.error(f"POST unadmitted booking {type(failed).__name__}")
+            return
+        self._tally.unadmitted[status] = self._tally.unadmitted.get(status, 0) + 1
 
     async def _ask(self, method: str, path: str, headers: dict[str, str]) -> dict[str, Any] | None:
         """The place, asking again after `Retry-After` while the app sheds load (503), as a
@@ -210,6 +243,11 @@ class _Visits:
             await asyncio.sleep(float(retry_after) * random.uniform(1, 2))
         self._tally.error(f"{method} queue 503 {RETRIES} times")
         return None
+
+
+def _arrival(index: int, rate: float) -> float:
+    """Seconds from its group's start to the index-th join, at `rate` joins a second."""
+    return index / rate
 
 
 def _key() -> dict[str, str]:

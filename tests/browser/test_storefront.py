@@ -108,3 +108,18 @@ async def test_a_sold_out_event_says_so_live_and_a_phone_screen_fits_it(
     await expect(page.locator("#order-form").get_by_text("Sold out")).to_be_visible()
     await _no_horizontal_scroll(page)
     assert await serious_accessibility_violations(page) == []
+
+
+async def test_a_form_posted_without_its_csrf_token_is_refused_and_holds_nothing(
+    page: Page, shop_bus: MessageBus
+) -> None:
+    sale = await _sale(shop_bus, totals=(50,))
+    await _sign_up(page, f"/events/{sale.event.id}")
+    await expect(page.get_by_role("heading", name="Choose your tickets")).to_be_visible()
+    # What a forged form on another site would send: the signed-in cookie, no token.
+    await page.evaluate("() => document.querySelector('#order-form [name=csrf_token]').remove()")
+    await page.get_by_label("Tier 0").fill("2")
+    await page.get_by_role("button", name="Hold tickets and check out").click()
+    await expect(page.get_by_role("heading", name="This form has expired")).to_be_visible()
+    await page.goto("/my/bookings")
+    await expect(page.get_by_text("No bookings yet.")).to_be_visible()
