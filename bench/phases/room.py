@@ -1,6 +1,7 @@
 """`room` (opt-in): a waiting room on "auto" in front of a sale of T tickets (5,000). J buyers of
 their own (50,000) join it: P of them (20,000) during the pre-queue, the rest once the sale has
-opened. Each looks at their place every `room_poll` seconds (jittered: the heartbeat), books one
+opened. Each looks at their place when the room says (`look_again_seconds`, jittered: the
+heartbeat; `room_poll` seconds if it says nothing), books one
 ticket with their admission token once admitted, and stops once told the sale sold out. Some
 bookings are sent without any admission meanwhile: every one must be refused.
 
@@ -178,7 +179,9 @@ class _Visits:
             return
         buyer.ticket_id, buyer.pre_queue = place["ticket_id"], place["position"] is None
         while place["state"] == "waiting" and not sold_out.is_set():
-            wait = random.uniform(0.5, 1.0) * self._poll
+            # As a client should: when the room says (`look_again_seconds`, 2-30 s, sooner
+            # the nearer its turn), jittered so that people who joined together spread out.
+            wait = random.uniform(0.8, 1.0) * (place.get("look_again_seconds") or self._poll)
             if buyer.pre_queue and time.time() < opening.at:  # looking on until the opening,
                 wait = min(wait, max(0.0, opening.at - time.time()) + random.uniform(0, wait))
             await asyncio.sleep(wait)

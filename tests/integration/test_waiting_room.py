@@ -191,6 +191,7 @@ async def test_one_account_in_two_browsers_keeps_one_place_that_only_it_can_see(
         assert again["ticket_id"] == first["ticket_id"]
         assert first["state"] == "waiting" and first["position"] is None  # pre-queue: undrawn
         assert first["eta_seconds"] == 30  # the opening, 30 s away
+        assert first["look_again_seconds"] == 7  # a quarter of that: the heartbeat's pace
         assert first["price_range"] == {"min_minor": 1000, "max_minor": 2000, "currency": "EUR"}
         stranger = await account(app.bus)
         peeked = await app.client().get(

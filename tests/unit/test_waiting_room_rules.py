@@ -13,6 +13,7 @@ import pytest
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.domain.errors import InvalidInput, RoomNotOpen
 from ticketflow.domain.waiting_room import (
+    ABANDONED_AFTER,
     PRE_QUEUE_DRAWS,
     Allowance,
     PlaceState,
@@ -24,6 +25,7 @@ from ticketflow.domain.waiting_room import (
     allowance_at,
     eta_seconds,
     in_pre_queue,
+    look_again_seconds,
     place_score,
     unadmitted_refusal,
 )
@@ -212,3 +214,13 @@ def test_who_may_join_an_events_room_when() -> None:
         an_event(waiting_room=room, sales_end=NOW).room_to_join(NOW)
     with pytest.raises(RoomNotOpen):
         an_event(waiting_room=room).room_to_join(NOW - timedelta(hours=2))
+
+
+def test_a_place_is_told_to_look_again_sooner_the_nearer_its_turn() -> None:
+    waiting = PlaceState.WAITING
+    assert look_again_seconds(waiting, 0) == 2  # never a busy loop
+    assert look_again_seconds(waiting, 40) == 10  # a quarter of the wait
+    assert look_again_seconds(waiting, 3_600) == 30  # far back: seldom, yet a heartbeat
+    assert look_again_seconds(waiting, 3_600) < ABANDONED_AFTER.total_seconds()
+    assert look_again_seconds(PlaceState.ADMITTED, 0) == 0
+    assert look_again_seconds(PlaceState.EXPIRED, 500) == 0

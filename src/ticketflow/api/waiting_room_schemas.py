@@ -25,6 +25,10 @@ class PlaceOut(BaseModel):
     )
     state: PlaceState
     eta_seconds: int = Field(description="Estimated seconds until admission (0 once out)")
+    look_again_seconds: int = Field(
+        description="While waiting: look again (GET this place: the heartbeat) in about this "
+        "many seconds, 2 to 30, sooner the nearer your turn; 0 once out of the line"
+    )
     admission_token: str | None = Field(
         None,
         description="Once admitted: send it as the `TicketFlow-Admission` header of "

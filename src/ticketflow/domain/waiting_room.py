@@ -154,6 +154,22 @@ def eta_seconds(
     return math.ceil(until_opening + ahead)
 
 
+# How often a waiting client should look (its heartbeat): never less than this, and never
+# so seldom that a place following the advice could be taken for abandoned.
+LOOK_AGAIN_MIN = timedelta(seconds=2)
+LOOK_AGAIN_MAX = ABANDONED_AFTER / 2
+
+
+def look_again_seconds(state: PlaceState, eta: int) -> int:
+    """When a place's owner should look next: a quarter of its wait, between 2 s and half the
+    abandonment time. Far back in a long line people look seldom, so the line's heartbeats
+    cost what the app can spare, while a place near its turn is told quickly; 0 once out."""
+    if state is not PlaceState.WAITING:
+        return 0
+    low, high = LOOK_AGAIN_MIN.total_seconds(), LOOK_AGAIN_MAX.total_seconds()
+    return int(min(high, max(low, eta / 4)))
+
+
 def unadmitted_refusal(room: WaitingRoom | None, admitted: bool) -> NotAdmitted | None:
     """The refusal of a hold by the transaction that would make it, which reads the event's
     `room` (on: not None) as it is now: a hold checked against a copy of the event taken before

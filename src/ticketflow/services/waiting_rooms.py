@@ -37,6 +37,7 @@ from ticketflow.domain.waiting_room import (
     allowance_at,
     eta_seconds,
     in_pre_queue,
+    look_again_seconds,
 )
 from ticketflow.services.hold_rates import HoldRates
 
@@ -63,6 +64,7 @@ class PlaceView:
     position: int | None  # None before the opening (the pre-queue's order is drawn then)
     state: PlaceState
     eta_seconds: int
+    look_again_seconds: int
     admission_token: str | None
     price_range: PriceRange | None
 
@@ -152,7 +154,15 @@ class WaitingRooms:
             opened = event.sales_start is None or now >= event.sales_start
             position = place.position if opened else None
             eta = eta_seconds(position, per_minute, now, event.sales_start)
-        return PlaceView(place.ticket_id, position, state, eta, token, _price_range(snapshot))
+        return PlaceView(
+            place.ticket_id,
+            position,
+            state,
+            eta,
+            look_again_seconds(state, eta),
+            token,
+            _price_range(snapshot),
+        )
 
     async def check_admission(self, event: Event, command: cmd.HoldTickets) -> None:
         """Refuse (403 not-admitted) a hold of an event whose room is on, unless it brings a
