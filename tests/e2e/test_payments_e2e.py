@@ -243,7 +243,9 @@ async def test_flaky_provider_never_double_charges(
         statuses[answer.status_code] += 1
         status = await booking_status(e2e_bus, booking_id)
         if method == DECLINED_CARD:
-            assert answer.status_code in (402, 503), answer.text
+            # 409: the buyer's last retry came while the first attempt was still retrying the
+            # flaky provider; whatever the buyer saw, a declined card never confirms.
+            assert answer.status_code in (402, 409, 503), answer.text
             assert status == "pending"
         elif answer.status_code == 201:
             assert answer.json()["status"] == "succeeded"
