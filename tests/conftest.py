@@ -9,7 +9,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -51,10 +51,10 @@ async def _on_server(statement: str) -> None:
         await connection.close()
 
 
-@pytest.fixture(scope="session")
-def postgresql_url() -> Iterator[str]:
-    """A fresh PostgreSQL database for this test run, migrated to head, dropped at the end."""
-    name = f"ticketflow_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def migrated_database(prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database named `<prefix>_<random>`, migrated to head, dropped after."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     asyncio.run(_on_server(f'CREATE DATABASE "{name}"'))
     url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
     try:
@@ -62,6 +62,13 @@ def postgresql_url() -> Iterator[str]:
         yield url
     finally:
         asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def postgresql_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test run."""
+    with migrated_database("ticketflow_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

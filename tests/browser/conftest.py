@@ -8,22 +8,17 @@ on the server's database, with data nobody else's test will match.
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
-from sqlalchemy.engine import make_url
 
-from ticketflow.adapters import migrations
 from ticketflow.bootstrap import build_bus
-from ticketflow.config import Settings
 from ticketflow.services.messagebus import MessageBus
 
-from ..conftest import FAST_PASSWORDS, PG_SERVER_URL, _on_server, settings_for
+from ..conftest import FAST_PASSWORDS, migrated_database, settings_for
 from ..e2e.servers import ServerProcess, running_provider, running_servers, server_env
 
 CHROMIUM = "/usr/bin/chromium"
@@ -38,14 +33,8 @@ SCREENSHOTS_VARIABLE = "TICKETFLOW_SCREENSHOTS"
 def browser_database_url() -> Iterator[str]:
     """A database for the browser tests alone: the other tests wipe theirs between tests, and a
     server process keeps copies of what it read."""
-    name = f"ticketflow_browser_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_on_server(f'CREATE DATABASE "{name}"'))
-    url = make_url(PG_SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrations.upgrade(Settings(database_url=url))
+    with migrated_database("ticketflow_browser") as url:
         yield url
-    finally:
-        asyncio.run(_on_server(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 @pytest.fixture(scope="session")
