@@ -151,7 +151,12 @@ async def test_bookings_without_a_token_count_against_their_ip(
         answers = [
             await flood.post(f"{API}/bookings", json=body, headers=headers[n % 3]) for n in range(5)
         ]
-        assert [answer.status_code for answer in answers] == [401] * 3 + [429] * 2
+        statuses = [answer.status_code for answer in answers]
+        # The per-IP limit is a sliding window counter (limits' approximation): right after a
+        # minute boundary it weighs the last minute's three a little under three and lets one
+        # more through; the flood is cut off all the same (failed once so in CI).
+        assert statuses[:3] == [401] * 3 and statuses[4] == 429, statuses
+        assert statuses[3] in (401, 429), statuses
         held = await book(app.client(BUYER), buyer, sale.event.id, (sale.ticket_types[0].id, 1))
         assert held.status_code == 201, held.text
 
