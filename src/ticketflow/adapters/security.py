@@ -129,6 +129,29 @@ class SigningKeys:
             for secret in self._keys.values()
         )
 
+    def sign(self, claims: dict[str, Any]) -> str:
+        """A JWT of `claims`, signed with the active key and naming it (`kid`)."""
+        return jwt.encode(claims, self.active_secret, ALGORITHM, headers={"kid": self.active_kid})
+
+    def verified_claims(
+        self, token: str, *, issuer: str, audience: str, require: list[str]
+    ) -> dict[str, Any] | None:
+        """`token`'s claims once its signature, `iss` and `aud` check out; None if no key we
+        hold can vouch for it; jwt.PyJWTError if it is invalid. `exp` is left to the caller's
+        clock (an injected one), `iat` to nobody."""
+        secret = self.secret_for(token)
+        if secret is None:  # no kid, or one rotated out
+            return None
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            secret,
+            algorithms=[ALGORITHM],
+            issuer=issuer,
+            audience=audience,
+            options={"require": require, "verify_exp": False, "verify_iat": False},
+        )
+        return claims
+
     def secret_for(self, token: str) -> str | None:
         """The key that `token`'s header names; None for no kid or one rotated out."""
         secret = self._by_header.get(token.partition(".")[0])
@@ -250,32 +273,22 @@ class Tokens:
         return reset_id if self._keys.verifies(PASSWORD_RESET + reset_id.bytes, mac) else None
 
     def _encode(self, claims: dict[str, Any], now: datetime, ttl: timedelta) -> str:
-        return jwt.encode(
-            {**claims, "iss": self._issuer, "aud": self._audience, "iat": now, "exp": now + ttl},
-            self._keys.active_secret,
-            ALGORITHM,
-            headers={"kid": self._keys.active_kid},
+        return self._keys.sign(
+            {**claims, "iss": self._issuer, "aud": self._audience, "iat": now, "exp": now + ttl}
         )
 
     def _decode(self, token: str, kind: str) -> dict[str, Any]:
         try:
-            secret = self._keys.secret_for(token)
-            if secret is None:  # no kid, or one rotated out: nothing we hold can vouch for it
-                raise AuthenticationFailed(f"The {kind} token is signed with an unknown key.")
-            claims: dict[str, Any] = jwt.decode(
+            claims = self._keys.verified_claims(
                 token,
-                secret,
-                algorithms=[ALGORITHM],
                 issuer=self._issuer,
                 audience=self._audience,
-                options={
-                    "require": ["exp", "sub", "iss", "aud"],
-                    "verify_exp": False,
-                    "verify_iat": False,
-                },
+                require=["exp", "sub", "iss", "aud"],
             )
         except jwt.PyJWTError as error:
             raise AuthenticationFailed(f"The {kind} token is invalid.") from error
+        if claims is None:
+            raise AuthenticationFailed(f"The {kind} token is signed with an unknown key.")
         expires = claims["exp"]
         if not isinstance(expires, int | float) or isinstance(expires, bool):
             raise AuthenticationFailed(f"The {kind} token is invalid.")
