@@ -3,7 +3,8 @@ app's CPU per request of a paying buyer's steps (hold, pay, the provider's callb
 in process, as `bench.profile_app` does for the hot path: no HTTP server or load generator in
 the way. The charge goes over real HTTP to the sandbox provider (its own process, not counted);
 the callback is the provider's signed `charge.succeeded`, sent once the pay request settled it,
-as the provider's own usually lands. `--profile ROUTE` adds cProfile (CPU time) to one step.
+as the provider's own usually lands. `--profile ROUTE` adds cProfile (CPU time) to one step; `--statements` prints the SQL one
+request of each step sends.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import uvloop
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import seed
 from bench.config import BenchConfig
@@ -83,6 +86,23 @@ async def _measure(
         pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
 
 
+async def _print_statements(label: str, engine: AsyncEngine, call: Call, index: int) -> None:
+    """The SQL one request of a step sends (its own and any background task's meanwhile)."""
+    sent: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        sent.append(" ".join(statement.split())[:150])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        await call(index)
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    print(f"{label}: {len(sent)} statements")
+    for statement in sent:
+        print(f"    {statement}")
+
+
 async def _main(args: argparse.Namespace) -> None:
     config, count, lanes = BenchConfig(), args.requests, args.concurrency
     with tempfile.TemporaryDirectory() as directory:
@@ -101,8 +121,12 @@ async def _main(args: argparse.Namespace) -> None:
                 bus = app.state.bus
                 (organizer,) = await seed.accounts(bus, 1, Role.MANAGER)
                 tokens = seed.access_tokens(bus, await seed.accounts(bus, lanes))
-                sale = await seed.sale(
-                    bus, organizer, 2 * count + 10 * lanes, title="profile payments"
+                sale = await seed.sale(  # each buyer comes back many times: no per-buyer cap
+                    bus,
+                    organizer,
+                    2 * count + 10 * lanes,
+                    title="profile payments",
+                    max_tickets_per_buyer=None,
                 )
                 line = {"ticket_type_id": sale.ticket_type_id, "quantity": 1}
                 hold_body = json.dumps({"event_id": sale.event_id, "lines": [line]}).encode()
@@ -164,6 +188,9 @@ async def _main(args: argparse.Namespace) -> None:
                 warm_up = range(count, count + 5 * lanes)
                 for label, call in steps:
                     await _measure(label, warm_up, lanes, call, None, quiet=True)
+                if args.statements:
+                    for label, call in steps:
+                        await _print_statements(label, app.state.bus.engine, call, count)
                 for label, call in steps:
                     await _measure(label, range(count), lanes, call, args.profile)
 
@@ -177,6 +204,9 @@ def main() -> None:
         "--background",
         action="store_true",
         help="run the outbox relay and the consumers too (their CPU lands on the steps)",
+    )
+    parser.add_argument(
+        "--statements", action="store_true", help="print the SQL of one request of each step"
     )
     uvloop.run(_main(parser.parse_args()))
 
