@@ -3,8 +3,8 @@ app's CPU per request of a paying buyer's steps (hold, pay, the provider's callb
 in process, as `bench.profile_app` does for the hot path: no HTTP server or load generator in
 the way. The charge goes over real HTTP to the sandbox provider (its own process, not counted);
 the callback is the provider's signed `charge.succeeded`, sent once the pay request settled it,
-as the provider's own usually lands. `--profile ROUTE` adds cProfile (CPU time) to one step; `--statements` prints the SQL one
-request of each step sends.
+as the provider's own usually lands. `--profile ROUTE` adds cProfile (CPU time) to one step;
+`--statements` prints the SQL one request of each step sends.
 """
 
 from __future__ import annotations
