@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bench import seed
+from bench.callgrind_marks import CallgrindMarks
 from bench.config import BenchConfig
 from bench.profile_app import _scope
 from bench.runner import app_settings
@@ -191,8 +192,15 @@ async def _main(args: argparse.Namespace) -> None:
                 if args.statements:
                     for label, call in steps:
                         await _print_statements(label, app.state.bus.engine, call, count)
+                # Under `valgrind --tool=callgrind`: each step's instructions in a dump of its
+                # own (callgrind.out.<pid>.1 to .4, in the steps' order; bench/callgrind_marks.py).
+                marks = CallgrindMarks() if args.callgrind_marks else None
                 for label, call in steps:
+                    if marks:
+                        marks.zero()
                     await _measure(label, range(count), lanes, call, args.profile)
+                    if marks:
+                        marks.dump()
 
 
 def main() -> None:
@@ -205,6 +213,7 @@ def main() -> None:
         action="store_true",
         help="run the outbox relay and the consumers too (their CPU lands on the steps)",
     )
+    parser.add_argument("--callgrind-marks", action="store_true")
     parser.add_argument(
         "--statements", action="store_true", help="print the SQL of one request of each step"
     )
