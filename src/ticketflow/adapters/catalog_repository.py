@@ -50,15 +50,50 @@ def _event_values(event: Event) -> dict[str, Any]:
     }
 
 
-def _ticket_type(row: Row[Any]) -> TicketType:
+def _ticket_type(row: Row[Any], prefix: str = "") -> TicketType:
+    def column(name: str) -> Any:
+        return getattr(row, prefix + name)
+
     return TicketType(
-        id=row.id,
-        event_id=row.event_id,
-        total=row.total,
-        available=row.available,
-        version=row.version,
-        **{name: getattr(row, name) for name in _TICKET_TYPE_FIELDS},
+        id=column("id"),
+        event_id=column("event_id"),
+        total=column("total"),
+        available=column("available"),
+        version=column("version"),
+        **{name: column(name) for name in _TICKET_TYPE_FIELDS},
     )
+
+
+# What a batch of holds allocates from, built once (every batch runs them). Unlocked: the event
+# and the ticket type in one statement (the type's columns prefixed, their names being the
+# event's too). Locked: the event share-locked, then the type's row, in two statements, so the
+# order of the locks is written here, not left to a plan (cancel_event locks in that order).
+_TYPE = "type_"
+_FOR_HOLDS = (
+    select(events, *(column.label(_TYPE + column.name) for column in ticket_types.c))
+    .join(ticket_types, ticket_types.c.event_id == events.c.id)
+    .where(events.c.id == bindparam("event_id"), ticket_types.c.id == bindparam("type_id"))
+)
+_EVENT_SHARE_LOCKED = (
+    select(events).where(events.c.id == bindparam("event_id")).with_for_update(read=True)
+)
+_TAKE_TICKETS = (
+    update(ticket_types)
+    .where(
+        ticket_types.c.id == bindparam("type_id"),
+        ticket_types.c.available >= bindparam("quantity"),
+    )
+    .values(available=ticket_types.c.available - bindparam("quantity"))
+)
+# NO KEY: the booking lines others insert meanwhile key-share the row (FK).
+_TYPE_LOCKED = (
+    select(ticket_types)
+    .where(
+        ticket_types.c.id == bindparam("type_id"),
+        ticket_types.c.event_id == bindparam("event_id"),
+    )
+    .with_for_update(key_share=True)
+)
 
 
 class CatalogRepository:
@@ -82,22 +117,21 @@ class CatalogRepository:
         return _event(row) if row else None
 
     async def for_holds(
-        self, ticket_type_id: UUID, *, lock: bool
+        self, event_id: UUID, ticket_type_id: UUID, *, lock: bool
     ) -> tuple[Event, TicketType] | None:
-        """A ticket type and its event as a batch of holds allocates from (availability,
-        price, sales window). `lock`: the fresh truth, the ticket type locked and its event
-        share-locked first (the order cancel_event locks in, so the two can't deadlock)."""
-        event_id = await self._connection.scalar(
-            select(ticket_types.c.event_id).where(ticket_types.c.id == ticket_type_id)
-        )
-        event = await self.get_event(event_id, share_lock=lock) if event_id else None
-        if event is None:
+        """A ticket type of this event and the event, as a batch of holds allocates from
+        (availability, price, sales window); None if the event has no such type. `lock`: the
+        fresh truth, the ticket type locked and its event share-locked first (the order
+        cancel_event locks in, so the two can't deadlock)."""
+        ids = {"event_id": event_id, "type_id": ticket_type_id}
+        if not lock:
+            row = (await self._connection.execute(_FOR_HOLDS, ids)).one_or_none()
+            return (_event(row), _ticket_type(row, _TYPE)) if row else None
+        event_row = (await self._connection.execute(_EVENT_SHARE_LOCKED, ids)).one_or_none()
+        if event_row is None:
             return None
-        query = select(ticket_types).where(ticket_types.c.id == ticket_type_id)
-        if lock:  # NO KEY: the booking lines others insert meanwhile key-share the row (FK)
-            query = query.with_for_update(key_share=True)
-        row = (await self._connection.execute(query)).one()
-        return event, _ticket_type(row)
+        type_row = (await self._connection.execute(_TYPE_LOCKED, ids)).one_or_none()
+        return (_event(event_row), _ticket_type(type_row)) if type_row else None
 
     async def save_event(self, event: Event) -> None:
         """Optimistic: fails if someone else changed the event since it was read."""
@@ -160,9 +194,7 @@ class CatalogRepository:
     async def take_tickets(self, ticket_type_id: UUID, quantity: int) -> bool:
         """The conditional decrement: True if `quantity` tickets were taken, False if too few."""
         result = await self._connection.execute(
-            update(ticket_types)
-            .where(ticket_types.c.id == ticket_type_id, ticket_types.c.available >= quantity)
-            .values(available=ticket_types.c.available - quantity)
+            _TAKE_TICKETS, {"type_id": ticket_type_id, "quantity": quantity}
         )
         return result.rowcount == 1
 

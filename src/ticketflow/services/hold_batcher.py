@@ -138,7 +138,7 @@ class HoldBatcher:
         async with uow:
             # Buyers' accounts are locked before the ticket type's row, whichever comes first.
             had = await uow.bookings.holdings(buyers, event_id) if locked_first else None
-            read = await uow.catalog.for_holds(ticket_type_id, lock=locked_first)
+            read = await uow.catalog.for_holds(event_id, ticket_type_id, lock=locked_first)
             if had is None and read is not None and caps_buyers(*read):
                 had = await uow.bookings.holdings(buyers, event_id)
             # Invariant 9 on the event as it is now, not as the copy the holds were checked
@@ -188,7 +188,7 @@ class HoldBatcher:
             async def take_tickets() -> None:
                 nonlocal left
                 if not locked_first and (held or allocation.refused_for_too_few):
-                    fresh = await uow.catalog.for_holds(ticket_type_id, lock=True)
+                    fresh = await uow.catalog.for_holds(event_id, ticket_type_id, lock=True)
                     if not allocation_stands(read, fresh, allocation, uow.clock.now()):
                         raise _Changed  # rolls this transaction back
                     assert fresh is not None
