@@ -20,10 +20,13 @@ from sqlalchemy import func, select, text, update
 from ticketflow.adapters import idempotency_store as store
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.event_store import EventMeta
+from ticketflow.adapters.ids import new_id
 from ticketflow.adapters.payment_gateway import Charge, HttpPaymentGateway, charge_from
 from ticketflow.adapters.tables import idempotency_keys, payments, tickets, webhook_receipts
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
+from ticketflow.domain.errors import Conflict
+from ticketflow.domain.payment import Payment
 from ticketflow.payment_provider.app import create_provider_app
 from ticketflow.payment_provider.settings import ProviderSettings
 from ticketflow.payment_provider.signing import sign
@@ -313,6 +316,28 @@ async def test_a_callback_for_another_amount_or_currency_pays_nothing(
         record.levelname == "ERROR" and "not settled as paid" in record.getMessage()
         for record in caplog.records
     )
+
+
+async def test_a_second_live_payment_of_a_booking_is_refused_and_the_transaction_goes_on(
+    shop: Shop,
+) -> None:
+    """Two payments of one booking started at once (two keys): the database lets one be live
+    (uq_payments_live_booking); the other is told so, and its transaction can still be used."""
+    _, booking_id, _ = await shop.held_booking()
+    bus, now = shop.bus, shop.bus.deps.clock.now()
+
+    def payment() -> Payment:
+        return Payment(new_id(), uuid.UUID(booking_id), 9000, "EUR", "pm_card_visa")
+
+    first, second = payment(), payment()
+    async with UnitOfWork(bus.engine, bus.deps.clock, EventMeta()) as uow:
+        await uow.payments.add(first, now)
+        await uow.commit()
+    async with UnitOfWork(bus.engine, bus.deps.clock, EventMeta()) as uow:
+        with pytest.raises(Conflict, match="already under way"):
+            await uow.payments.add(second, now)
+        live = await uow.payments.live_for_booking(uuid.UUID(booking_id))
+    assert live is not None and live.id == first.id
 
 
 async def _settle(bus: MessageBus, payment_id: uuid.UUID, charge: Charge) -> UnitOfWork:

@@ -7,7 +7,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, bindparam, insert, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -49,6 +51,20 @@ _SAVE = (
 )
 
 
+def _add(insert_for: Any) -> Any:
+    """A new payment, unless the booking has a live one (uq_payments_live_booking) already: no
+    row then, where an IntegrityError would need a savepoint to leave the transaction usable."""
+    return insert_for(payments).on_conflict_do_nothing(
+        index_elements=[payments.c.booking_id],
+        # Written out as the index's own predicate: PostgreSQL matches the arbiter index by it,
+        # and a bound parameter in its place would match none.
+        index_where=text(f"status <> '{PaymentStatus.FAILED.value}'"),
+    )
+
+
+_ADD = {"postgresql": _add(pg_insert), "sqlite": _add(sqlite_insert)}
+
+
 def _payment(row: Row[Any]) -> Payment:
     return Payment(
         id=row.id,
@@ -62,19 +78,18 @@ class PaymentRepository:
         self._connection = connection
 
     async def add(self, payment: Payment, now: datetime) -> None:
-        try:
-            async with self._connection.begin_nested():
-                await self._connection.execute(
-                    insert(payments).values(
-                        id=payment.id,
-                        status=payment.status.value,
-                        created_at=now,
-                        updated_at=now,
-                        **{name: getattr(payment, name) for name in _FIELDS},
-                    )
-                )
-        except IntegrityError as error:  # uq_payments_live_booking: a concurrent attempt won
-            raise Conflict("A payment for this booking is already under way.") from error
+        added = await self._connection.execute(
+            _ADD[self._connection.dialect.name],
+            {
+                "id": payment.id,
+                "status": payment.status.value,
+                "created_at": now,
+                "updated_at": now,
+                **{name: getattr(payment, name) for name in _FIELDS},
+            },
+        )
+        if added.rowcount != 1:  # uq_payments_live_booking: a concurrent attempt won
+            raise Conflict("A payment for this booking is already under way.")
 
     async def get(self, payment_id: UUID, *, locked: bool = False) -> Payment | None:
         """`locked`: held until the transaction ends (FOR UPDATE), for those who settle it."""

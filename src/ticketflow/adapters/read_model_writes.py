@@ -150,9 +150,8 @@ async def _update(
     columns: tuple[str, ...],
 ) -> None:
     """One executemany of `statement` over `rows` in key order; absent columns stay as they are,
-    absent counters move by 0."""
-    if not rows:
-        return
+    absent counters move by 0. A row none of whose counters moves and none of whose columns is
+    overwritten is left out (a paid hold moves no ticket in or out of `available`)."""
     params = [
         {
             "p_key": key,
@@ -160,5 +159,8 @@ async def _update(
             **{f"p_{name}": rows[key].get(name) for name in columns},
         }
         for key in sorted(rows)
+        if any(rows[key].get(name) for name in counters)
+        or any(rows[key].get(name) is not None for name in columns)
     ]
-    await connection.execute(statement, params)
+    if params:
+        await connection.execute(statement, params)

@@ -71,6 +71,7 @@ class UnitOfWork:
         self._soldout = soldout
         self._events: list[Recorded] = []
         self._returned: set[UUID] = set()
+        self._keys_spent: set[KeyScope] = set()  # by this unit's commits so far
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._connection: AsyncConnection | None = None
 
@@ -153,9 +154,10 @@ class UnitOfWork:
         )
         spent: dict[KeyScope, DomainEvent] = {}
         for item in recorded:
-            if item.key is not None:
+            if item.key is not None and item.key not in self._keys_spent:
                 spent.setdefault(item.key, item.event)
-        # A request's key is spent together with the change it made, never apart.
+        # A request's key is spent together with the change it made, never apart (once: a
+        # request that commits twice, as a payment does around its charge, spent it the first).
         await self.keys.mark_committed(
             [(key, first.stream_type, first.stream_id) for key, first in spent.items()]
         )
@@ -163,6 +165,7 @@ class UnitOfWork:
             await last()
         await projected.write_counters(self._connection)
         await self._connection.commit()
+        self._keys_spent.update(spent)
         returned, self._returned = self._returned, set()
         if returned and self._soldout is not None:
             await self._soldout.clear(returned)
