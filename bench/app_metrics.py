@@ -1,4 +1,5 @@
-"""What the app says about itself: cache hits and misses from its Prometheus `/metrics`.
+"""What the app says about itself, from its Prometheus `/metrics`: cache hits and misses, and
+how its hold batches went (holds per transaction, and how long one took).
 
 The browse phase counts hits from each answer's `X-Cache` header first; this is the fallback for
 an app that reports them only as counters: `/metrics` serves, in Prometheus text format and summed
@@ -14,6 +15,12 @@ import httpx
 
 HITS = "ticketflow_cache_hits_total"
 MISSES = "ticketflow_cache_misses_total"
+# The hold batcher's group commit (count of batches, holds in them, their transactions' time).
+BATCH_SERIES = (
+    "ticketflow_hold_batch_holds_count",
+    "ticketflow_hold_batch_holds_sum",
+    "ticketflow_hold_batch_seconds_sum",
+)
 
 
 @dataclass(frozen=True)
@@ -22,8 +29,9 @@ class CacheCounters:
     misses: float
 
 
-async def cache_counters(base_url: str) -> CacheCounters | None:
-    """The app's cache counters now, or None if it exposes none."""
+async def metric_totals(base_url: str, names: tuple[str, ...]) -> dict[str, float] | None:
+    """Each named series summed over its labels (and the worker processes), as `/metrics` says
+    now; None if the app serves no metrics or lacks one of them."""
     async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as client:
         try:
             answer = await client.get("/metrics")
@@ -31,7 +39,7 @@ async def cache_counters(base_url: str) -> CacheCounters | None:
             return None
     if answer.status_code != 200:
         return None
-    totals = {HITS: 0.0, MISSES: 0.0}
+    totals = dict.fromkeys(names, 0.0)
     seen = set()
     for line in answer.text.splitlines():
         if line.startswith("#") or not line.strip():
@@ -42,9 +50,33 @@ async def cache_counters(base_url: str) -> CacheCounters | None:
             after_labels = line[line.rindex("}") + 1 :] if "{" in line else line[len(name) :]
             totals[name] += float(after_labels.split()[0])
             seen.add(name)
-    if seen != set(totals):
+    return totals if seen == set(totals) else None
+
+
+async def cache_counters(base_url: str) -> CacheCounters | None:
+    """The app's cache counters now, or None if it exposes none."""
+    totals = await metric_totals(base_url, (HITS, MISSES))
+    return CacheCounters(totals[HITS], totals[MISSES]) if totals else None
+
+
+async def hold_batches(base_url: str) -> dict[str, float] | None:
+    """The app's hold batch counters now (batches, holds in them, seconds they took)."""
+    return await metric_totals(base_url, BATCH_SERIES)
+
+
+def batch_figures(
+    before: dict[str, float] | None, after: dict[str, float] | None
+) -> dict[str, float] | None:
+    """Holds per batch and milliseconds per batch transaction between two readings."""
+    if before is None or after is None:
         return None
-    return CacheCounters(totals[HITS], totals[MISSES])
+    batches, holds, seconds = (after[name] - before[name] for name in BATCH_SERIES)
+    if batches <= 0:
+        return None
+    return {
+        "holds_per_batch": round(holds / batches, 1),
+        "batch_ms": round(1000 * seconds / batches, 1),
+    }
 
 
 def hit_rate(before: CacheCounters | None, after: CacheCounters | None) -> float | None:

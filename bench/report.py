@@ -152,8 +152,8 @@ def show_phase(console: Console, result: PhaseResult) -> None:
         console.print(
             f"  {step['rate']:>6,}/s offered: {step['answered_per_s']:,}/s answered, "
             f"p50 {step['p50_ms']} ms, p99 {step['p99_ms']} ms, max {step['max_ms']} ms, "
-            f"failures {step['failures']}, generator lag p99 {step['generator_lag_p99_ms']} ms "
-            + ("[green]pass[/green]" if step["passed"] else "[red]fail[/red]")
+            f"failures {step['failures']}, generator lag p99 {step['generator_lag_p99_ms']} ms"
+            f"{_batches(step)} " + ("[green]pass[/green]" if step["passed"] else "[red]fail[/red]")
         )
     console.print(
         "  " + ", ".join(f"{k} [bold]{_fmt(v)}[/bold]" for k, v in result.summary.items())
@@ -288,7 +288,7 @@ def markdown(document: dict[str, Any]) -> str:
         for step in phase["details"].get("steps", []):
             lines.append(
                 f"- {step['rate']:,}/s: p99 {step['p99_ms']} ms, failures {step['failures']}, "
-                f"generator lag p99 {step['generator_lag_p99_ms']} ms — "
+                f"generator lag p99 {step['generator_lag_p99_ms']} ms{_batches(step)} — "
                 + ("pass" if step["passed"] else "fail")
             )
         lines += [f"- {n:,} x `{kind}`" for kind, n in _error_kinds(phase["details"]).items()]
@@ -323,3 +323,10 @@ def write_results(directory: Path, document: dict[str, Any]) -> list[Path]:
         path.write_text(content)
         written.append(path)
     return written
+
+
+def _batches(step: dict[str, Any]) -> str:
+    """How the hold batches went in a sustained step, when the app said (its /metrics)."""
+    if "holds_per_batch" not in step:
+        return ""
+    return f", {step['holds_per_batch']} holds per batch, {step['batch_ms']} ms per batch"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.app_metrics import batch_figures, hold_batches
 from bench.context import Context, PhaseResult
 from bench.invariants import check_sale
 from bench.phases.common import finish, measured, open_loop_bookings
@@ -76,7 +77,9 @@ async def _step(context: Context, result: PhaseResult, rate: int) -> dict[str, A
         2 * requests_due, title=f"Bench sustained {rate}/s", max_tickets_per_buyer=None
     )
     job = open_loop_bookings(context, sale, rate, config.step_duration)
+    batches_before = await hold_batches(context.app.running.base_url)
     m = await context.drive(job, f"sustained: {rate:,} bookings/s", requests_due)
+    batches = batch_figures(batches_before, await hold_batches(context.app.running.base_url))
     overall = latency_summary(m.overall())
     # Anything but a hold is a failure here: the ticket type can't sell out.
     failures = m.total - m.count(Outcome.HELD)
@@ -97,6 +100,7 @@ async def _step(context: Context, result: PhaseResult, rate: int) -> dict[str, A
         "held": m.count(Outcome.HELD),
         "failures": failures,
         "generator_lag_p99_ms": lag_p99,
+        **(batches or {}),
         "passed": failures == 0 and float(overall["p99_ms"]) < config.p99_budget_ms,
         "details": measured(m),
         "outcomes": m.outcomes(),

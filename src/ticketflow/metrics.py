@@ -41,6 +41,18 @@ BOOKINGS = Counter(
     "Answers to POST /api/v1/bookings: held (201), sold_out (409), rejected (other 4xx)",
     ["outcome"],
 )
+# Group commit, observable: how many holds share a transaction, and how long one takes. Small
+# batches at a steady rate pay each transaction's fixed cost nearly per hold.
+HOLD_BATCH_HOLDS = Histogram(
+    "ticketflow_hold_batch_holds",
+    "Holds committed per hold batch (one transaction each)",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+HOLD_BATCH_SECONDS = Histogram(
+    "ticketflow_hold_batch_seconds",
+    "How long a committed hold batch's transaction took, from its first statement to its commit",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)
 HOLDS_EXPIRED = Counter("ticketflow_holds_expired", "Holds released by the sweeper")
 PAYMENTS = Counter(
     "ticketflow_payments",

@@ -1,11 +1,13 @@
 """The benchmark's own rules: which phases and rates a command line asks for, where sustained's
-refinement tries next, and which window of time a marathon's answer counts in."""
+refinement tries next, which window of time a marathon's answer counts in, and what the app's
+batch counters say between two readings."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.__main__ import parse
+from bench.app_metrics import BATCH_SERIES, batch_figures
 from bench.config import DEFAULT_PHASES
 from bench.journey_checks import callbacks_accepted
 from bench.phases.sustained import refined_rate
@@ -63,3 +65,12 @@ def test_the_journey_counts_the_webhooks_the_app_logged_as_accepted(tmp_path: Pa
         "[INFO] Started worker-1 /api/v1/payments/webhook\n"
     )
     assert callbacks_accepted(log) == 2
+
+
+def test_hold_batch_figures_are_per_batch_between_two_readings() -> None:
+    batches, holds, seconds = BATCH_SERIES
+    before = {batches: 10.0, holds: 100.0, seconds: 0.5}
+    after = {batches: 30.0, holds: 150.0, seconds: 0.9}
+    assert batch_figures(before, after) == {"holds_per_batch": 2.5, "batch_ms": 20.0}
+    assert batch_figures(before, before) is None  # no batch meanwhile: nothing to say
+    assert batch_figures(None, after) is None  # an app without the counters

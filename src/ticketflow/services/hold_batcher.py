@@ -26,6 +26,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from ticketflow import metrics
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.event_store import EventMeta
 from ticketflow.adapters.idempotency_store import Answer, KeyScope, Settled
@@ -199,9 +200,12 @@ class HoldBatcher:
             if held or answered:
                 await uow.commit(last=take_tickets)
             if held:
+                took = time.monotonic() - started
                 self.batches_committed += 1
                 self.holds_committed += len(held)
-                self._rates.served(event_id, len(held), time.monotonic() - started)
+                metrics.HOLD_BATCH_HOLDS.observe(len(held))
+                metrics.HOLD_BATCH_SECONDS.observe(took)
+                self._rates.served(event_id, len(held), took)
         for claim, _, answer in answered:
             claim.kept = answer
         if left == 0:
