@@ -515,3 +515,56 @@ async def test_auto_admits_a_share_of_the_holds_per_second_the_engine_serves(
         buyer = await account(app.bus)
         place = await join(app.client(), buyer, sale.event.id)
         assert place["eta_seconds"] == math.ceil(60 / served)  # first in line, at that rate
+
+
+async def test_looks_at_a_waiting_place_are_answered_from_this_process_between_refreshes(
+    redis_stack: Stack, clock: ManualClock
+) -> None:
+    from redis.asyncio import Redis
+
+    assert redis_stack.redis_url is not None
+    redis = Redis.from_url(redis_stack.redis_url)
+
+    async def line_steps() -> int:
+        stats = await redis.info("commandstats")
+        return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+    try:
+        async with running_app(redis_stack.settings(), clock) as app:
+            client = app.client()
+            sale = await room_sale(app.bus, clock, sale_in=0, admit_per_minute=60)  # one a second
+            first, second = await account(app.bus), await account(app.bus)
+            await join(client, first, sale.event.id)
+            place = await join(client, second, sale.event.id)
+            assert place["position"] == 2
+            steps = await line_steps()
+            for _ in range(20):  # the same moment: the line is not asked again
+                assert (await look(client, second, sale.event.id, place))["position"] == 2
+            assert await line_steps() == steps
+            clock.advance(1)  # one admission: one refresh moves the line, and the count with it
+            assert (await look(client, second, sale.event.id, place))["position"] == 1
+            assert await line_steps() == steps + 1
+    finally:
+        await redis.aclose()
+
+
+async def test_a_heartbeat_heard_by_one_instance_keeps_the_place_on_another(
+    redis_stack: Stack, clock: ManualClock
+) -> None:
+    """The heartbeats a process answered from its copy reach the line (its timer's write)
+    before another instance's turn-taking could take the place for abandoned."""
+    settings = redis_stack.settings()
+    async with (
+        running_app(settings, clock) as one,
+        running_app(settings, clock, wipe_first=False) as two,
+    ):
+        sale = await room_sale(one.bus, clock, sale_in=60, admit_per_minute=60)
+        buyer = await account(one.bus)
+        place = await join(one.client(), buyer, sale.event.id)
+        await look(two.client(), buyer, sale.event.id, place)  # the second instance learns it
+        clock.advance(50)
+        await look(two.client(), buyer, sale.event.id, place)  # answered from its copy
+        await two.bus.deps.rooms.lines.write_heartbeats(sale.event.id)  # as its timer does
+        clock.advance(60.5)  # the opening is past; the place was last seen 60.5 s ago
+        seen = await look(one.client(), buyer, sale.event.id, place)
+        assert seen["state"] == "admitted", seen
