@@ -317,6 +317,34 @@ async def test_a_stream_of_an_admitted_place_sends_its_token_and_ends(
         assert '"admission_token":"' + place["admission_token"] in frames[0]
 
 
+async def test_a_stream_of_a_waiting_place_turns_admitted_with_its_token_when_its_turn_comes(
+    stack: Stack, clock: ManualClock
+) -> None:
+    from .asgi_stream import server_sent_events
+
+    async with running_app(stack.settings(waiting_room_stream_seconds=0.01), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, sale_in=0, admit_per_minute=60)  # one a second
+        first, second = await account(app.bus), await account(app.bus)
+        await join(client, first, sale.event.id)
+        place = await join(client, second, sale.event.id)
+        path = f"{API}/events/{sale.event.id}/queue/{place['ticket_id']}/stream"
+        async with server_sent_events(app.app, path, second.headers) as stream:
+            assert stream.status == 200
+            frame = await stream.next_event()
+            assert frame["event"] == "place"
+            assert frame["data"]["state"] == "waiting" and frame["data"]["position"] == 2
+            assert frame["data"]["admission_token"] is None
+            clock.advance(2)  # two admissions earned: the first in line, then this place
+            while frame["data"]["state"] == "waiting":
+                frame = await stream.next_event()
+            assert frame["data"]["state"] == "admitted", frame
+            token = frame["data"]["admission_token"]
+            assert token
+        held = await book_admitted(client, second, sale, token)
+        assert held.status_code == 201, held.text
+
+
 async def test_a_paid_booking_spends_its_admission(
     stack: Stack, clock: ManualClock, tmp_path: Any
 ) -> None:
