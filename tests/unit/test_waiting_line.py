@@ -65,7 +65,7 @@ def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_
     assert line_of(scope("POST", f"{API}/bookings/{EVENT}/payments")) is Line.ORDINARY
     assert line_of(scope("GET", f"{API}/events")) is Line.ORDINARY
     assert line_of(scope("GET", f"{API}/events/{EVENT}")) is Line.ORDINARY
-    assert line_of(scope("POST", f"{API}/events/{EVENT}/queue")) is Line.ROOM
+    assert line_of(scope("POST", f"{API}/events/{EVENT}/queue")) is Line.ORDINARY  # a join
     assert line_of(scope("GET", f"{API}/events/{EVENT}/queue/{EVENT}")) is Line.ROOM
 
 

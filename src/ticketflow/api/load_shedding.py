@@ -15,12 +15,13 @@ lost; the journey benchmark lost 2,637 of them to this line), and the booking ho
 has its own line (api/booking_hot_path.py: admission before anything is done, sold-out answers
 at once). Nor a waiting place's stream (it stays open until its turn).
 
-Waiting rooms' requests (joining, and the looks that are every waiting buyer's heartbeat) have
-a line of their own, a `room_share` of the capacity: tens of thousands of people waiting look
+Looks at waiting places (every waiting buyer's heartbeat) have a line of their own, a
+`room_share` of the capacity: tens of thousands of people waiting look
 far more often than the admitted few book, and on a busy process the looks are what must give
 way, so the admitted buyers' holds are not kept waiting behind them on the event loop (the room
 benchmark: holds p99 above 1 s while the process answered looks). A look refused is cheap to
 repeat: the client looks again after `Retry-After`, and one missed heartbeat loses no place.
+Joining is not a look: once per buyer, it waits in the ordinary line.
 """
 
 from __future__ import annotations
@@ -91,12 +92,12 @@ class WaitingLine:
 
 
 PROVIDER_CALLBACKS = "/api/v1/payments/webhook"
-ROOM_REQUEST = re.compile(r"/api/v1/events/[^/]+/queue(/[^/]+)?")
+LOOK = re.compile(r"/api/v1/events/[^/]+/queue/[^/]+")
 
 
 class Line(StrEnum):
     ORDINARY = "ordinary"
-    ROOM = "room"  # a waiting room's join or look
+    ROOM = "room"  # a look at a waiting place
 
 
 def line_of(scope: Scope) -> Line | None:
@@ -106,7 +107,8 @@ def line_of(scope: Scope) -> Line | None:
         return None
     if path == PROVIDER_CALLBACKS or (path == HOT_PATH and scope["method"] == "POST"):
         return None
-    return Line.ROOM if ROOM_REQUEST.fullmatch(path) else Line.ORDINARY
+    looks = scope["method"] == "GET" and LOOK.fullmatch(path)
+    return Line.ROOM if looks else Line.ORDINARY
 
 
 class LoadSheddingMiddleware:
