@@ -596,3 +596,34 @@ async def test_a_heartbeat_heard_by_one_instance_keeps_the_place_on_another(
         clock.advance(60.5)  # the opening is past; the place was last seen 60.5 s ago
         seen = await look(one.client(), buyer, sale.event.id, place)
         assert seen["state"] == "admitted", seen
+
+
+async def test_a_place_of_a_lost_line_is_unknown_to_the_line_opened_after_it(
+    stack: Stack, clock: ManualClock
+) -> None:
+    """A process that knew the place from the lost line does not keep answering it."""
+    from ticketflow.domain import commands as cmd
+
+    async with running_app(stack.settings(), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, sale_in=0, admit_per_minute=60)
+        first, waiting = await account(app.bus), await account(app.bus)
+        await join(client, first, sale.event.id)
+        place = await join(client, waiting, sale.event.id)
+        clock.advance(1)
+        assert (await look(client, waiting, sale.event.id, place))["position"] == 1
+        if stack.redis_url:
+            flush(stack.redis_url)
+        else:
+            states = app.bus.deps.rooms.states
+            assert isinstance(states, LocalRoomStates)
+            states.forget_all()
+        configured = {"waiting_room": {**ROOM, "admit_per_minute": 60}}
+        await app.bus.handle(cmd.UpdateEvent(sale.organizer.actor, sale.event.id, configured))
+        clock.advance(1)
+        lost = await client.get(
+            f"{API}/events/{sale.event.id}/queue/{place['ticket_id']}", headers=waiting.headers
+        )
+        problem(lost, 404)
+        rejoined = await join(client, waiting, sale.event.id)  # a new place in the new line
+        assert rejoined["ticket_id"] != place["ticket_id"] and rejoined["position"] == 1

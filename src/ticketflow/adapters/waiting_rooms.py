@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from ticketflow.domain.errors import RoomUnavailable
 from ticketflow.domain.waiting_room import Allowance, place_score
@@ -59,6 +59,7 @@ class Visit:
     abandoned: int = 0  # places skipped by this visit
     waiting: int = 0  # places left in the line
     served: int = 0  # places ever taken off the head of the line (admitted or skipped)
+    line: str = ""  # the line's identity: a line lost and opened again is another one
 
 
 class RoomStates(Protocol):
@@ -101,6 +102,7 @@ class _Room:
     arrivals: int = 0
     allowance: Allowance | None = None
     served: int = 0
+    line_id: str = field(default_factory=lambda: str(uuid4()))
     spent: set[UUID] = field(default_factory=set)
 
 
@@ -173,7 +175,7 @@ class LocalRoomStates:
             room.seen[place.ticket_id] = now
             ahead = bisect.bisect_left(room.line, (room.scores[place.ticket_id], place.ticket_id))
             place = replace(place, position=ahead + 1)
-        return Visit(place, waits, abandoned, len(room.line), room.served)
+        return Visit(place, waits, abandoned, len(room.line), room.served, room.line_id)
 
     async def spend(self, event_id: UUID, user_id: UUID) -> None:
         if (room := self._rooms.get(event_id)) is not None:

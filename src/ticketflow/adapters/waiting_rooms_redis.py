@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -93,7 +93,8 @@ if ARGV[2] ~= '' then
   if rank then redis.call('HSET', KEYS[4], ARGV[2], ARGV[1]) end
 end
 local served = tonumber(redis.call('HGET', KEYS[5], 'served') or '0')
-return {'ok', cjson.encode(waits), abandoned, redis.call('ZCARD', KEYS[3]), raw, rank, served}
+local line = redis.call('GET', KEYS[1])
+return {'ok', cjson.encode(waits), abandoned, redis.call('ZCARD', KEYS[3]), raw, rank, served, line}
 """
 
 
@@ -122,7 +123,7 @@ class RedisRoomStates:
         line."""
         marker = _keys(event_id)["marker"]
         async with self._redis.pipeline(transaction=True) as both:
-            both.set(marker, "1", nx=True)
+            both.set(marker, str(uuid4()), nx=True)  # the line's identity (Visit.line)
             both.pexpire(marker, keep_for)
             await self._call(both.execute())
 
@@ -165,10 +166,10 @@ class RedisRoomStates:
         for heard, seen in heartbeats:
             args += [str(heard), to_ms(seen)]
         answer = _found(await self._call(self._visit(keys, args)))
-        _, waits, abandoned, waiting, raw, rank, served = answer
+        _, waits, abandoned, waiting, raw, rank, served, line = answer
         place = _place(ticket_id, json.loads(raw), rank) if ticket_id and raw else None
         admitted = [wait / 1000 for wait in json.loads(waits) or []]
-        return Visit(place, admitted, int(abandoned), int(waiting), int(served))
+        return Visit(place, admitted, int(abandoned), int(waiting), int(served), _text(line))
 
     async def spend(self, event_id: UUID, user_id: UUID) -> None:
         k = _keys(event_id)

@@ -47,12 +47,14 @@ class LineCopy:
 
     at: datetime
     served: int
+    line: str  # its identity: places known from another line (lost since) are not in it
     lost: RoomUnavailable | None = None
 
 
 @dataclass
 class KnownPlace:
     event_id: UUID
+    line: str
     place: Place  # as last read from the line
     ordinal: int | None  # once the order is drawn and the place still waits (module docstring)
     admission: tuple[timedelta, str] | None = None  # the token signed for it, for that session
@@ -88,10 +90,11 @@ class RoomLines:
         heard = self._taken(event_id)
         had = self._copies.get(event_id)
         try:
-            copy = LineCopy(now, (await refresh(heard)).served)
+            visit = await refresh(heard)
+            copy = LineCopy(now, visit.served, visit.line)
         except RoomUnavailable as lost:
             self._put_back(event_id, heard)
-            copy = LineCopy(now, had.served if had else 0, lost)
+            copy = LineCopy(now, had.served if had else 0, had.line if had else "", lost)
         self._copies[event_id] = copy
         return copy
 
@@ -99,7 +102,7 @@ class RoomLines:
         """The place as this process can answer it without asking the line, its position
         counted from `line`; None: ask the line (`learn` what it says)."""
         known = self._places.get(ticket_id)
-        if known is None or known.event_id != event_id:
+        if known is None or known.event_id != event_id or known.line != line.line:
             return None
         if known.turn_came:
             return known.place
@@ -120,7 +123,7 @@ class RoomLines:
         ordinal = visit.served + place.position if opened and place.position else None
         had = self._places.get(place.ticket_id)
         admission = had.admission if had else None
-        self._places[place.ticket_id] = KnownPlace(event_id, place, ordinal, admission)
+        self._places[place.ticket_id] = KnownPlace(event_id, visit.line, place, ordinal, admission)
 
     def admission(self, ticket_id: UUID, session: timedelta, sign: Callable[[], str]) -> str:
         """The admission token of an admitted place, signed once per place (and session)."""
