@@ -109,7 +109,7 @@ class RoomLines:
         if not opened:
             return known.place  # waiting in the pre-queue, whose order is not drawn yet
         if known.ordinal is None:
-            return None  # known from before the opening: its place in the drawn order is not
+            return None  # known from before the opening: its place in the drawn order is unknown
         position = position_in_line(known.ordinal, line.served)
         return None if position is None else _at(known.place, position)
 
