@@ -58,7 +58,10 @@ def _scope(method: str, path: str, headers: list[tuple[bytes, bytes]]) -> dict[s
     }
 
 
-async def _call(app: Any, scope: dict[str, Any], body: bytes) -> int:
+async def _call(
+    app: Any, scope: dict[str, Any], body: bytes, answer: list[bytes] | None = None
+) -> int:
+    """The answer's status; its body's parts appended to `answer` if given."""
     status = 0
     sent = False
 
@@ -73,6 +76,8 @@ async def _call(app: Any, scope: dict[str, Any], body: bytes) -> int:
         nonlocal status
         if message["type"] == "http.response.start":
             status = message["status"]
+        elif answer is not None and message["type"] == "http.response.body":
+            answer.append(message.get("body", b""))
 
     await app(scope, receive, send)
     return status

@@ -317,6 +317,34 @@ async def test_a_stream_of_an_admitted_place_sends_its_token_and_ends(
         assert '"admission_token":"' + place["admission_token"] in frames[0]
 
 
+async def test_a_stream_of_a_waiting_place_turns_admitted_with_its_token_when_its_turn_comes(
+    stack: Stack, clock: ManualClock
+) -> None:
+    from .asgi_stream import server_sent_events
+
+    async with running_app(stack.settings(waiting_room_stream_seconds=0.01), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, sale_in=0, admit_per_minute=60)  # one a second
+        first, second = await account(app.bus), await account(app.bus)
+        await join(client, first, sale.event.id)
+        place = await join(client, second, sale.event.id)
+        path = f"{API}/events/{sale.event.id}/queue/{place['ticket_id']}/stream"
+        async with server_sent_events(app.app, path, second.headers) as stream:
+            assert stream.status == 200
+            frame = await stream.next_event()
+            assert frame["event"] == "place"
+            assert frame["data"]["state"] == "waiting" and frame["data"]["position"] == 2
+            assert frame["data"]["admission_token"] is None
+            clock.advance(2)  # two admissions earned: the first in line, then this place
+            while frame["data"]["state"] == "waiting":
+                frame = await stream.next_event()
+            assert frame["data"]["state"] == "admitted", frame
+            token = frame["data"]["admission_token"]
+            assert token
+        held = await book_admitted(client, second, sale, token)
+        assert held.status_code == 201, held.text
+
+
 async def test_a_paid_booking_spends_its_admission(
     stack: Stack, clock: ManualClock, tmp_path: Any
 ) -> None:
@@ -490,7 +518,7 @@ async def test_a_rooms_redis_keys_are_forgotten_a_day_after_its_event(
             await redis.aclose()
 
 
-async def test_auto_admits_a_share_of_the_holds_per_second_the_engine_served_for_the_event(
+async def test_auto_admits_a_share_of_the_holds_per_second_the_engine_serves(
     stack: Stack, clock: ManualClock
 ) -> None:
     from ticketflow.domain import commands as cmd
@@ -508,9 +536,94 @@ async def test_auto_admits_a_share_of_the_holds_per_second_the_engine_served_for
         await hold(app.bus, await account(app.bus), sale.event.id, sale.line())  # a batch
         served = rooms.per_minute(sale.event.id, auto)  # 75% of 1 hold / its batch's seconds
         assert served > 1
-        assert rooms.per_minute(other.event.id, auto) == 1  # per event
+        # An event with no holds of its own starts from the engine's rate, not from the floor.
+        assert rooms.per_minute(other.event.id, auto) == served
         turned_on = {"waiting_room": {"admit_per_minute": "auto"}}
         await app.bus.handle(cmd.UpdateEvent(sale.organizer.actor, sale.event.id, turned_on))
         buyer = await account(app.bus)
         place = await join(app.client(), buyer, sale.event.id)
         assert place["eta_seconds"] == math.ceil(60 / served)  # first in line, at that rate
+
+
+async def test_looks_at_a_waiting_place_are_answered_from_this_process_between_refreshes(
+    redis_stack: Stack, clock: ManualClock
+) -> None:
+    from redis.asyncio import Redis
+
+    assert redis_stack.redis_url is not None
+    redis = Redis.from_url(redis_stack.redis_url)
+
+    async def line_steps() -> int:
+        stats = await redis.info("commandstats")
+        return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("evalsha", "eval"))
+
+    try:
+        async with running_app(redis_stack.settings(), clock) as app:
+            client = app.client()
+            sale = await room_sale(app.bus, clock, sale_in=0, admit_per_minute=60)  # one a second
+            first, second = await account(app.bus), await account(app.bus)
+            await join(client, first, sale.event.id)
+            place = await join(client, second, sale.event.id)
+            assert place["position"] == 2
+            steps = await line_steps()
+            for _ in range(20):  # the same moment: the line is not asked again
+                assert (await look(client, second, sale.event.id, place))["position"] == 2
+            assert await line_steps() == steps
+            clock.advance(1)  # one admission: one refresh moves the line, and the count with it
+            assert (await look(client, second, sale.event.id, place))["position"] == 1
+            assert await line_steps() == steps + 1
+    finally:
+        await redis.aclose()
+
+
+async def test_a_heartbeat_heard_by_one_instance_keeps_the_place_on_another(
+    redis_stack: Stack, clock: ManualClock
+) -> None:
+    """The heartbeats a process answered from its copy reach the line (its timer's write)
+    before another instance's turn-taking could take the place for abandoned."""
+    settings = redis_stack.settings()
+    async with (
+        running_app(settings, clock) as one,
+        running_app(settings, clock, wipe_first=False) as two,
+    ):
+        sale = await room_sale(one.bus, clock, sale_in=60, admit_per_minute=60)
+        buyer = await account(one.bus)
+        place = await join(one.client(), buyer, sale.event.id)
+        await look(two.client(), buyer, sale.event.id, place)  # the second instance learns it
+        clock.advance(50)
+        await look(two.client(), buyer, sale.event.id, place)  # answered from its copy
+        await two.bus.deps.rooms.lines.write_heartbeats(sale.event.id)  # as its timer does
+        clock.advance(60.5)  # the opening is past; the place was last seen 60.5 s ago
+        seen = await look(one.client(), buyer, sale.event.id, place)
+        assert seen["state"] == "admitted", seen
+
+
+async def test_a_place_of_a_lost_line_is_unknown_to_the_line_opened_after_it(
+    stack: Stack, clock: ManualClock
+) -> None:
+    """A process that knew the place from the lost line does not keep answering it."""
+    from ticketflow.domain import commands as cmd
+
+    async with running_app(stack.settings(), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, sale_in=0, admit_per_minute=60)
+        first, waiting = await account(app.bus), await account(app.bus)
+        await join(client, first, sale.event.id)
+        place = await join(client, waiting, sale.event.id)
+        clock.advance(1)
+        assert (await look(client, waiting, sale.event.id, place))["position"] == 1
+        if stack.redis_url:
+            flush(stack.redis_url)
+        else:
+            states = app.bus.deps.rooms.states
+            assert isinstance(states, LocalRoomStates)
+            states.forget_all()
+        configured = {"waiting_room": {**ROOM, "admit_per_minute": 60}}
+        await app.bus.handle(cmd.UpdateEvent(sale.organizer.actor, sale.event.id, configured))
+        clock.advance(1)
+        lost = await client.get(
+            f"{API}/events/{sale.event.id}/queue/{place['ticket_id']}", headers=waiting.headers
+        )
+        problem(lost, 404)
+        rejoined = await join(client, waiting, sale.event.id)  # a new place in the new line
+        assert rejoined["ticket_id"] != place["ticket_id"] and rejoined["position"] == 1

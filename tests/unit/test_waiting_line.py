@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from ticketflow.api.load_shedding import WaitingLine, in_line
+from ticketflow.api.load_shedding import Line, LoadSheddingMiddleware, WaitingLine, line_of
 
 from ..builders import API
 
@@ -47,15 +48,70 @@ async def test_nobody_queues_behind_those_already_waiting() -> None:
     assert line.inside == 2
 
 
+EVENT = "0190c5d2-0000-7000-8000-000000000000"
+
+
 def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_in_line() -> None:
     def scope(method: str, path: str) -> dict[str, str]:
         return {"method": method, "path": path}
 
-    assert not in_line(scope("GET", "/health"))
-    assert not in_line(scope("GET", "/metrics"))
-    assert not in_line(scope("GET", f"{API}/events/0190c5d2-0000-7000-8000-000000000000/live"))
-    assert not in_line(scope("POST", f"{API}/bookings"))
-    assert not in_line(scope("POST", f"{API}/payments/webhook"))
-    assert in_line(scope("GET", f"{API}/bookings"))
-    assert in_line(scope("POST", f"{API}/bookings/0190c5d2-0000-7000-8000-000000000000/payments"))
-    assert in_line(scope("GET", f"{API}/events"))
+    assert line_of(scope("GET", "/health")) is None
+    assert line_of(scope("GET", "/metrics")) is None
+    assert line_of(scope("GET", f"{API}/events/{EVENT}/live")) is None
+    assert line_of(scope("GET", f"{API}/events/{EVENT}/queue/{EVENT}/stream")) is None
+    assert line_of(scope("POST", f"{API}/bookings")) is None
+    assert line_of(scope("POST", f"{API}/payments/webhook")) is None
+    assert line_of(scope("GET", f"{API}/bookings")) is Line.ORDINARY
+    assert line_of(scope("POST", f"{API}/bookings/{EVENT}/payments")) is Line.ORDINARY
+    assert line_of(scope("GET", f"{API}/events")) is Line.ORDINARY
+    assert line_of(scope("GET", f"{API}/events/{EVENT}")) is Line.ORDINARY
+    assert line_of(scope("POST", f"{API}/events/{EVENT}/queue")) is Line.ORDINARY  # a join
+    assert line_of(scope("GET", f"{API}/events/{EVENT}/queue/{EVENT}")) is Line.ROOM
+
+
+class HeldRequests:
+    """An app whose requests answer 200 only when the test lets them."""
+
+    def __init__(self, expected: int) -> None:
+        self.inside, self.expected = 0, expected
+        self.all_inside, self.answer = asyncio.Event(), asyncio.Event()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self.inside += 1
+        if self.inside == self.expected:
+            self.all_inside.set()
+        await self.answer.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+async def _status(app: Any, method: str, path: str) -> int:
+    scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    return int(sent[0]["status"])
+
+
+async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_on() -> None:
+    held = HeldRequests(expected=4)
+    shedding = LoadSheddingMiddleware(held, capacity=8, patience=0.01, room_share=0.25)
+    look = f"{API}/events/{EVENT}/queue/{EVENT}"
+    looking = [asyncio.create_task(_status(shedding, "GET", look)) for _ in range(2)]
+    others = [
+        asyncio.create_task(_status(shedding, "POST", f"{API}/bookings")),
+        asyncio.create_task(_status(shedding, "GET", f"{API}/events/{EVENT}")),
+    ]
+    await held.all_inside.wait()  # the two looks, the booking and the ordinary read
+    # The room's two places are taken: refused at once (let in, it would wait for the answer).
+    shed = await asyncio.wait_for(_status(shedding, "GET", look), timeout=PATIENT)
+    assert shed == 503
+    assert held.inside == 4
+    held.answer.set()
+    assert await asyncio.gather(*looking, *others) == [200] * 4

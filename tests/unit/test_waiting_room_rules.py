@@ -14,10 +14,12 @@ from ticketflow.adapters.clock import ManualClock
 from ticketflow.domain.errors import InvalidInput, RoomNotOpen
 from ticketflow.domain.waiting_room import (
     ABANDONED_AFTER,
+    HEARTBEATS_LATE_BY,
     PRE_QUEUE_DRAWS,
     Allowance,
     PlaceState,
     WaitingRoom,
+    abandon_before,
     abandoned,
     admission_state,
     admissions_due,
@@ -27,6 +29,7 @@ from ticketflow.domain.waiting_room import (
     in_pre_queue,
     look_again_seconds,
     place_score,
+    position_in_line,
     unadmitted_refusal,
 )
 
@@ -224,3 +227,18 @@ def test_a_place_is_told_to_look_again_sooner_the_nearer_its_turn() -> None:
     assert look_again_seconds(waiting, 3_600) < ABANDONED_AFTER.total_seconds()
     assert look_again_seconds(PlaceState.ADMITTED, 0) == 0
     assert look_again_seconds(PlaceState.EXPIRED, 500) == 0
+
+
+def test_a_place_is_skipped_only_once_unseen_longer_than_a_late_heartbeat_allows() -> None:
+    now = OPENING + timedelta(hours=1)
+    cutoff = abandon_before(now)
+    heard_late = now - ABANDONED_AFTER - HEARTBEATS_LATE_BY / 2  # seen, written late
+    assert not heard_late < cutoff
+    assert now - ABANDONED_AFTER - 2 * HEARTBEATS_LATE_BY < cutoff
+
+
+def test_a_place_stands_its_ordinal_minus_the_places_served_until_its_turn() -> None:
+    assert position_in_line(ordinal=7, served=0) == 7
+    assert position_in_line(ordinal=7, served=6) == 1
+    assert position_in_line(ordinal=7, served=7) is None  # its turn came: ask the line
+    assert position_in_line(ordinal=7, served=9) is None

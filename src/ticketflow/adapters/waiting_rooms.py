@@ -12,10 +12,11 @@ out of turn. Configuring the room again opens a new, empty one.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from ticketflow.domain.errors import RoomUnavailable
 from ticketflow.domain.waiting_room import Allowance, place_score
@@ -57,6 +58,8 @@ class Visit:
     admitted_waits: list[float] = field(default_factory=list)  # seconds each admitted waited
     abandoned: int = 0  # places skipped by this visit
     waiting: int = 0  # places left in the line
+    served: int = 0  # places ever taken off the head of the line (admitted or skipped)
+    line: str = ""  # the line's identity: a line lost and opened again is another one
 
 
 class RoomStates(Protocol):
@@ -66,8 +69,17 @@ class RoomStates(Protocol):
         self, event_id: UUID, user_id: UUID, ticket_id: UUID, now: datetime, draw: int | None
     ) -> UUID: ...
     async def visit(
-        self, event_id: UUID, ticket_id: UUID | None, now: datetime, advance: Advance | None
-    ) -> Visit: ...
+        self,
+        event_id: UUID,
+        ticket_id: UUID | None,
+        now: datetime,
+        advance: Advance | None,
+        heartbeats: Sequence[tuple[UUID, datetime]] = (),
+    ) -> Visit:
+        """Write `heartbeats` (places seen at), then make the `advance`, then look at
+        `ticket_id` (its heartbeat too): one atomic step."""
+        ...
+
     async def spend(self, event_id: UUID, user_id: UUID) -> None: ...
     async def is_spent(self, event_id: UUID, user_id: UUID) -> bool: ...
 
@@ -89,6 +101,8 @@ class _Room:
     seen: dict[UUID, datetime] = field(default_factory=dict)
     arrivals: int = 0
     allowance: Allowance | None = None
+    served: int = 0
+    line_id: str = field(default_factory=lambda: str(uuid4()))
     spent: set[UUID] = field(default_factory=set)
 
 
@@ -131,9 +145,17 @@ class LocalRoomStates:
         return ticket_id
 
     async def visit(
-        self, event_id: UUID, ticket_id: UUID | None, now: datetime, advance: Advance | None
+        self,
+        event_id: UUID,
+        ticket_id: UUID | None,
+        now: datetime,
+        advance: Advance | None,
+        heartbeats: Sequence[tuple[UUID, datetime]] = (),
     ) -> Visit:
         room = self._room(event_id)
+        for heard, seen in heartbeats:
+            if heard in room.seen:
+                room.seen[heard] = max(room.seen[heard], seen)
         waits: list[float] = []
         abandoned = 0
         if advance is not None and advance.since == (room.allowance and room.allowance.at):
@@ -147,12 +169,13 @@ class LocalRoomStates:
                     room.places[head] = replace(turn, admitted_at=now)
                     waits.append((now - turn.joined_at).total_seconds())
             room.allowance = Allowance(advance.earned - len(waits), advance.at)
+            room.served += len(waits) + abandoned
         place = room.places.get(ticket_id) if ticket_id else None
         if place is not None and not (place.admitted_at or place.abandoned):
             room.seen[place.ticket_id] = now
             ahead = bisect.bisect_left(room.line, (room.scores[place.ticket_id], place.ticket_id))
             place = replace(place, position=ahead + 1)
-        return Visit(place, waits, abandoned, len(room.line))
+        return Visit(place, waits, abandoned, len(room.line), room.served, room.line_id)
 
     async def spend(self, event_id: UUID, user_id: UUID) -> None:
         if (room := self._rooms.get(event_id)) is not None:

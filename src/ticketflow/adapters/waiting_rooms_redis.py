@@ -5,9 +5,10 @@ turn is handed out twice, whichever instances the requests reach. Times are inte
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -51,10 +52,18 @@ return {'ok', ARGV[2]}
 """
 
 # KEYS: marker places line seen allowance. ARGV: now, ticket id (""), advance? ("1"), since
-# ("" none), due, earned, at, abandon before, max skips.
+# ("" none), due, earned, at, abandon before, max skips, then pairs of (ticket id, seen at):
+# heartbeats heard by an instance since its last visit, written before anyone is skipped.
+# The allowance's `served` counts the places ever taken off the head of the line.
 _VISIT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
 local now = tonumber(ARGV[1])
+for i = 10, #ARGV, 2 do
+  local had = redis.call('HGET', KEYS[4], ARGV[i])
+  if had and tonumber(had) < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
+  end
+end
 local waits, abandoned = {}, 0
 if ARGV[3] == '1' and (redis.call('HGET', KEYS[5], 'at') or '') == ARGV[4] then
   local due, before, skips = tonumber(ARGV[5]), tonumber(ARGV[8]), tonumber(ARGV[9])
@@ -73,6 +82,7 @@ if ARGV[3] == '1' and (redis.call('HGET', KEYS[5], 'at') or '') == ARGV[4] then
     redis.call('HSET', KEYS[2], head, cjson.encode(place))
   end
   redis.call('HSET', KEYS[5], 'at', ARGV[7], 'earned', tostring(tonumber(ARGV[6]) - #waits))
+  redis.call('HINCRBY', KEYS[5], 'served', #waits + abandoned)
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
 end
@@ -82,7 +92,9 @@ if ARGV[2] ~= '' then
   rank = redis.call('ZRANK', KEYS[3], ARGV[2])
   if rank then redis.call('HSET', KEYS[4], ARGV[2], ARGV[1]) end
 end
-return {'ok', cjson.encode(waits), abandoned, redis.call('ZCARD', KEYS[3]), raw, rank}
+local served = tonumber(redis.call('HGET', KEYS[5], 'served') or '0')
+local line = redis.call('GET', KEYS[1])
+return {'ok', cjson.encode(waits), abandoned, redis.call('ZCARD', KEYS[3]), raw, rank, served, line}
 """
 
 
@@ -111,7 +123,7 @@ class RedisRoomStates:
         line."""
         marker = _keys(event_id)["marker"]
         async with self._redis.pipeline(transaction=True) as both:
-            both.set(marker, "1", nx=True)
+            both.set(marker, str(uuid4()), nx=True)  # the line's identity (Visit.line)
             both.pexpire(marker, keep_for)
             await self._call(both.execute())
 
@@ -135,7 +147,12 @@ class RedisRoomStates:
         return UUID(_text(_found(answer)[1]))
 
     async def visit(
-        self, event_id: UUID, ticket_id: UUID | None, now: datetime, advance: Advance | None
+        self,
+        event_id: UUID,
+        ticket_id: UUID | None,
+        now: datetime,
+        advance: Advance | None,
+        heartbeats: Sequence[tuple[UUID, datetime]] = (),
     ) -> Visit:
         k = _keys(event_id)
         keys = [k["marker"], k["places"], k["line"], k["seen"], k["allowance"]]
@@ -146,11 +163,13 @@ class RedisRoomStates:
             since = str(to_ms(advance.since)) if advance.since else ""
             at, before = to_ms(advance.at), to_ms(advance.abandon_before)
             args += ["1", since, advance.due, repr(advance.earned), at, before, MAX_SKIPS]
+        for heard, seen in heartbeats:
+            args += [str(heard), to_ms(seen)]
         answer = _found(await self._call(self._visit(keys, args)))
-        _, waits, abandoned, waiting, raw, rank = answer
+        _, waits, abandoned, waiting, raw, rank, served, line = answer
         place = _place(ticket_id, json.loads(raw), rank) if ticket_id and raw else None
         admitted = [wait / 1000 for wait in json.loads(waits) or []]
-        return Visit(place, admitted, int(abandoned), int(waiting))
+        return Visit(place, admitted, int(abandoned), int(waiting), int(served), _text(line))
 
     async def spend(self, event_id: UUID, user_id: UUID) -> None:
         k = _keys(event_id)

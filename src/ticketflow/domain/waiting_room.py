@@ -141,6 +141,25 @@ def abandoned(last_seen: datetime, now: datetime) -> bool:
     return now - last_seen >= ABANDONED_AFTER
 
 
+# Each process writes the heartbeats it heard in one batch, at most this long after hearing
+# them (services/room_lines.py), so a place is skipped only once unseen for ABANDONED_AFTER
+# and this: a look heard but not yet written never counts as absence.
+HEARTBEATS_LATE_BY = timedelta(seconds=1)
+
+
+def abandon_before(now: datetime) -> datetime:
+    """Places last seen (as written) before this are abandoned when their turn comes."""
+    return now - ABANDONED_AFTER - HEARTBEATS_LATE_BY
+
+
+def position_in_line(ordinal: int, served: int) -> int | None:
+    """A place's position (from 1) in a line whose first `served` places were taken off its
+    head, if it is still there: `ordinal` is where it stands counted from the line's first
+    place ever. None: its turn came (admitted or skipped), or the count is newer than what is
+    known of the place; either way only the line itself can tell."""
+    return ordinal - served if ordinal > served else None
+
+
 def admission_state(admitted_at: datetime, session: timedelta, now: datetime) -> PlaceState:
     return PlaceState.ADMITTED if now < admitted_at + session else PlaceState.EXPIRED
 

@@ -5,7 +5,9 @@ Joining is not a database row: a place lives as long as the room's line (adapter
 Redis, or this process), which is why losing that line closes the room instead of reopening it
 empty. The room's configuration is the event's, changed through CreateEvent and UpdateEvent,
 so the event store records every change of it. Nobody runs the line: whoever looks at a place
-first moves it on (admits those whose turn has come), atomically, on whichever instance."""
+first moves it on (admits those whose turn has come), atomically, on whichever instance; each
+process does so at most every 100 ms per room, and answers looks at waiting places from what it
+knows of the line meanwhile (services/room_lines.py)."""
 
 from __future__ import annotations
 
@@ -27,10 +29,10 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import Conflict, NotAdmitted, NotFound, RoomUnavailable
 from ticketflow.domain.model import Event, EventStatus
 from ticketflow.domain.waiting_room import (
-    ABANDONED_AFTER,
     PRE_QUEUE_DRAWS,
     PlaceState,
     WaitingRoom,
+    abandon_before,
     admission_state,
     admissions_due,
     admitted_per_minute,
@@ -40,6 +42,7 @@ from ticketflow.domain.waiting_room import (
     look_again_seconds,
 )
 from ticketflow.services.hold_rates import HoldRates
+from ticketflow.services.room_lines import Heartbeats, RoomLines
 
 if TYPE_CHECKING:  # the bus's Deps holds a WaitingRooms
     from ticketflow.services.messagebus import Deps
@@ -80,6 +83,7 @@ class WaitingRooms:
         draws: random.Random | None = None,
     ) -> None:
         self.states, self._tokens, self._clock, self._rates = states, tokens, clock, rates
+        self.lines = RoomLines(states, clock)
         self._fraction = settings.waiting_room_auto_fraction
         self._floor = settings.waiting_room_auto_floor_per_minute
         self._draws = draws or random.SystemRandom()
@@ -109,13 +113,25 @@ class WaitingRooms:
         if (room := event.room) is None:
             raise Conflict("This event has no waiting room on: book directly.")
         per_minute = self.per_minute(event.id, room)
-        visit = await self.states.visit(
-            event.id, ticket_id, now, await self._advance(event, per_minute, now)
-        )
-        _measure(event.id, visit)
-        if visit.place is None or visit.place.user_id != user_id:
+
+        async def moved_on(heard: Heartbeats) -> Visit:
+            advance = await self._advance(event, per_minute, now)
+            visit = await self.states.visit(event.id, None, now, advance, heard)
+            _measure(event.id, visit)
+            return visit
+
+        line = await self.lines.line(event.id, now, moved_on)
+        opened = event.sales_start is None or now >= event.sales_start
+        place = self.lines.known(event.id, ticket_id, line, opened)
+        if place is None:  # not seen here yet, or its turn may have come: ask the line
+            visit = await self.states.visit(event.id, ticket_id, now, None)
+            self.lines.learn(event.id, visit, opened)
+            place = visit.place
+        elif not (place.admitted_at or place.abandoned):
+            self.lines.heard(event.id, ticket_id, now)
+        if place is None or place.user_id != user_id:
             raise NotFound("No such place in this waiting room.")
-        return self._view(visit.place, event, room, snapshot, per_minute, now)
+        return self._view(place, event, room, snapshot, per_minute, now)
 
     def per_minute(self, event_id: UUID, room: WaitingRoom) -> float:
         measured = self._rates.per_second(event_id)
@@ -129,7 +145,7 @@ class WaitingRooms:
         previous = await self.states.allowance(event.id)
         grown = allowance_at(previous, now, opening, per_minute)
         since = previous.at if previous else None
-        return Advance(since, admissions_due(grown), grown.earned, grown.at, now - ABANDONED_AFTER)
+        return Advance(since, admissions_due(grown), grown.earned, grown.at, abandon_before(now))
 
     def _view(
         self,
@@ -146,8 +162,13 @@ class WaitingRooms:
         elif place.admitted_at is not None:
             state = admission_state(place.admitted_at, room.session, now)
             if state is PlaceState.ADMITTED:
-                token = self._tokens.issue(
-                    place.user_id, event.id, place.ticket_id, place.admitted_at, room.session
+                admitted_at = place.admitted_at
+                token = self.lines.admission(
+                    place.ticket_id,
+                    room.session,
+                    lambda: self._tokens.issue(
+                        place.user_id, event.id, place.ticket_id, admitted_at, room.session
+                    ),
                 )
         else:
             state = PlaceState.WAITING
