@@ -510,7 +510,8 @@ async def test_a_rooms_redis_keys_are_forgotten_a_day_after_its_event(
         redis = Redis.from_url(redis_stack.redis_url)
         try:
             keys = [key async for key in redis.scan_iter(f"ticketflow:room:{{{sale.event.id}}}:*")]
-            assert len(keys) == 7  # marker places users seen seq allowance spent; the line is empty
+            # marker opening places users seen seq allowance spent; the line is empty
+            assert len(keys) == 8
             event_ends = (sale.event.ends_at - clock.now()).total_seconds() + 86_400
             for key in keys:
                 assert abs(await redis.ttl(key) - event_ends) < 60, key
@@ -627,3 +628,38 @@ async def test_a_place_of_a_lost_line_is_unknown_to_the_line_opened_after_it(
         problem(lost, 404)
         rejoined = await join(client, waiting, sale.event.id)  # a new place in the new line
         assert rejoined["ticket_id"] != place["ticket_id"] and rejoined["position"] == 1
+
+
+async def test_a_join_after_an_opening_moved_earlier_is_first_come_on_an_instance_behind(
+    redis_stack: Stack, clock: ManualClock
+) -> None:
+    """The organizer opens the sale sooner through one instance; another, whose copy of the
+    event still says later (kept an hour here), takes a join after the new opening: the line
+    decides by the opening it keeps, so the joiner goes behind everyone, not into the shuffle
+    (where it could have drawn a place ahead of the whole pre-queue)."""
+    from ticketflow.domain import commands as cmd
+
+    settings = redis_stack.settings()
+    async with (
+        running_app(settings, clock) as one,
+        running_app(
+            redis_stack.settings(catalog_snapshot_ttl_seconds=3600), clock, wipe_first=False
+        ) as two,
+    ):
+        sale = await room_sale(one.bus, clock, sale_in=600)
+        early = [await account(one.bus) for _ in range(20)]
+        for buyer in early:  # the second instance copies the event as it is now
+            await join(two.client(), buyer, sale.event.id)
+        sooner = clock.now() + timedelta(seconds=10)
+        await one.bus.handle(
+            cmd.UpdateEvent(sale.organizer.actor, sale.event.id, {"sales_start": sooner})
+        )
+        clock.advance(10)  # the new opening instant: nobody admitted yet
+        late = await account(one.bus)
+        place = await join(two.client(), late, sale.event.id)
+        kept = await two.bus.deps.rooms.states.visit(
+            sale.event.id, UUID(place["ticket_id"]), clock.now(), None
+        )
+        assert kept.place is not None and not kept.place.pre_queue
+        seen = await look(one.client(), late, sale.event.id, place)
+        assert seen["position"] == len(early) + 1, seen

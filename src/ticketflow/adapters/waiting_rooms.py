@@ -19,7 +19,7 @@ from typing import Protocol
 from uuid import UUID, uuid4
 
 from ticketflow.domain.errors import RoomUnavailable
-from ticketflow.domain.waiting_room import Allowance, place_score
+from ticketflow.domain.waiting_room import Allowance, in_pre_queue, place_score
 
 LOST = "The waiting room's line was lost; it stays closed. Retry later."
 RETRY_LOST = 30  # seconds: until an organizer opens the room again, retrying can't help sooner
@@ -63,11 +63,27 @@ class Visit:
 
 
 class RoomStates(Protocol):
-    async def open(self, event_id: UUID, keep_for: timedelta) -> None: ...
+    async def open(self, event_id: UUID, keep_for: timedelta, opening: datetime | None) -> None:
+        """The room's line exists from now on; `opening` (None: open now) is kept with it, and
+        decides whether a join is in the pre-queue, whatever a process's copy of the event
+        says (a copy may lag a change of the opening)."""
+        ...
+
     async def allowance(self, event_id: UUID) -> Allowance | None: ...
     async def join(
-        self, event_id: UUID, user_id: UUID, ticket_id: UUID, now: datetime, draw: int | None
-    ) -> UUID: ...
+        self,
+        event_id: UUID,
+        user_id: UUID,
+        ticket_id: UUID,
+        now: datetime,
+        draw: int,
+        pre_queue: bool,
+    ) -> UUID:
+        """A place for the user (theirs already, if they have one). `draw` is its place in the
+        pre-queue's shuffle if the line's opening puts it there; `pre_queue` is the joining
+        process's own judgment, for a line that kept no opening."""
+        ...
+
     async def visit(
         self,
         event_id: UUID,
@@ -104,6 +120,7 @@ class _Room:
     served: int = 0
     line_id: str = field(default_factory=lambda: str(uuid4()))
     spent: set[UUID] = field(default_factory=set)
+    opening: tuple[datetime | None] | None = None  # as `open` last kept it (None: never)
 
 
 class LocalRoomStates:
@@ -119,8 +136,9 @@ class LocalRoomStates:
             raise RoomUnavailable(LOST, retry_after=RETRY_LOST)
         return room
 
-    async def open(self, event_id: UUID, keep_for: timedelta) -> None:
-        self._rooms.setdefault(event_id, _Room())  # kept while the process lives: it is small
+    async def open(self, event_id: UUID, keep_for: timedelta, opening: datetime | None) -> None:
+        room = self._rooms.setdefault(event_id, _Room())  # kept while the process lives
+        room.opening = (opening,)
 
     def forget_all(self) -> None:
         """This process restarted, as far as its rooms know (tests)."""
@@ -130,16 +148,24 @@ class LocalRoomStates:
         return self._room(event_id).allowance
 
     async def join(
-        self, event_id: UUID, user_id: UUID, ticket_id: UUID, now: datetime, draw: int | None
+        self,
+        event_id: UUID,
+        user_id: UUID,
+        ticket_id: UUID,
+        now: datetime,
+        draw: int,
+        pre_queue: bool,
     ) -> UUID:
         room = self._room(event_id)
         if (had := room.by_user.get(user_id)) is not None:
             return had
         room.arrivals += 1
-        score = place_score(draw is not None, room.arrivals, draw or 0)
+        if room.opening is not None:
+            pre_queue = in_pre_queue(now, room.opening[0])
+        score = place_score(pre_queue, room.arrivals, draw)
         bisect.insort(room.line, (score, ticket_id))
         room.scores[ticket_id] = score
-        room.places[ticket_id] = Place(ticket_id, user_id, now, draw is not None)
+        room.places[ticket_id] = Place(ticket_id, user_id, now, pre_queue)
         room.by_user[user_id] = ticket_id
         room.seen[ticket_id] = now
         return ticket_id

@@ -25,21 +25,27 @@ from ticketflow.adapters.waiting_rooms import (
 from ticketflow.domain.errors import RoomUnavailable
 from ticketflow.domain.waiting_room import PRE_QUEUE_DRAWS, Allowance
 
-PARTS = ("marker", "places", "users", "line", "seen", "seq", "allowance", "spent")
+PARTS = ("marker", "places", "users", "line", "seen", "seq", "allowance", "spent", "opening")
 MAX_SKIPS = 10_000  # abandoned places one visit may skip: bounds a script's run
 
-# KEYS: marker places users line seen seq. ARGV: user, ticket id, now, draw ("" after the
-# opening), PRE_QUEUE_DRAWS. The score is domain/waiting_room.py's place_score.
+# KEYS: marker places users line seen seq opening. ARGV: user, ticket id, now, draw,
+# PRE_QUEUE_DRAWS, "1" if the joining process's copy of the event says the sale has not opened.
+# The line's own opening (written by `open`) decides, whatever that copy says; the copy only
+# for a line opened before the opening was kept. The score is domain/waiting_room.py's
+# place_score.
 _JOIN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
 local had = redis.call('HGET', KEYS[3], ARGV[1])
 if had then return {'ok', had} end
 local arrival = redis.call('INCR', KEYS[6])
-local score = ARGV[4]
-if score == '' then score = string.format('%.0f', tonumber(ARGV[5]) + arrival) end
-redis.call('ZADD', KEYS[4], score, ARGV[2])
+local opening = redis.call('GET', KEYS[7])
 local pre = 0
-if ARGV[4] ~= '' then pre = 1 end
+if (opening and tonumber(ARGV[3]) < tonumber(opening)) or (not opening and ARGV[6] == '1') then
+  pre = 1
+end
+local score = ARGV[4]
+if pre == 0 then score = string.format('%.0f', tonumber(ARGV[5]) + arrival) end
+redis.call('ZADD', KEYS[4], score, ARGV[2])
 redis.call('HSET', KEYS[2], ARGV[2],
   cjson.encode({user = ARGV[1], joined = tonumber(ARGV[3]), pre = pre}))
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
@@ -117,15 +123,17 @@ class RedisRoomStates:
         self._visit = redis.register_script(_VISIT)
         self._spend = redis.register_script(_SPEND)
 
-    async def open(self, event_id: UUID, keep_for: timedelta) -> None:
+    async def open(self, event_id: UUID, keep_for: timedelta, opening: datetime | None) -> None:
         """The room's marker, kept for `keep_for` from now (relative: Redis's clock need not be
         the app's; the other keys follow it as they are written); an existing room keeps its
-        line."""
-        marker = _keys(event_id)["marker"]
-        async with self._redis.pipeline(transaction=True) as both:
-            both.set(marker, str(uuid4()), nx=True)  # the line's identity (Visit.line)
-            both.pexpire(marker, keep_for)
-            await self._call(both.execute())
+        line. `opening`: when the sale opens (None: it is open), kept with the line, which
+        decides by it whether a join is in the pre-queue."""
+        k = _keys(event_id)
+        async with self._redis.pipeline(transaction=True) as steps:
+            steps.set(k["marker"], str(uuid4()), nx=True)  # the line's identity (Visit.line)
+            steps.pexpire(k["marker"], keep_for)
+            steps.set(k["opening"], to_ms(opening) if opening else 0, px=keep_for)
+            await self._call(steps.execute())
 
     async def allowance(self, event_id: UUID) -> Allowance | None:
         stored = await self._call(self._redis.hmget(_keys(event_id)["allowance"], "at", "earned"))
@@ -133,17 +141,20 @@ class RedisRoomStates:
         return Allowance(float(earned), from_ms(int(at))) if at is not None else None
 
     async def join(
-        self, event_id: UUID, user_id: UUID, ticket_id: UUID, now: datetime, draw: int | None
+        self,
+        event_id: UUID,
+        user_id: UUID,
+        ticket_id: UUID,
+        now: datetime,
+        draw: int,
+        pre_queue: bool,
     ) -> UUID:
         k = _keys(event_id)
-        keys = [k["marker"], k["places"], k["users"], k["line"], k["seen"], k["seq"]]
-        args: list[str | int] = [
-            str(user_id),
-            str(ticket_id),
-            to_ms(now),
-            "" if draw is None else str(draw),
-        ]
-        answer = await self._call(self._join(keys, [*args, PRE_QUEUE_DRAWS]))
+        keys = [k[part] for part in ("marker", "places", "users", "line", "seen", "seq")]
+        args: list[str | int] = [str(user_id), str(ticket_id), to_ms(now), str(draw)]
+        answer = await self._call(
+            self._join([*keys, k["opening"]], [*args, PRE_QUEUE_DRAWS, "1" if pre_queue else "0"])
+        )
         return UUID(_text(_found(answer)[1]))
 
     async def visit(

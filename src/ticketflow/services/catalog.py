@@ -89,7 +89,7 @@ async def update_event(command: cmd.UpdateEvent, uow: UnitOfWork, deps: Deps) ->
         if command.changes:
             uow.record(event.update(command.changes))
             await uow.catalog.save_event(event)
-            if "waiting_room" in command.changes:
+            if command.changes.keys() & {"waiting_room", "sales_start"}:  # its line's opening
                 uow.after_commit(partial(deps.rooms.open, event))
         forget_views(uow, deps, event.id)
         await uow.commit()

@@ -94,7 +94,8 @@ class WaitingRooms:
         if event.room is not None:
             try:
                 ends_in = event.ends_at - self._clock.now()
-                await self.states.open(event.id, max(ends_in, timedelta()) + KEPT_AFTER_THE_EVENT)
+                keep_for = max(ends_in, timedelta()) + KEPT_AFTER_THE_EVENT
+                await self.states.open(event.id, keep_for, event.sales_start)
             except RoomUnavailable:
                 log.warning(
                     "waiting room of event %s not opened: its state is unreachable", event.id
@@ -103,9 +104,12 @@ class WaitingRooms:
     async def join(self, user_id: UUID, snapshot: Snapshot) -> PlaceView:
         event, now = _found(snapshot), self._clock.now()
         event.room_to_join(now)
+        # The line decides by the opening it keeps (`open`): this copy of the event may lag an
+        # organizer's change of it, and a join drawn into the pre-queue after the opening would
+        # go ahead of everyone who joined since.
         pre_queue = in_pre_queue(now, event.sales_start)
-        draw = self._draws.randrange(PRE_QUEUE_DRAWS) if pre_queue else None
-        ticket_id = await self.states.join(event.id, user_id, new_id(), now, draw)
+        draw = self._draws.randrange(PRE_QUEUE_DRAWS)
+        ticket_id = await self.states.join(event.id, user_id, new_id(), now, draw, pre_queue)
         return await self.visit(user_id, snapshot, ticket_id)
 
     async def visit(self, user_id: UUID, snapshot: Snapshot, ticket_id: UUID) -> PlaceView:
