@@ -205,7 +205,7 @@ class HoldBatcher:
                 self.holds_committed += len(held)
                 metrics.HOLD_BATCH_HOLDS.observe(len(held))
                 metrics.HOLD_BATCH_SECONDS.observe(took)
-                self._rates.served(event_id, len(held), took, full=len(batch) >= self._max_batch)
+                self._rates.served(event_id, len(held), took)
         for claim, _, answer in answered:
             claim.kept = answer
         if left == 0:

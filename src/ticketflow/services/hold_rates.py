@@ -56,30 +56,14 @@ def rate_to_admit_from(own: Throughput | None, engine: Throughput) -> float | No
     return trust * own_rate + (1 - trust) * engine_rate
 
 
-# A batch this big (or a full one) measures capacity. A transaction's fixed cost (a dozen round
-# trips) is most of a small batch's time, so batches of a few holds say how little was asked,
-# not how much the engine can serve; from a few dozen on, the holds' own cost dominates.
-MEASURES_CAPACITY_FROM = 32
-
-
 class HoldRates:
-    """Capacity is measured on big batches only (`MEASURES_CAPACITY_FROM`): a room admitting
-    few makes batches of one, and counting those would talk the engine's rate down to one
-    transaction's speed, so the room would admit ever fewer. Until any batch was big, every
-    batch counts: a lower bound, better than nothing."""
-
     def __init__(self) -> None:
-        self._engine = Throughput()  # full batches of every event
-        self._events: dict[UUID, Throughput] = {}  # full batches, per event
-        self._any_batch = Throughput()  # every batch of every event: the fallback
+        self._engine = Throughput()
+        self._events: dict[UUID, Throughput] = {}
 
-    def served(self, event_id: UUID, holds: int, seconds: float, *, full: bool = False) -> None:
-        """A batch of `event_id`'s committed `holds` in `seconds` of the engine's work; `full`:
-        it took as many holds as a batch may."""
+    def served(self, event_id: UUID, holds: int, seconds: float) -> None:
+        """A batch of `event_id`'s committed `holds` in `seconds` of the engine's work."""
         if holds < 1 or seconds <= 0:
-            return
-        self._any_batch.add(holds, seconds)
-        if not full and holds < MEASURES_CAPACITY_FROM:
             return
         own = self._events.get(event_id)
         if own is None:
@@ -92,6 +76,4 @@ class HoldRates:
     def per_second(self, event_id: UUID) -> float | None:
         """The holds a second the engine serves for `event_id` (module docstring); None
         before any batch of any event was measured."""
-        if self._engine.per_second is None:
-            return self._any_batch.per_second
         return rate_to_admit_from(self._events.get(event_id), self._engine)

@@ -176,8 +176,10 @@ class WaitingRooms:
                 )
         else:
             state = PlaceState.WAITING
+            # A place the line put after the opening has its position, whatever this copy of
+            # the event says (it may lag a change of the opening: the line decides, see `join`).
             opened = event.sales_start is None or now >= event.sales_start
-            position = place.position if opened else None
+            position = place.position if opened or not place.pre_queue else None
             eta = eta_seconds(position, per_minute, now, event.sales_start)
         return PlaceView(
             place.ticket_id,
