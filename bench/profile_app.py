@@ -21,6 +21,7 @@ import pstats
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -154,32 +155,46 @@ async def _main(args: argparse.Namespace) -> None:
                     tokens, sale, body = measured_tokens, warm_up_sale, _booking_body(warm_up_sale)
                 else:
                     await asyncio.gather(*(lane(i, warm_up, []) for i in range(args.concurrency)))
-                statuses: list[int] = []
-                profiler = cProfile.Profile() if args.profile else None
                 marks = CallgrindMarks() if args.callgrind_marks else None
-                started_cpu, started = time.process_time(), time.perf_counter()
-                if profiler:
-                    profiler.enable()
-                if marks:
-                    marks.zero()
-                await asyncio.gather(
-                    *(lane(i, per_lane, statuses) for i in range(args.concurrency))
-                )
-                if marks:
-                    marks.dump()
-                if profiler:
-                    profiler.disable()
-                cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
-                counts = {status: statuses.count(status) for status in set(statuses)}
-                print(
-                    f"{args.path}: {len(statuses)} requests {counts}, "
-                    f"{len(statuses) / cpu:,.0f} per CPU-second of this process "
-                    f"({1e6 * cpu / len(statuses):,.0f} us each), "
-                    f"wall {len(statuses) / wall:,.0f}/s"
-                )
-                if profiler:
-                    stats = pstats.Stats(profiler).sort_stats(args.sort)
-                    stats.print_stats(args.lines)
+                await measure_lanes(args.path, lane, args.concurrency, per_lane, args, marks)
+
+
+Lane = Callable[[int, int, list[int]], Awaitable[None]]
+
+
+async def measure_lanes(
+    label: str,
+    lane: Lane,
+    concurrency: int,
+    per_lane: int,
+    args: argparse.Namespace,
+    marks: CallgrindMarks | None = None,
+) -> None:
+    """Run `concurrency` lanes of `per_lane` requests each (`lane(index, count, statuses)`) and
+    print the requests per CPU-second of this process; `args.profile` adds cProfile (sorted by
+    `args.sort`, `args.lines` lines), `marks` callgrind's around the measured requests."""
+    statuses: list[int] = []
+    profiler = cProfile.Profile() if args.profile else None
+    started_cpu, started = time.process_time(), time.perf_counter()
+    if profiler:
+        profiler.enable()
+    if marks:
+        marks.zero()
+    await asyncio.gather(*(lane(i, per_lane, statuses) for i in range(concurrency)))
+    if marks:
+        marks.dump()
+    if profiler:
+        profiler.disable()
+    cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
+    counts = {status: statuses.count(status) for status in set(statuses)}
+    print(
+        f"{label}: {len(statuses)} requests {counts}, "
+        f"{len(statuses) / cpu:,.0f} per CPU-second of this process "
+        f"({1e6 * cpu / len(statuses):,.0f} us each), "
+        f"wall {len(statuses) / wall:,.0f}/s"
+    )
+    if profiler:
+        pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.lines)
 
 
 def main() -> None:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
 import json
-import pstats
 import tempfile
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,7 +19,7 @@ import uvloop
 
 from bench import seed
 from bench.config import BenchConfig
-from bench.profile_app import _call, _scope
+from bench.profile_app import _call, _scope, measure_lanes
 from bench.runner import app_settings
 from bench.stack import throwaway_database, throwaway_redis
 from ticketflow.api.app import create_app, served
@@ -67,27 +64,9 @@ async def _main(args: argparse.Namespace) -> None:
                         statuses.append(await _call(app, dict(scope), body))
 
                 await asyncio.gather(*(lane(i, 5, []) for i in range(args.concurrency)))
-                statuses: list[int] = []
-                profiler = cProfile.Profile() if args.profile else None
-                started_cpu, started = time.process_time(), time.perf_counter()
-                if profiler:
-                    profiler.enable()
+                label = f"look{' (pre-queue)' if args.pre_queue else ''}"
                 per_lane = args.requests // args.concurrency
-                await asyncio.gather(
-                    *(lane(i, per_lane, statuses) for i in range(args.concurrency))
-                )
-                if profiler:
-                    profiler.disable()
-                cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
-                counts = {status: statuses.count(status) for status in set(statuses)}
-                print(
-                    f"look{' (pre-queue)' if args.pre_queue else ''}: {len(statuses)} requests "
-                    f"{counts}, {len(statuses) / cpu:,.0f} per CPU-second of this process "
-                    f"({1e6 * cpu / len(statuses):,.0f} us each), "
-                    f"wall {len(statuses) / wall:,.0f}/s"
-                )
-                if profiler:
-                    pstats.Stats(profiler).sort_stats(args.sort).print_stats(args.lines)
+                await measure_lanes(label, lane, args.concurrency, per_lane, args)
 
 
 def main() -> None:
