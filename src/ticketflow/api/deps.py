@@ -54,7 +54,6 @@ async def _actor(actor: Annotated[Actor | None, Depends(_optional_actor)]) -> Ac
     return actor
 
 
-OptionalActor = Annotated[Actor | None, Depends(_optional_actor)]
 CurrentActor = Annotated[Actor, Depends(_actor)]
 
 
