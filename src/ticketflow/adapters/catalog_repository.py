@@ -74,9 +74,8 @@ _FOR_HOLDS = (
     .join(ticket_types, ticket_types.c.event_id == events.c.id)
     .where(events.c.id == bindparam("event_id"), ticket_types.c.id == bindparam("type_id"))
 )
-_EVENT_SHARE_LOCKED = (
-    select(events).where(events.c.id == bindparam("event_id")).with_for_update(read=True)
-)
+_EVENT = select(events).where(events.c.id == bindparam("event_id"))
+_EVENT_SHARE_LOCKED = _EVENT.with_for_update(read=True)
 _TAKE_TICKETS = (
     update(ticket_types)
     .where(
@@ -110,10 +109,8 @@ class CatalogRepository:
     async def get_event(self, event_id: UUID, *, share_lock: bool = False) -> Event | None:
         """The event; `share_lock` keeps it from being cancelled until this transaction ends
         (holds take it, so no hold can slip in after a cancellation released the others)."""
-        query = select(events).where(events.c.id == event_id)
-        if share_lock:
-            query = query.with_for_update(read=True)
-        row = (await self._connection.execute(query)).one_or_none()
+        query = _EVENT_SHARE_LOCKED if share_lock else _EVENT
+        row = (await self._connection.execute(query, {"event_id": event_id})).one_or_none()
         return _event(row) if row else None
 
     async def for_holds(
@@ -127,11 +124,11 @@ class CatalogRepository:
         if not lock:
             row = (await self._connection.execute(_FOR_HOLDS, ids)).one_or_none()
             return (_event(row), _ticket_type(row, _TYPE)) if row else None
-        event_row = (await self._connection.execute(_EVENT_SHARE_LOCKED, ids)).one_or_none()
-        if event_row is None:
+        event = await self.get_event(event_id, share_lock=True)
+        if event is None:
             return None
         type_row = (await self._connection.execute(_TYPE_LOCKED, ids)).one_or_none()
-        return (_event(event_row), _ticket_type(type_row)) if type_row else None
+        return (event, _ticket_type(type_row)) if type_row else None
 
     async def save_event(self, event: Event) -> None:
         """Optimistic: fails if someone else changed the event since it was read."""
