@@ -30,6 +30,7 @@ from uuid import UUID
 import aiohttp
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
+from bench.app_metrics import ServerLatency, answered_within, metric_totals
 from bench.context import Context, PhaseResult
 from bench.invariants import OK, check_sale_by_count
 from bench.phases.common import finish
@@ -44,6 +45,11 @@ OPENING_IN = 2.0  # seconds from the pre-queue's last join to the opening (>> th
 ROOM = {"enabled": True, "admit_per_minute": "auto", "session_minutes": 10}
 API = "/api/v1"
 BOOKING_CONNECTIONS = 64
+ROOM_COUNTERS = (
+    "ticketflow_waiting_room_admitted_total",
+    "ticketflow_waiting_room_abandoned_total",
+)
+LAG_PROBE_SECONDS = 0.05  # how often the bench's own event loop is checked for lateness
 
 
 @dataclass
@@ -64,6 +70,9 @@ class Tally:
     errors: dict[str, int] = field(default_factory=dict)
     holds: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
     unadmitted: dict[int, int] = field(default_factory=dict)
+    client_lag: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
+    server_holds: ServerLatency | None = None
+    room_counters: dict[str, float] | None = None
 
     def error(self, kind: str) -> None:
         self.errors[kind] = self.errors.get(kind, 0) + 1
@@ -86,10 +95,12 @@ async def room(context: Context) -> PhaseResult:
     )
     tally, sold_out, opened = Tally(), asyncio.Event(), _Opening()
     rate = config.room_join_rate
+    base = context.app.running.base_url
+    holds_before = await answered_within(base, "POST", f"{API}/bookings", 201)
+    lag = asyncio.create_task(_own_lag(tally.client_lag))
     # The timeout counts from the request's turn for a connection, not from its wish to send:
     # a queue of looks waiting for the pool is the client's, not the app's.
     timeout = aiohttp.ClientTimeout(sock_connect=config.timeout, sock_read=config.timeout)
-    base = context.app.running.base_url
     started = time.monotonic()
     async with (
         aiohttp.ClientSession(
@@ -135,7 +146,21 @@ async def room(context: Context) -> PhaseResult:
         probes = [visit.unadmitted(buyers[n % len(buyers)]) for n in range(config.room_unadmitted)]
         await asyncio.gather(*tasks, *probes)
     elapsed = time.monotonic() - started
+    lag.cancel()
+    tally.server_holds = ServerLatency.between(
+        holds_before, await answered_within(base, "POST", f"{API}/bookings", 201)
+    )
+    tally.room_counters = await metric_totals(base, ROOM_COUNTERS)
     return await finish(context, await _result(context, sale, buyers, tally, elapsed, opened.at))
+
+
+async def _own_lag(lag: HdrHistogram) -> None:
+    """How late this process's own timers fire while it drives the room: its latencies of the
+    admitted buyers' holds include this much of its own waiting."""
+    while True:
+        due = time.monotonic() + LAG_PROBE_SECONDS
+        await asyncio.sleep(LAG_PROBE_SECONDS)
+        lag.record_value(max(1, round((time.monotonic() - due) * 1e6)))
 
 
 @dataclass
@@ -298,6 +323,7 @@ async def _result(
     burst = context.results.get("burst")
     ceiling = context.results.get("ceiling")
     queue_per_s = tally.queue_requests / elapsed if elapsed else 0.0
+    server = tally.server_holds
     summary = {
         "joins": len(buyers),
         "pre_queue_joins": sum(b.pre_queue for b in buyers),
@@ -308,6 +334,13 @@ async def _result(
         "admissions_per_s": round(len(admitted) / span, 1) if span > 0 else None,
         "engine_holds_per_s": burst.summary.get("holds_per_s") if burst else None,
         "hold_p99_ms": latency_summary(tally.holds)["p99_ms"] if held else None,
+        # The same holds as the app timed them, and the bench's own lateness meanwhile.
+        "app_hold_within_100ms": server.within_100ms if server else None,
+        "app_hold_p99_at_most_ms": server.p99_at_most_ms if server else None,
+        "bench_loop_lag_p99_ms": latency_summary(tally.client_lag)["p99_ms"],
+        "abandoned": (
+            round(tally.room_counters[ROOM_COUNTERS[1]]) if tally.room_counters else None
+        ),
         "unadmitted_sent": sum(tally.unadmitted.values()),
         "unadmitted_accepted": accepted_unadmitted,
         "pre_queue_chi_square": round(independence.chi_square, 1) if independence else None,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -17,6 +17,7 @@ from sqlalchemy import select
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.tables import domain_events
 from ticketflow.adapters.waiting_rooms import LocalRoomStates
+from ticketflow.api.load_shedding import heard_by_the_room
 from ticketflow.domain.model import Role
 from ticketflow.services.messagebus import MessageBus
 
@@ -596,6 +597,26 @@ async def test_a_heartbeat_heard_by_one_instance_keeps_the_place_on_another(
         await two.bus.deps.rooms.lines.write_heartbeats(sale.event.id)  # as its timer does
         clock.advance(60.5)  # the opening is past; the place was last seen 60.5 s ago
         seen = await look(one.client(), buyer, sale.event.id, place)
+        assert seen["state"] == "admitted", seen
+
+
+async def test_a_look_refused_by_a_busy_process_still_keeps_its_place(
+    stack: Stack, clock: ManualClock
+) -> None:
+    """A process too busy to answer a look (503, api/load_shedding.py) hears its heartbeat all
+    the same: the buyer was there asking, and the place is admitted at its turn, not skipped."""
+    async with running_app(stack.settings(), clock) as app:
+        sale = await room_sale(app.bus, clock, sale_in=60, admit_per_minute=60)
+        buyer = await account(app.bus)
+        place = await join(app.client(), buyer, sale.event.id)
+        clock.advance(50)
+        refused = {"app": app.app}  # what the load-shedding middleware hands on of a request
+        heard_by_the_room(refused, sale.event.id, UUID(place["ticket_id"]))
+        heard_by_the_room(refused, sale.event.id, uuid4())  # made up: the line keeps nothing
+        heard_by_the_room(refused, uuid4(), UUID(place["ticket_id"]))  # no such room here
+        await app.bus.deps.rooms.lines.write_heartbeats(sale.event.id)  # as its timer does
+        clock.advance(60.5)  # the opening is past; the place was last answered 110.5 s ago
+        seen = await look(app.client(), buyer, sale.event.id, place)
         assert seen["state"] == "admitted", seen
 
 

@@ -1,13 +1,13 @@
 """The benchmark's own rules: which phases and rates a command line asks for, where sustained's
 refinement tries next, which window of time a marathon's answer counts in, and what the app's
-batch counters say between two readings."""
+batch counters and its request durations say between two readings."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from bench.__main__ import parse
-from bench.app_metrics import BATCH_SERIES, batch_figures
+from bench.app_metrics import BATCH_SERIES, ServerLatency, batch_figures, samples
 from bench.config import DEFAULT_PHASES
 from bench.journey_checks import callbacks_accepted
 from bench.phases.sustained import refined_rate
@@ -74,3 +74,35 @@ def test_hold_batch_figures_are_per_batch_between_two_readings() -> None:
     assert batch_figures(before, after) == {"holds_per_batch": 2.5, "batch_ms": 20.0}
     assert batch_figures(before, before) is None  # no batch meanwhile: nothing to say
     assert batch_figures(None, after) is None  # an app without the counters
+
+
+def test_a_sample_of_the_exposition_keeps_its_labels_whatever_their_order() -> None:
+    text = (
+        "# TYPE x histogram\n"
+        'x_bucket{le="0.1",method="POST",route="/api/v1/bookings",status="201"} 7.0\n'
+        'x_bucket{status="201",le="+Inf",route="/api/v1/bookings",method="POST"} 9.0\n'
+        "y_total 3.0\n"
+    )
+    assert list(samples(text)) == [
+        (
+            "x_bucket",
+            {"le": "0.1", "method": "POST", "route": "/api/v1/bookings", "status": "201"},
+            7.0,
+        ),
+        (
+            "x_bucket",
+            {"status": "201", "le": "+Inf", "route": "/api/v1/bookings", "method": "POST"},
+            9.0,
+        ),
+        ("y_total", {}, 3.0),
+    ]
+
+
+def test_the_apps_latency_between_two_readings_counts_only_the_answers_given_between() -> None:
+    inf = float("inf")
+    before = {0.05: 100.0, 0.1: 100.0, 0.25: 100.0, inf: 100.0}
+    after = {0.05: 150.0, 0.1: 180.0, 0.25: 199.0, inf: 200.0}
+    figures = ServerLatency.between(before, after)
+    assert figures == ServerLatency(count=100, within_100ms=0.8, p99_at_most_ms=250.0)
+    assert ServerLatency.between(after, after) is None  # nothing answered between
+    assert ServerLatency.between(None, {0.1: 1.0, inf: 2.0}) == ServerLatency(2, 0.5, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from uuid import UUID
 
 from ticketflow.api.load_shedding import Line, LoadSheddingMiddleware, WaitingLine, line_of
 
@@ -49,6 +50,7 @@ async def test_nobody_queues_behind_those_already_waiting() -> None:
 
 
 EVENT = "0190c5d2-0000-7000-8000-000000000000"
+PLACE = "0190c5d2-0000-7000-8000-000000000001"
 
 
 def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_in_line() -> None:
@@ -101,8 +103,15 @@ async def _status(app: Any, method: str, path: str) -> int:
 
 async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_on() -> None:
     held = HeldRequests(expected=4)
-    shedding = LoadSheddingMiddleware(held, capacity=8, patience=0.01, room_share=0.25)
-    look = f"{API}/events/{EVENT}/queue/{EVENT}"
+    heard: list[tuple[UUID, UUID]] = []
+    shedding = LoadSheddingMiddleware(
+        held,
+        capacity=8,
+        patience=0.01,
+        room_share=0.25,
+        refused_look=lambda scope, event_id, ticket_id: heard.append((event_id, ticket_id)),
+    )
+    look = f"{API}/events/{EVENT}/queue/{PLACE}"
     looking = [asyncio.create_task(_status(shedding, "GET", look)) for _ in range(2)]
     others = [
         asyncio.create_task(_status(shedding, "POST", f"{API}/bookings")),
@@ -113,5 +122,10 @@ async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_
     shed = await asyncio.wait_for(_status(shedding, "GET", look), timeout=PATIENT)
     assert shed == 503
     assert held.inside == 4
+    # Refused, yet its buyer was there: the room hears the heartbeat (load_shedding.py).
+    assert heard == [(UUID(EVENT), UUID(PLACE))]
+    not_a_place = f"{API}/events/{EVENT}/queue/nonsense"
+    assert await asyncio.wait_for(_status(shedding, "GET", not_a_place), timeout=PATIENT) == 503
+    assert len(heard) == 1
     held.answer.set()
     assert await asyncio.gather(*looking, *others) == [200] * 4

@@ -20,8 +20,14 @@ Looks at waiting places (every waiting buyer's heartbeat) have a line of their o
 far more often than the admitted few book, and on a busy process the looks are what must give
 way, so the admitted buyers' holds are not kept waiting behind them on the event loop (the room
 benchmark: holds p99 above 1 s while the process answered looks). A look refused is cheap to
-repeat: the client looks again after `Retry-After`, and one missed heartbeat loses no place.
-Joining is not a look: once per buyer, it waits in the ordinary line.
+repeat: the client looks again after `Retry-After`. And a refused look is still a heartbeat:
+the buyer is there, asking; it is the app that is busy. Counted as absence, a busy app would
+skip the places whose looks it happened to refuse for a minute, those of the buyers whose
+looks fell into its busiest moments, and the line's order would depend on the app's load (the
+room benchmark on a slow host: the pre-queue's admission order failed its independence test).
+A heartbeat only keeps a place the line already has (adapters/waiting_rooms*.py), so a refused
+look, unauthenticated yet, can keep a place alive but never make one. Joining is not a look:
+once per buyer, it waits in the ordinary line.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ import logging
 import re
 import sys
 from collections import deque
+from collections.abc import Callable
 from enum import StrEnum
+from uuid import UUID
 
 from fastapi import FastAPI
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -92,7 +100,9 @@ class WaitingLine:
 
 
 PROVIDER_CALLBACKS = "/api/v1/payments/webhook"
-LOOK = re.compile(r"/api/v1/events/[^/]+/queue/[^/]+")
+LOOK = re.compile(r"/api/v1/events/([^/]+)/queue/([^/]+)")
+# Told of each look refused here: the room's event id and the place's ticket id.
+RefusedLook = Callable[[Scope, UUID, UUID], None]
 
 
 class Line(StrEnum):
@@ -116,8 +126,15 @@ class LoadSheddingMiddleware:
     connection free in time is a 503 too, whether a route, the booking hot path or another
     middleware was waiting for it (a route's error handlers see only the routes' share)."""
 
-    def __init__(self, app: ASGIApp, capacity: int, patience: float, room_share: float) -> None:
-        self.app = app
+    def __init__(
+        self,
+        app: ASGIApp,
+        capacity: int,
+        patience: float,
+        room_share: float,
+        refused_look: RefusedLook,
+    ) -> None:
+        self.app, self._refused_look = app, refused_look
         self.lines = {
             Line.ORDINARY: WaitingLine(capacity, patience),
             Line.ROOM: WaitingLine(max(1, int(capacity * room_share)), patience),
@@ -129,6 +146,8 @@ class LoadSheddingMiddleware:
             return
         line = self.lines[kind] if (kind := line_of(scope)) else None
         if line is not None and not await line.enter():
+            if kind is Line.ROOM:
+                self._still_there(scope)
             await _overloaded(scope, receive, send, "nothing was done for this request")
             return
         started = False
@@ -149,6 +168,22 @@ class LoadSheddingMiddleware:
             if line is not None:
                 line.leave()
 
+    def _still_there(self, scope: Scope) -> None:
+        """A refused look's heartbeat (module docstring), if its path names a place."""
+        found = LOOK.fullmatch(scope["path"])
+        if found is None:
+            return
+        try:
+            event_id, ticket_id = UUID(found[1]), UUID(found[2])
+        except ValueError:
+            return  # not a place: the route would have answered 422
+        self._refused_look(scope, event_id, ticket_id)
+
+
+def heard_by_the_room(scope: Scope, event_id: UUID, ticket_id: UUID) -> None:
+    """A refused look's heartbeat, heard by the app's waiting rooms like an answered one."""
+    scope["app"].state.bus.deps.rooms.still_there(event_id, ticket_id)
+
 
 async def _overloaded(scope: Scope, receive: Receive, send: Send, why: str) -> None:
     refusal = Overloaded(
@@ -167,4 +202,5 @@ def install_load_shedding(app: FastAPI, settings: Settings) -> None:
         capacity=settings.shed_requests_in_progress or sys.maxsize,
         patience=settings.shed_wait_seconds,
         room_share=settings.shed_room_share,
+        refused_look=heard_by_the_room,
     )

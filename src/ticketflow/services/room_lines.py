@@ -143,6 +143,13 @@ class RoomLines:
             loop = asyncio.get_running_loop()
             loop.call_later(WRITE_HEARTBEATS_AFTER, self._write_heartbeats, event_id)
 
+    def still_there(self, event_id: UUID, ticket_id: UUID, now: datetime) -> None:
+        """A look this process was too busy to answer: a heartbeat all the same, for a room
+        whose line it knows (one made up by the caller, or lost, keeps nothing here)."""
+        copy = self._copies.get(event_id)
+        if copy is not None and copy.lost is None:
+            self.heard(event_id, ticket_id, now)
+
     def _write_heartbeats(self, event_id: UUID) -> None:
         self._writes_due.discard(event_id)
         write = asyncio.ensure_future(self.write_heartbeats(event_id))

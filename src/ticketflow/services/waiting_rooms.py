@@ -137,6 +137,12 @@ class WaitingRooms:
             raise NotFound("No such place in this waiting room.")
         return self._view(place, event, room, snapshot, per_minute, now)
 
+    def still_there(self, event_id: UUID, ticket_id: UUID) -> None:
+        """A look at a place that this process was too busy to answer (api/load_shedding.py):
+        its heartbeat all the same. Written with the others; the line keeps it only for a place
+        it has (a made-up ticket id keeps nothing)."""
+        self.lines.still_there(event_id, ticket_id, self._clock.now())
+
     def per_minute(self, event_id: UUID, room: WaitingRoom) -> float:
         measured = self._rates.per_second(event_id)
         return admitted_per_minute(room.admit_per_minute, measured, self._fraction, self._floor)
