@@ -59,6 +59,26 @@ class EventPageRequests:
 
 
 @dataclass(frozen=True)
+class LookRequests:
+    """GET /events/{id}/queue/{ticket_id}: each waiting place looked at by its owner in turn
+    (a waiting room's heartbeat, the request its crowd sends most)."""
+
+    event_id: str
+    places: tuple[tuple[str, str], ...]  # (owner's access token, ticket id)
+
+    def requests(self, share: int, of: int) -> RequestStream:
+        looks = [
+            build_request(
+                "GET",
+                f"{API}/events/{self.event_id}/queue/{ticket_id}",
+                {"Authorization": f"Bearer {token}"},
+            )
+            for token, ticket_id in self.places[share::of]
+        ]
+        return _Fixed(looks, Outcome.OK)
+
+
+@dataclass(frozen=True)
 class BookingRequests:
     """POST /bookings of `quantity` on one ticket type, buyer tokens in turn; with
     `idempotency_keys`, each request has a fresh key, as a real client retrying safely would."""

@@ -33,7 +33,8 @@ from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 from bench.app_metrics import ServerLatency, answered_within, metric_totals
 from bench.context import Context, PhaseResult
 from bench.invariants import OK, check_sale_by_count
-from bench.phases.common import finish
+from bench.phases.common import finish, measured
+from bench.requests import LookRequests, Outcome
 from bench.room_stats import Arrival, join_vs_admission, overtakers
 from bench.seed import Sale, access_tokens, accounts
 from bench.stats import latency_summary
@@ -50,6 +51,9 @@ ROOM_COUNTERS = (
     "ticketflow_waiting_room_abandoned_total",
 )
 LAG_PROBE_SECONDS = 0.05  # how often the bench's own event loop is checked for lateness
+LOOKED_AT = 2_000  # places waiting in the room whose looks measure the queue's own ceiling
+# That room admits one a minute: its places wait, with positions, while they are looked at.
+SLOW_ROOM = {"enabled": True, "admit_per_minute": 1, "session_minutes": 10}
 
 
 @dataclass
@@ -151,7 +155,51 @@ async def room(context: Context) -> PhaseResult:
         holds_before, await answered_within(base, "POST", f"{API}/bookings", 201)
     )
     tally.room_counters = await metric_totals(base, ROOM_COUNTERS)
-    return await finish(context, await _result(context, sale, buyers, tally, elapsed, opened.at))
+    result = await _result(context, sale, buyers, tally, elapsed, opened.at)
+    await _queue_ceiling(context, [b.token for b in buyers[:LOOKED_AT]], result)
+    return await finish(context, result)
+
+
+async def _queue_ceiling(context: Context, tokens: list[str], result: PhaseResult) -> None:
+    """The queue endpoints' own rate, measured like `ceiling`'s: what the sale above shows is
+    how often its crowd looks (its demand), not how fast looks can be answered. Places waiting
+    in a room of their own, each looked at by its owner in turn, closed loop, on the load
+    generator with `ceiling`'s connections and duration."""
+    config = context.config
+    room = await context.new_sale(
+        1, title="Bench waiting room looks", waiting_room=SLOW_ROOM, max_tickets_per_buyer=None
+    )
+    queue = f"{API}/events/{room.event_id}/queue"
+    places: list[tuple[str, str]] = []
+    async with aiohttp.ClientSession(context.app.running.base_url) as http:
+        joins = asyncio.Semaphore(BOOKING_CONNECTIONS)
+
+        async def join(token: str) -> None:
+            async with joins, http.post(queue, headers={"Authorization": f"Bearer {token}"}) as a:
+                if a.status == 200:
+                    places.append((token, (await a.json())["ticket_id"]))
+
+        await asyncio.gather(*(join(token) for token in tokens))
+    job = context.job(
+        mode="closed",
+        requests=LookRequests(room.event_id, tuple(places)),
+        connections=config.connections,
+        duration=config.duration,
+    )
+    m = await context.drive(job, "room: the queue's own ceiling (looks)")
+    per_s = m.count(Outcome.OK) / m.elapsed
+    ceiling = context.results.get("ceiling")
+    result.summary |= {
+        "queue_ceiling_places": len(places),
+        "queue_ceiling_req_per_s": round(per_s),
+        "queue_ceiling_errors": m.count(Outcome.ERROR) + m.count(Outcome.TIMEOUT),
+        "queue_ceiling_share_of_ceiling": (
+            round(per_s / ceiling.summary["req_per_s"], 3) if ceiling else None
+        ),
+    }
+    for outcome, figures in m.outcomes().items():
+        result.outcomes[f"look {outcome} (queue ceiling)"] = figures
+    result.details["queue_ceiling"] = measured(m)
 
 
 async def _own_lag(lag: HdrHistogram) -> None:

@@ -79,11 +79,14 @@ _HANDED_ON = "ticketflow.booking_hot_path.handed_on"
 
 
 class HotPathRoute(Route):
-    """`POST /api/v1/bookings`, registered by api/app.py ahead of the ordinary route: served by
-    the app's BookingHotPath (built in its lifespan, once the bus exists)."""
+    """A hot path, registered by api/app.py ahead of the ordinary route it stands in for; by
+    default `POST /api/v1/bookings`, served by the app's BookingHotPath (built in its lifespan,
+    once the bus exists). What it hands on (`ordinary_route`) goes to the ordinary route."""
 
-    def __init__(self) -> None:
-        super().__init__(PATH, _Served(), methods=["POST"], include_in_schema=False)
+    def __init__(
+        self, path: str = PATH, served: ASGIApp | None = None, method: str = "POST"
+    ) -> None:
+        super().__init__(path, served or _Served(), methods=[method], include_in_schema=False)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope.get(_HANDED_ON):
@@ -100,7 +103,7 @@ class _Served:
 
 
 async def ordinary_route(scope: Scope, receive: Receive, send: Send) -> None:
-    """Hand the request to the ordinary route (api/routes/bookings.py), through the router."""
+    """Hand the request to the ordinary route (api/routes/), through the router."""
     scope[_HANDED_ON] = True
     await scope["app"].router(scope, receive, send)
 

@@ -1,0 +1,90 @@
+"""A look at a waiting place on its hot path (api/room_hot_path.py): every answer, refusals
+included, byte for byte what the ordinary route (api/routes/waiting_room.py) gives."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import httpx
+from starlette.routing import Match
+
+from ticketflow.adapters.clock import ManualClock
+from ticketflow.api.room_hot_path import PATH
+
+from ..builders import API, account, event_on_sale
+from .conftest import RunningApp, Stack, running_app
+from .test_waiting_room import join, room_sale
+
+
+def _look_route_at(app: RunningApp, path: str) -> int | None:
+    """Where the hot path's route is in the app's routes, if it matches `path`."""
+    scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+    for index, route in enumerate(app.app.router.routes):
+        if getattr(route, "path", None) == PATH and route.matches(scope)[0] is Match.FULL:
+            return index
+    return None
+
+
+async def _both(
+    app: RunningApp, path: str, headers: dict[str, str]
+) -> tuple[httpx.Response, httpx.Response]:
+    """The hot path's answer, then the ordinary route's (the hot path's route taken out)."""
+    client = app.client()
+    hot = await client.get(path, headers=headers)
+    at = _look_route_at(app, path)
+    routes = app.app.router.routes
+    taken = routes.pop(at) if at is not None else None
+    try:
+        ordinary = await client.get(path, headers=headers)
+    finally:
+        if taken is not None:
+            routes.insert(at or 0, taken)
+    return hot, ordinary
+
+
+async def test_every_look_is_answered_as_the_route_answers_it(
+    stack: Stack, clock: ManualClock
+) -> None:
+    async with running_app(stack.settings(), clock) as app:
+        sale = await room_sale(app.bus, clock, sale_in=30, admit_per_minute=60)
+        first, second, stranger = [await account(app.bus) for _ in range(3)]
+        places = [await join(app.client(), buyer, sale.event.id) for buyer in (first, second)]
+        no_room = await event_on_sale(app.bus)
+        queue = f"{API}/events/{sale.event.id}/queue"
+
+        def of(place: dict[str, str]) -> str:
+            return f"{queue}/{place['ticket_id']}"
+
+        before_opening = [
+            (of(places[0]), first.headers, 200),  # in the pre-queue: no position yet
+            (of(places[1]), stranger.headers, 404),  # someone else's place
+            (f"{queue}/{uuid4()}", first.headers, 404),
+            (f"{API}/events/{no_room.event.id}/queue/{uuid4()}", first.headers, 409),
+            (f"{API}/events/{uuid4()}/queue/{uuid4()}", first.headers, 404),
+            (of(places[0]), {}, 401),  # no token: handed to the route
+            (of(places[0]), {"Authorization": "Bearer a.b.c"}, 401),  # a bad one, likewise
+            (f"{queue}/not-a-place", first.headers, 404),  # never matches the hot path
+        ]
+        clock.advance(31)  # open a second: one admitted (one a second), the other waits
+        after_opening = [
+            (of(places[0]), first.headers, 200),  # one admitted (its token), one waiting
+            (of(places[1]), second.headers, 200),  # (its position): the shuffle says which
+        ]
+        for path, _, _ in before_opening[:5] + after_opening:
+            assert _look_route_at(app, path) is not None, path
+        for path, headers, status in before_opening + after_opening:
+            hot, ordinary = await _both(app, path, headers)
+            assert hot.status_code == ordinary.status_code == status, (path, hot.text)
+            assert hot.content == ordinary.content, (path, hot.text, ordinary.text)
+            for header in ("content-type", "www-authenticate"):
+                assert hot.headers.get(header) == ordinary.headers.get(header), (path, header)
+        looked = [
+            (await app.client().get(of(place), headers=buyer.headers)).json()
+            for place, buyer in zip(places, (first, second), strict=True)
+        ]
+        states = {seen["state"]: seen for seen in looked}
+        assert set(states) == {"admitted", "waiting"}, looked
+        assert states["admitted"]["admission_token"] and states["waiting"]["position"] == 1
+        assert [UUID(seen["ticket_id"]) for seen in looked] == [
+            UUID(place["ticket_id"]) for place in places
+        ]
