@@ -56,9 +56,12 @@ def samples(exposition: str) -> Iterator[tuple[str, dict[str, str], float]]:
         yield name, labels, float(after_labels.split()[0])
 
 
-async def metric_totals(base_url: str, names: tuple[str, ...]) -> dict[str, float] | None:
+async def metric_totals(
+    base_url: str, names: tuple[str, ...], *, missing_is_zero: bool = False
+) -> dict[str, float] | None:
     """Each named series summed over its labels (and the worker processes), as `/metrics` says
-    now; None if the app serves no metrics or lacks one of them."""
+    now; None if the app serves no metrics or lacks one of them (unless `missing_is_zero`: a
+    labelled counter appears only once counted)."""
     exposition = await _exposition(base_url)
     if exposition is None:
         return None
@@ -68,7 +71,7 @@ async def metric_totals(base_url: str, names: tuple[str, ...]) -> dict[str, floa
         if name in totals:
             totals[name] += value
             seen.add(name)
-    return totals if seen == set(totals) else None
+    return totals if missing_is_zero or seen == set(totals) else None
 
 
 async def answered_within(

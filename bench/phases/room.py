@@ -154,7 +154,7 @@ async def room(context: Context) -> PhaseResult:
     tally.server_holds = ServerLatency.between(
         holds_before, await answered_within(base, "POST", f"{API}/bookings", 201)
     )
-    tally.room_counters = await metric_totals(base, ROOM_COUNTERS)
+    tally.room_counters = await metric_totals(base, ROOM_COUNTERS, missing_is_zero=True)
     result = await _result(context, sale, buyers, tally, elapsed, opened.at)
     await _queue_ceiling(context, [b.token for b in buyers[:LOOKED_AT]], result)
     return await finish(context, result)

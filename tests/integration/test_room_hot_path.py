@@ -1,5 +1,6 @@
-"""A look at a waiting place on its hot path (api/room_hot_path.py): every answer, refusals
-included, byte for byte what the ordinary route (api/routes/waiting_room.py) gives."""
+"""A look at a waiting place and a join on their hot path (api/room_hot_path.py): every
+answer, refusals included, byte for byte what the ordinary routes (api/routes/waiting_room.py)
+give."""
 
 from __future__ import annotations
 
@@ -9,33 +10,34 @@ import httpx
 from starlette.routing import Match
 
 from ticketflow.adapters.clock import ManualClock
-from ticketflow.api.room_hot_path import PATH
+from ticketflow.api.room_hot_path import JOIN, PATH
 
 from ..builders import API, account, event_on_sale
 from .conftest import RunningApp, Stack, running_app
 from .test_waiting_room import join, room_sale
 
 
-def _look_route_at(app: RunningApp, path: str) -> int | None:
+def _hot_route_at(app: RunningApp, path: str, method: str = "GET") -> int | None:
     """Where the hot path's route is in the app's routes, if it matches `path`."""
-    scope = {"type": "http", "method": "GET", "path": path, "root_path": ""}
+    scope = {"type": "http", "method": method, "path": path, "root_path": ""}
     for index, route in enumerate(app.app.router.routes):
-        if getattr(route, "path", None) == PATH and route.matches(scope)[0] is Match.FULL:
+        hot = getattr(route, "path", None) in (PATH, JOIN)
+        if hot and route.matches(scope)[0] is Match.FULL:
             return index
     return None
 
 
 async def _both(
-    app: RunningApp, path: str, headers: dict[str, str]
+    app: RunningApp, path: str, headers: dict[str, str], method: str = "GET"
 ) -> tuple[httpx.Response, httpx.Response]:
     """The hot path's answer, then the ordinary route's (the hot path's route taken out)."""
     client = app.client()
-    hot = await client.get(path, headers=headers)
-    at = _look_route_at(app, path)
+    hot = await client.request(method, path, headers=headers)
+    at = _hot_route_at(app, path, method)
     routes = app.app.router.routes
     taken = routes.pop(at) if at is not None else None
     try:
-        ordinary = await client.get(path, headers=headers)
+        ordinary = await client.request(method, path, headers=headers)
     finally:
         if taken is not None:
             routes.insert(at or 0, taken)
@@ -71,7 +73,7 @@ async def test_every_look_is_answered_as_the_route_answers_it(
             (of(places[1]), second.headers, 200),  # (its position): the shuffle says which
         ]
         for path, _, _ in before_opening[:5] + after_opening:
-            assert _look_route_at(app, path) is not None, path
+            assert _hot_route_at(app, path) is not None, path
         for path, headers, status in before_opening + after_opening:
             hot, ordinary = await _both(app, path, headers)
             assert hot.status_code == ordinary.status_code == status, (path, hot.text)
@@ -88,3 +90,40 @@ async def test_every_look_is_answered_as_the_route_answers_it(
         assert [UUID(seen["ticket_id"]) for seen in looked] == [
             UUID(place["ticket_id"]) for place in places
         ]
+
+
+async def test_every_join_is_answered_as_the_route_answers_it(
+    stack: Stack, clock: ManualClock
+) -> None:
+    """Joining again gives the same place, so the route's answer to the second join is the hot
+    path's to the first."""
+    async with running_app(stack.settings(), clock) as app:
+        sale = await room_sale(app.bus, clock, sale_in=30, admit_per_minute=60)
+        early, late = await account(app.bus), await account(app.bus)
+        no_room = await event_on_sale(app.bus)
+        queue = f"{API}/events/{sale.event.id}/queue"
+        before_opening = [
+            (queue, early.headers, 200),  # in the pre-queue
+            (f"{API}/events/{no_room.event.id}/queue", early.headers, 409),
+            (f"{API}/events/{uuid4()}/queue", early.headers, 404),
+            (queue, {}, 401),
+            (queue, {"Authorization": "Bearer a.b.c"}, 401),
+        ]
+        for path, headers, status in before_opening:
+            await _same_join(app, path, headers, status)
+        clock.advance(31)  # a join after the opening: first come, with its position
+        joined = await _same_join(app, queue, late.headers, 200)
+        assert joined["position"] == 1 and joined["state"] == "waiting", joined
+
+
+async def _same_join(
+    app: RunningApp, path: str, headers: dict[str, str], status: int
+) -> dict[str, object]:
+    assert _hot_route_at(app, path, "POST") is not None, path
+    hot, ordinary = await _both(app, path, headers, "POST")
+    assert hot.status_code == ordinary.status_code == status, (path, hot.text)
+    assert hot.content == ordinary.content, (path, hot.text, ordinary.text)
+    for header in ("content-type", "www-authenticate"):
+        assert hot.headers.get(header) == ordinary.headers.get(header), (path, header)
+    answer: dict[str, object] = hot.json()
+    return answer

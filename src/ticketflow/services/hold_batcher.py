@@ -37,7 +37,7 @@ from ticketflow.domain.errors import DomainError, NotFound
 from ticketflow.domain.events import TicketsHeld
 from ticketflow.domain.model import Booking
 from ticketflow.domain.waiting_room import unadmitted_refusal
-from ticketflow.services.hold_rates import HoldRates
+from ticketflow.services.hold_rates import SLOW_HOLD, HoldRates
 from ticketflow.services.unit_of_work import KeyClaim, UnitOfWork
 
 
@@ -52,6 +52,7 @@ class _Hold:
     key: KeyScope | None  # claimed already by its request
     claim: KeyClaim | None  # or to be claimed here
     admitted: bool  # checked with an admission from the event's waiting room (it was on)
+    queued_at: float  # time.monotonic() when it reached the batcher
 
 
 class HoldBatcher:
@@ -96,7 +97,7 @@ class HoldBatcher:
                 partial(self._allocate, ticket_type_id), self._max_batch, window=self._window
             )
             self._queues[ticket_type_id] = queue
-        return await queue.submit(_Hold(booking, meta, key, claim, admitted))
+        return await queue.submit(_Hold(booking, meta, key, claim, admitted, time.monotonic()))
 
     async def _allocate(
         self, ticket_type_id: UUID, batch: list[_Hold]
@@ -205,7 +206,9 @@ class HoldBatcher:
                 self.holds_committed += len(held)
                 metrics.HOLD_BATCH_HOLDS.observe(len(held))
                 metrics.HOLD_BATCH_SECONDS.observe(took)
-                self._rates.served(event_id, len(held), took)
+                slow_since = time.monotonic() - SLOW_HOLD
+                slow = sum(item.queued_at < slow_since for item in batch)
+                self._rates.served(event_id, len(held), took, slow)
         for claim, _, answer in answered:
             claim.kept = answer
         if left == 0:

@@ -144,8 +144,9 @@ class WaitingRooms:
         self.lines.still_there(event_id, ticket_id, self._clock.now())
 
     def per_minute(self, event_id: UUID, room: WaitingRoom) -> float:
-        measured = self._rates.per_second(event_id)
-        return admitted_per_minute(room.admit_per_minute, measured, self._fraction, self._floor)
+        auto = room.admit_per_minute is None
+        paced = self._rates.pace(event_id, self._clock.now()) if auto else None
+        return admitted_per_minute(room.admit_per_minute, paced, self._fraction, self._floor)
 
     async def _advance(self, event: Event, per_minute: float, now: datetime) -> Advance | None:
         """This visit's round of admissions: none before the sale opens."""
