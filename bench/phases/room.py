@@ -31,6 +31,7 @@ import aiohttp
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
 
 from bench.app_metrics import ServerLatency, answered_within, metric_totals
+from bench.booking_desk import BookingDesk
 from bench.context import Context, PhaseResult
 from bench.invariants import OK, check_sale_by_count
 from bench.phases.common import finish, measured
@@ -111,10 +112,9 @@ async def room(context: Context) -> PhaseResult:
             base, connector=aiohttp.TCPConnector(limit=config.room_connections), timeout=timeout
         ) as http,
         # Bookings on connections of their own, as each buyer's browser has: an admitted
-        # buyer's hold does not wait behind thousands of other people's looks in our pool.
-        aiohttp.ClientSession(
-            base, connector=aiohttp.TCPConnector(limit=BOOKING_CONNECTIONS), timeout=timeout
-        ) as booking_http,
+        # buyer's hold does not wait behind thousands of other people's looks in our pool,
+        # nor behind their conversations on our event loop (bench/booking_desk.py).
+        BookingDesk(base, BOOKING_CONNECTIONS, timeout) as booking_http,
     ):
         visit = _Visits(
             http, booking_http, sale.event_id, sale.ticket_type_id, config.room_poll, tally
@@ -220,7 +220,7 @@ class _Visits:
     def __init__(
         self,
         http: aiohttp.ClientSession,
-        booking_http: aiohttp.ClientSession,
+        booking_http: BookingDesk,
         event_id: str,
         ticket_type_id: str,
         poll: float,
@@ -265,20 +265,17 @@ class _Visits:
         if place["state"] != "admitted" or not token or sold_out.is_set():
             return
         buyer.admitted_at = _issued_at(token)
-        sent = time.monotonic()
         try:
-            async with self._booking_http.post(
+            buyer.booked, took = await self._booking_http.post(
                 f"{API}/bookings",
-                json=self._booking,
-                headers={**headers, **_key(), "TicketFlow-Admission": token},
-            ) as answer:
-                await answer.read()
-                buyer.booked = answer.status
+                self._booking,
+                {**headers, **_key(), "TicketFlow-Admission": token},
+            )
         except (aiohttp.ClientError, TimeoutError) as failed:
             self._tally.error(f"POST bookings {type(failed).__name__}")
             return
-        self._tally.holds.record_value(max(1, round((time.monotonic() - sent) * 1e6)))
-        if answer.status == 409:
+        self._tally.holds.record_value(max(1, round(took * 1e6)))
+        if buyer.booked == 409:
             sold_out.set()  # a real client stops looking once the sale is over
 
     async def unadmitted(self, buyer: Buyer) -> None:
@@ -286,11 +283,7 @@ class _Visits:
         await asyncio.sleep(random.uniform(0, 5))
         headers = {"Authorization": f"Bearer {buyer.token}", **_key()}
         try:
-            async with self._booking_http.post(
-                f"{API}/bookings", json=self._booking, headers=headers
-            ) as answer:
-                await answer.read()
-                status = answer.status
+            status, _ = await self._booking_http.post(f"{API}/bookings", self._booking, headers)
         except (aiohttp.ClientError, TimeoutError) as failed:
             self._tally.error(f"POST unadmitted booking {type(failed).__name__}")
             return

@@ -70,24 +70,27 @@ def test_old_batches_weigh_less_than_recent_ones() -> None:
 
 
 def test_a_second_of_prompt_holds_raises_the_pace_and_slow_ones_halve_it() -> None:
-    assert paced(400.0, holds=100, slow=0, best=3_000) == 500.0  # probing up by a quarter
-    assert paced(400.0, holds=100, slow=1, best=3_000) == 500.0  # 1% slow: still prompt
-    assert paced(400.0, holds=100, slow=2, best=3_000) == 200.0  # more: backing off
-    assert paced(400.0, holds=0, slow=0, best=3_000) == 400.0  # nothing served: nothing learnt
-    assert paced(2_800.0, holds=100, slow=0, best=3_000) == 3_000  # never past the best measured
+    assert paced(400.0, holds=100, slow=0, best=3_000, served=50) == 500.0  # probing up
+    assert paced(400.0, holds=100, slow=1, best=3_000, served=50) == 500.0  # 1% slow: prompt
+    assert paced(400.0, holds=100, slow=2, best=3_000, served=50) == 200.0  # more: backing off
+    assert paced(400.0, holds=100, slow=2, best=3_000, served=300) == 300.0  # not under served
+    assert paced(400.0, holds=0, slow=0, best=3_000, served=50) == 400.0  # nothing learnt
+    assert paced(2_800.0, holds=100, slow=0, best=3_000, served=50) == 3_000  # never past best
 
 
 def test_an_auto_rooms_pace_starts_from_the_measure_and_moves_once_a_second() -> None:
     """Admitting fewer than the engine could serve, a room's holds come in batches of one,
-    whose rate is one transaction's: the pace climbs past it while its holds stay prompt."""
+    whose rate is one transaction's: the pace does not follow that measure down."""
     rates, now = HoldRates(), datetime(2026, 12, 6, tzinfo=UTC)
     assert rates.pace(EVENT, now) is None  # nothing measured yet: the room's floor
     rates.served(OTHER, holds=3_000, seconds=1.0)  # the engine, in a burst: 3,000/s
     assert rates.pace(EVENT, now) == pytest.approx(3_000)
-    rates.served(EVENT, holds=10, seconds=0.1, slow=10)
-    assert rates.pace(EVENT, now + timedelta(seconds=0.5)) == pytest.approx(3_000)  # not yet
-    assert rates.pace(EVENT, now + timedelta(seconds=1)) == pytest.approx(1_500)  # backed off
     for _ in range(TRUSTED_AFTER_HOLDS):
         rates.served(EVENT, holds=1, seconds=0.02)  # lone holds, 20 ms each, all prompt
     assert (rates.per_second(EVENT) or 0) < 100  # its own measure: one transaction's rate
-    assert rates.pace(EVENT, now + timedelta(seconds=2)) == pytest.approx(1_875)  # probing up
+    assert rates.pace(EVENT, now + timedelta(seconds=1)) == pytest.approx(3_000)  # the best
+    rates.served(EVENT, holds=10, seconds=0.1, slow=10)
+    assert rates.pace(EVENT, now + timedelta(seconds=1.5)) == pytest.approx(3_000)  # not yet
+    assert rates.pace(EVENT, now + timedelta(seconds=2)) == pytest.approx(1_500)  # backed off
+    rates.served(EVENT, holds=5, seconds=0.1)
+    assert rates.pace(EVENT, now + timedelta(seconds=3)) == pytest.approx(1_875)  # probing up

@@ -176,7 +176,7 @@ class LoadSheddingMiddleware:
         try:
             event_id, ticket_id = UUID(found[1]), UUID(found[2])
         except ValueError:
-            return  # not a place: the route would have answered 422
+            return  # not a place: the route answers 404
         self._refused_look(scope, event_id, ticket_id)
 
 

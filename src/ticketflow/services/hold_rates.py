@@ -17,9 +17,10 @@ admits fewer still: the room settled at 48-51 admissions/s where the engine serv
 holds/s (the room benchmark, sixth session). So the rate an "auto" room admits at is paced
 by what its holds experience (`pace`): it starts from the measure above, and each second moves
 by the holds served since: more than 1% of them slower than `SLOW_HOLD` (from their request
-reaching the batcher to their commit) halves it; all prompt raises it by a quarter, up to the
-most the engine was ever measured to serve. Probing up and backing off, as TCP finds a path's
-capacity: the room admits as fast as holds are served promptly, which is its point."""
+reaching the batcher to their commit) halves it, down to the measure above at most; all prompt
+raises it by a quarter, up to the most the engine was ever measured to serve. Probing up and
+backing off, as TCP finds a path's capacity: the room admits as fast as holds are served
+promptly, which is its point."""
 
 from __future__ import annotations
 
@@ -85,14 +86,16 @@ class Pace:
     slow: int = 0
 
 
-def paced(pace: float, holds: int, slow: int, best: float) -> float:
+def paced(pace: float, holds: int, slow: int, best: float, served: float) -> float:
     """The pace after a second in which `holds` were served and `slow` of the batches' requests
-    were slow: halved if more than SLOW_SHARE of `holds`, else raised by a quarter (to `best`
-    at most); unmoved by a second without holds, which says nothing of the engine."""
+    were slow: halved if more than SLOW_SHARE of `holds`, but never below the rate the event's
+    holds are `served` at (slow holds on an event loop busy with other work are not the room's
+    doing, and admitting slower than holds are served would only lengthen the line); else raised
+    by a quarter, to `best` at most. Unmoved by a second without holds: it says nothing."""
     if holds == 0:
         return pace
     if slow > SLOW_SHARE * holds:
-        return pace * BACK_OFF
+        return max(served, pace * BACK_OFF)
     return max(pace, min(best, pace * PROBE))
 
 
@@ -139,6 +142,7 @@ class HoldRates:
             pace = self._paces[event_id] = Pace(start, now)
         elif now - pace.at >= PACED_EVERY:
             best = max(self._best, pace.per_second)
-            pace.per_second = paced(pace.per_second, pace.holds, pace.slow, best)
+            served = self.per_second(event_id) or 0.0
+            pace.per_second = paced(pace.per_second, pace.holds, pace.slow, best, served)
             pace.at, pace.holds, pace.slow = now, 0, 0
         return pace.per_second
