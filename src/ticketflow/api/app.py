@@ -13,6 +13,7 @@ from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.payment_gateway import PaymentGateway
 from ticketflow.adapters.security import Passwords
 from ticketflow.api.booking_hot_path import BookingHotPath, HotPathRoute
+from ticketflow.api.direct_routes import direct_routes
 from ticketflow.api.errors import install_error_handlers
 from ticketflow.api.hardening import install_hardening
 from ticketflow.api.idempotency import IdempotencyMiddleware, KeyedRequests
@@ -20,7 +21,6 @@ from ticketflow.api.load_shedding import install_load_shedding
 from ticketflow.api.observability import install_observability
 from ticketflow.api.openapi_contract import document_api_contract
 from ticketflow.api.rate_limit_guards import install_rate_limits
-from ticketflow.api.room_hot_path import join_route, look_route
 from ticketflow.api.routes import (
     admin,
     auth,
@@ -183,7 +183,7 @@ def create_app(
     # POST /bookings, a flash sale's traffic: the hot path first; it hands what it doesn't
     # serve to the ordinary route of routes/bookings.py (see api/booking_hot_path.py).
     app.router.routes.insert(0, HotPathRoute())  # first: matched before any other
-    app.router.routes[1:1] = [look_route(), join_route()]  # a waiting room's, likewise
+    app.router.routes[1:1] = direct_routes()  # what crowds send most, likewise
     for router in (auth.router, events.router, bookings.router, payments.router, admin.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(check_in_routes.router, prefix=API_PREFIX)

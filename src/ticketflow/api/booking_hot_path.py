@@ -87,6 +87,7 @@ class HotPathRoute(Route):
         self, path: str = PATH, served: ASGIApp | None = None, method: str = "POST"
     ) -> None:
         super().__init__(path, served or _Served(), methods=[method], include_in_schema=False)
+        self.methods = {method}  # not HEAD as well, which Starlette adds to a GET: FastAPI doesn't
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope.get(_HANDED_ON):

@@ -49,7 +49,7 @@ class CatalogRead:
 # One dependency, not the three (and the caller's own two) the other routes resolve: FastAPI's
 # resolution of six was about a third of a hit's CPU (bench/README.md, issue 15). async: FastAPI
 # runs a plain `def` dependency in a worker thread, which cost more than the rest of a hit.
-async def _catalog_read(request: Request) -> CatalogRead:
+async def catalog_read(request: Request) -> CatalogRead:
     bus: MessageBus = request.app.state.bus  # a read spends no Idempotency-Key
     bodies: StoredBodies = request.app.state.stored_bodies
     return CatalogRead(bus, bodies, await request_caller(bus, request.scope))
@@ -58,7 +58,7 @@ async def _catalog_read(request: Request) -> CatalogRead:
 # The public reads' fast path: a hit is the stored JSON bytes with availability laid in
 # (api/stored_bodies.py), from copies this process keeps (services/catalog_views.py); no
 # database read, no model validation or serialization.
-Read = Annotated[CatalogRead, Depends(_catalog_read)]
+Read = Annotated[CatalogRead, Depends(catalog_read)]
 # The bearer token is optional on these reads (drafts, `mine`): documented as FastAPI documents
 # an optional HTTPBearer dependency (api/deps.py), without resolving one.
 OPTIONAL_BEARER: dict[str, Any] = {"security": [{}, {"HTTPBearer": []}]}

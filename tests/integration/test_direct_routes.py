@@ -1,6 +1,6 @@
-"""A look at a waiting place and a join on their hot path (api/room_hot_path.py): every
-answer, refusals included, byte for byte what the ordinary routes (api/routes/waiting_room.py)
-give."""
+"""The direct routes (api/direct_routes.py): a look at a waiting place, a join and the public
+catalog reads, every answer, refusals included, byte for byte what the ordinary routes
+(api/routes/waiting_room.py, api/routes/events.py) give."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import httpx
 from starlette.routing import Match
 
 from ticketflow.adapters.clock import ManualClock
-from ticketflow.api.room_hot_path import JOIN, PATH
+from ticketflow.api.direct_routes import EVENT, EVENTS, JOIN, LOOK
+from ticketflow.domain.model import Role
 
 from ..builders import API, account, event_on_sale
 from .conftest import RunningApp, Stack, running_app
@@ -18,10 +19,10 @@ from .test_waiting_room import join, room_sale
 
 
 def _hot_route_at(app: RunningApp, path: str, method: str = "GET") -> int | None:
-    """Where the hot path's route is in the app's routes, if it matches `path`."""
+    """Where the direct route is in the app's routes, if one matches `path`."""
     scope = {"type": "http", "method": method, "path": path, "root_path": ""}
     for index, route in enumerate(app.app.router.routes):
-        hot = getattr(route, "path", None) in (PATH, JOIN)
+        hot = getattr(route, "path", None) in (LOOK, JOIN, EVENT, EVENTS)
         if hot and route.matches(scope)[0] is Match.FULL:
             return index
     return None
@@ -33,7 +34,7 @@ async def _both(
     """The hot path's answer, then the ordinary route's (the hot path's route taken out)."""
     client = app.client()
     hot = await client.request(method, path, headers=headers)
-    at = _hot_route_at(app, path, method)
+    at = _hot_route_at(app, path.split("?")[0], method)
     routes = app.app.router.routes
     taken = routes.pop(at) if at is not None else None
     try:
@@ -127,3 +128,41 @@ async def _same_join(
         assert hot.headers.get(header) == ordinary.headers.get(header), (path, header)
     answer: dict[str, object] = hot.json()
     return answer
+
+
+async def test_every_catalog_read_is_answered_as_the_route_answers_it(
+    stack: Stack, clock: ManualClock
+) -> None:
+    async with running_app(stack.settings(), clock) as app:
+        organizer = await account(app.bus, Role.MANAGER)
+        sale = await event_on_sale(app.bus, organizer, totals=(100, 50))
+        draft = await event_on_sale(app.bus, organizer, publish=False)
+        stranger = await account(app.bus)
+        event, events = f"{API}/events/{sale.event.id}", f"{API}/events"
+        first = await app.client().get(event)
+        listed = await app.client().get(events)
+        cases = [
+            (event, {}, 200),
+            (event, stranger.headers, 200),
+            (event, {"If-None-Match": first.headers["etag"]}, 304),
+            (event, {"If-None-Match": '"stale"'}, 200),
+            (f"{API}/events/{draft.event.id}", organizer.headers, 200),  # private, its own
+            (f"{API}/events/{draft.event.id}", stranger.headers, 404),
+            (f"{API}/events/{uuid4()}", {}, 404),
+            (event, {"Authorization": "Bearer a.b.c"}, 401),
+            (events, {}, 200),
+            (events, {"If-None-Match": listed.headers["etag"]}, 304),
+            (f"{events}?limit=1", {}, 200),  # handed to the route, which reads the query
+            (f"{events}?mine=true", organizer.headers, 200),
+            (f"{events}?limit=0", {}, 422),
+            (events, {"Authorization": "Bearer a.b.c"}, 401),
+        ]
+        for path, headers, status in cases:
+            assert _hot_route_at(app, path.split("?")[0]) is not None, path
+            hot, ordinary = await _both(app, path, headers)
+            assert hot.status_code == ordinary.status_code == status, (path, hot.text)
+            assert hot.content == ordinary.content, (path, hot.text, ordinary.text)
+            for header in ("content-type", "etag", "cache-control", "x-cache", "www-authenticate"):
+                assert hot.headers.get(header) == ordinary.headers.get(header), (path, header)
+        head = await app.client().head(event)  # the routes answer GET only
+        assert head.status_code == 405, head.text
