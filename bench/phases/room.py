@@ -24,6 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -66,6 +67,10 @@ class Buyer:
     pre_queue: bool = False  # answered without a position: the pre-queue's order is not drawn
     admitted_at: float | None = None  # the admission token's `iat`
     booked: int | None = None  # status of its booking
+    looks: int = 0  # looks answered 200 (its heartbeats, as far as it knows)
+    last_look: float = 0.0
+    asked: list[tuple[float, int]] = field(default_factory=list)  # (answered at, status)
+    last_state: str = ""
 
 
 @dataclass
@@ -76,6 +81,7 @@ class Tally:
     holds: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
     unadmitted: dict[int, int] = field(default_factory=dict)
     client_lag: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 60_000_000, 3))
+    pool_wait: HdrHistogram = field(default_factory=lambda: HdrHistogram(1, 600_000_000, 3))
     server_holds: ServerLatency | None = None
     room_counters: dict[str, float] | None = None
 
@@ -109,7 +115,10 @@ async def room(context: Context) -> PhaseResult:
     started = time.monotonic()
     async with (
         aiohttp.ClientSession(
-            base, connector=aiohttp.TCPConnector(limit=config.room_connections), timeout=timeout
+            base,
+            connector=aiohttp.TCPConnector(limit=config.room_connections),
+            timeout=timeout,
+            trace_configs=[_pool_waits(tally.pool_wait)],
         ) as http,
         # Bookings on connections of their own, as each buyer's browser has: an admitted
         # buyer's hold does not wait behind thousands of other people's looks in our pool,
@@ -156,6 +165,7 @@ async def room(context: Context) -> PhaseResult:
     )
     tally.room_counters = await metric_totals(base, ROOM_COUNTERS, missing_is_zero=True)
     result = await _result(context, sale, buyers, tally, elapsed, opened.at)
+    _keep_buyers(context.config.results_dir / "room-buyers.json", buyers, opened.at)
     await _queue_ceiling(context, [b.token for b in buyers[:LOOKED_AT]], result)
     return await finish(context, result)
 
@@ -202,6 +212,46 @@ async def _queue_ceiling(context: Context, tokens: list[str], result: PhaseResul
     result.details["queue_ceiling"] = measured(m)
 
 
+def _keep_buyers(path: Path, buyers: list[Buyer], opened_at: float) -> None:
+    """Each buyer's conversation, in joining order, for questions the summary does not answer
+    (who was admitted when, against when they joined and looked): seconds from the opening."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    start = buyers[0].sent if buyers else 0.0
+    rows = [
+        {
+            "joined_s": round(b.sent - start, 3),
+            "answered_s": round(b.answered - start, 3),
+            "pre_queue": b.pre_queue,
+            "admitted_after_opening_s": (
+                None if b.admitted_at is None else round(b.admitted_at - opened_at, 3)
+            ),
+            "looks": b.looks,
+            "last_look_s": round(b.last_look - start, 3) if b.last_look else None,
+            "booked": b.booked,
+            "last_state": b.last_state,
+            "asked": [(round(at - start, 2), status) for at, status in b.asked],
+        }
+        for b in buyers
+    ]
+    path.write_text(json.dumps(rows))
+
+
+def _pool_waits(waits: HdrHistogram) -> aiohttp.TraceConfig:
+    """Records how long each queue request waited for one of the bench's connections: a wait
+    the app never sees, during which the buyer's look has not reached it."""
+    trace = aiohttp.TraceConfig()
+
+    async def queued(session: Any, context: Any, params: Any) -> None:
+        context.queued_at = time.monotonic()
+
+    async def dequeued(session: Any, context: Any, params: Any) -> None:
+        waits.record_value(max(1, round((time.monotonic() - context.queued_at) * 1e6)))
+
+    trace.on_connection_queued_start.append(queued)
+    trace.on_connection_queued_end.append(dequeued)
+    return trace
+
+
 async def _own_lag(lag: HdrHistogram) -> None:
     """How late this process's own timers fire while it drives the room: its latencies of the
     admitted buyers' holds include this much of its own waiting."""
@@ -245,7 +295,7 @@ class _Visits:
         headers = {"Authorization": f"Bearer {buyer.token}"}
         queue = f"{API}/events/{self._event_id}/queue"
         buyer.sent = time.monotonic()
-        place = await self._ask("POST", queue, headers)
+        place = await self._ask("POST", queue, headers, buyer.asked)
         buyer.answered = time.monotonic()
         joined()
         if place is None:
@@ -258,9 +308,12 @@ class _Visits:
             if buyer.pre_queue and time.time() < opening.at:  # looking on until the opening,
                 wait = min(wait, max(0.0, opening.at - time.time()) + random.uniform(0, wait))
             await asyncio.sleep(wait)
-            place = await self._ask("GET", f"{queue}/{buyer.ticket_id}", headers)
+            place = await self._ask("GET", f"{queue}/{buyer.ticket_id}", headers, buyer.asked)
             if place is None:
                 return
+            buyer.looks += 1
+            buyer.last_look = time.monotonic()
+            buyer.last_state = place["state"]
         token = place.get("admission_token")
         if place["state"] != "admitted" or not token or sold_out.is_set():
             return
@@ -289,9 +342,16 @@ class _Visits:
             return
         self._tally.unadmitted[status] = self._tally.unadmitted.get(status, 0) + 1
 
-    async def _ask(self, method: str, path: str, headers: dict[str, str]) -> dict[str, Any] | None:
+    async def _ask(
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        asked: list[tuple[float, int]] | None = None,
+    ) -> dict[str, Any] | None:
         """The place, asking again after `Retry-After` while the app sheds load (503), as a
-        client should; None if it gave another answer or none."""
+        client should; None if it gave another answer or none. `asked`: when each answer came,
+        and its status."""
         for _ in range(RETRIES):
             self._tally.queue_requests += 1
             try:
@@ -302,6 +362,8 @@ class _Visits:
             except (aiohttp.ClientError, TimeoutError) as failed:
                 self._tally.error(f"{method} queue {type(failed).__name__}")
                 return None
+            if asked is not None:
+                asked.append((time.monotonic(), status))
             if status == 200:
                 place: dict[str, Any] = json.loads(body)
                 return place
@@ -379,6 +441,9 @@ async def _result(
         "app_hold_within_100ms": server.within_100ms if server else None,
         "app_hold_p99_at_most_ms": server.p99_at_most_ms if server else None,
         "bench_loop_lag_p99_ms": latency_summary(tally.client_lag)["p99_ms"],
+        "bench_pool_wait_p99_ms": (
+            latency_summary(tally.pool_wait)["p99_ms"] if tally.pool_wait.get_total_count() else 0
+        ),
         "abandoned": (
             round(tally.room_counters[ROOM_COUNTERS[1]]) if tally.room_counters else None
         ),
