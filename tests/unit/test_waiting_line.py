@@ -87,7 +87,9 @@ class HeldRequests:
         await send({"type": "http.response.body", "body": b""})
 
 
-async def _status(app: Any, method: str, path: str) -> int:
+async def _status(
+    app: Any, method: str, path: str, headers: dict[bytes, bytes] | None = None
+) -> int:
     scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}
     sent: list[dict[str, Any]] = []
 
@@ -98,6 +100,8 @@ async def _status(app: Any, method: str, path: str) -> int:
         sent.append(message)
 
     await app(scope, receive, send)
+    if headers is not None:
+        headers.update(dict(sent[0]["headers"]))
     return int(sent[0]["status"])
 
 
@@ -119,8 +123,10 @@ async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_
     ]
     await held.all_inside.wait()  # the two looks, the booking and the ordinary read
     # The room's two places are taken: refused at once (let in, it would wait for the answer).
-    shed = await asyncio.wait_for(_status(shedding, "GET", look), timeout=PATIENT)
+    told: dict[bytes, bytes] = {}
+    shed = await asyncio.wait_for(_status(shedding, "GET", look, told), timeout=PATIENT)
     assert shed == 503
+    assert told[b"retry-after"] == b"5"  # a look refused needs no quick retry: it was heard
     assert held.inside == 4
     # Refused, yet its buyer was there: the room hears the heartbeat (load_shedding.py).
     assert heard == [(UUID(EVENT), UUID(PLACE))]

@@ -20,7 +20,11 @@ Looks at waiting places (every waiting buyer's heartbeat) have a line of their o
 far more often than the admitted few book, and on a busy process the looks are what must give
 way, so the admitted buyers' holds are not kept waiting behind them on the event loop (the room
 benchmark: holds p99 above 1 s while the process answered looks). A look refused is cheap to
-repeat: the client looks again after `Retry-After`. And a refused look is still a heartbeat:
+repeat: the client looks again after `Retry-After`, which for a look is LOOK_RETRY_AFTER_SECONDS,
+not the 1 s of other refusals: tens of thousands of people told to look again within a second
+or two of a refusal made a storm of refused looks (581,055 in one room benchmark, the bench's
+own pool jammed for a minute), and a refused look needs no quick retry, since it was heard
+(below) and the place's answer would change little in 5 s. And a refused look is still a heartbeat:
 the buyer is there, asking; it is the app that is busy. Counted as absence, a busy app would
 skip the places whose looks it happened to refuse for a minute, those of the buyers whose
 looks fell into its busiest moments, and the line's order would depend on the app's load (the
@@ -55,6 +59,7 @@ log = logging.getLogger(__name__)
 
 API = "/api/v1/"
 RETRY_AFTER_SECONDS = 1
+LOOK_RETRY_AFTER_SECONDS = 5  # well within the minute a place may go unseen (module docstring)
 
 
 class WaitingLine:
@@ -148,6 +153,10 @@ class LoadSheddingMiddleware:
         if line is not None and not await line.enter():
             if kind is Line.ROOM:
                 self._still_there(scope)
+                await _overloaded(
+                    scope, receive, send, "your place was kept", LOOK_RETRY_AFTER_SECONDS
+                )
+                return
             await _overloaded(scope, receive, send, "nothing was done for this request")
             return
         started = False
@@ -185,11 +194,13 @@ def heard_by_the_room(scope: Scope, event_id: UUID, ticket_id: UUID) -> None:
     scope["app"].state.bus.deps.rooms.still_there(event_id, ticket_id)
 
 
-async def _overloaded(scope: Scope, receive: Receive, send: Send, why: str) -> None:
+async def _overloaded(
+    scope: Scope, receive: Receive, send: Send, why: str, retry_after: int = RETRY_AFTER_SECONDS
+) -> None:
     refusal = Overloaded(
-        f"The service is busy ({why}). Retry after {RETRY_AFTER_SECONDS} s, with the same "
+        f"The service is busy ({why}). Retry after {retry_after} s, with the same "
         "Idempotency-Key if the request had one.",
-        retry_after=RETRY_AFTER_SECONDS,
+        retry_after=retry_after,
     )
     await domain_problem(Request(scope), refusal)(scope, receive, send)
 
