@@ -67,13 +67,13 @@ class BenchConfig:
     room_prequeue: int = 20_000
     room_tickets: int = 5_000
     room_poll: float = 20.0
-    # Connections the room's buyers share for joins and looks (their bookings have their own):
-    # each real buyer has a connection of their own, so the bench's must be enough that a look
-    # never waits long for one. With 256, looks waited in the bench's pool for 40 s and more while
-    # the late joiners arrived, places went unseen for over a minute and were skipped (907 in a
-    # run), and the pre-queue's order failed its independence test: the bench's doing, not the
-    # app's. The wait is reported (`bench_pool_wait_p99_ms`).
-    room_connections: int = 2_048
+    # Connections the room's buyers share for joins and looks (their bookings have their own).
+    # Each real buyer has a connection of their own; one process can't open 50,000, so a look
+    # may wait for one in the bench's pool, where the app can't hear it: the wait is reported
+    # (`bench_pool_wait_p99_ms`), and a place unseen for a minute because of it is skipped, the
+    # bench's doing. 2,048 connections made it worse on a slow host: more looks in flight, more
+    # refused, the bench's own loop 2.6 s late at p99 (bench/README.md, sixth session).
+    room_connections: int = 256
     room_join_rate: float = 2_000.0  # joins a second, the pre-queue's and then the later ones
     room_unadmitted: int = 500  # bookings sent without an admission: every one must be refused
     timeout: float = 30.0  # seconds before a request counts as timed out
