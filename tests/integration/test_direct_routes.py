@@ -10,7 +10,7 @@ import httpx
 from starlette.routing import Match
 
 from ticketflow.adapters.clock import ManualClock
-from ticketflow.api.direct_routes import EVENT, EVENTS, JOIN, LOOK
+from ticketflow.api.direct_routes import EVENT, EVENT_PAGE, EVENTS, JOIN, LOOK
 from ticketflow.domain.model import Role
 
 from ..builders import API, account, event_on_sale
@@ -22,7 +22,7 @@ def _hot_route_at(app: RunningApp, path: str, method: str = "GET") -> int | None
     """Where the direct route is in the app's routes, if one matches `path`."""
     scope = {"type": "http", "method": method, "path": path, "root_path": ""}
     for index, route in enumerate(app.app.router.routes):
-        hot = getattr(route, "path", None) in (LOOK, JOIN, EVENT, EVENTS)
+        hot = getattr(route, "path", None) in (LOOK, JOIN, EVENT, EVENTS, EVENT_PAGE)
         if hot and route.matches(scope)[0] is Match.FULL:
             return index
     return None
@@ -166,3 +166,25 @@ async def test_every_catalog_read_is_answered_as_the_route_answers_it(
                 assert hot.headers.get(header) == ordinary.headers.get(header), (path, header)
         head = await app.client().head(event)  # the routes answer GET only
         assert head.status_code == 405, head.text
+
+
+async def test_the_event_page_is_answered_as_its_route_answers_it(
+    stack: Stack, clock: ManualClock
+) -> None:
+    """Refusals go to the page's own route, which renders its error page."""
+    async with running_app(stack.settings(), clock) as app:
+        organizer = await account(app.bus, Role.MANAGER)
+        sale = await event_on_sale(app.bus, organizer)
+        draft = await event_on_sale(app.bus, organizer, publish=False)
+        cases = [
+            (f"/events/{sale.event.id}", 200),
+            (f"/events/{draft.event.id}", 404),
+            (f"/events/{uuid4()}", 404),
+        ]
+        for path, status in cases:
+            assert _hot_route_at(app, path) is not None, path
+            hot, ordinary = await _both(app, path, {})
+            assert hot.status_code == ordinary.status_code == status, (path, hot.text[:200])
+            assert hot.content == ordinary.content, path
+            for header in ("content-type", "etag", "cache-control", "x-cache"):
+                assert hot.headers.get(header) == ordinary.headers.get(header), (path, header)

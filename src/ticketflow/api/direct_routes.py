@@ -2,8 +2,8 @@
 (api/booking_hot_path.py): a look at a waiting place (`GET /api/v1/events/{event_id}/queue/
 {ticket_id}`, every waiting buyer's heartbeat, every few seconds), a join (`POST
 /api/v1/events/{event_id}/queue`, what a whole crowd sends when an on-sale is announced), and the
-public catalog reads (`GET /api/v1/events/{event_id}`, `GET /api/v1/events` without a query),
-what everyone browsing sends.
+public catalog reads (`GET /api/v1/events/{event_id}`, `GET /api/v1/events` without a query)
+and the event's web page (`GET /events/{event_id}`), what everyone browsing sends.
 
 In front of their ordinary routes these requests paid the framework more than their own work:
 routing through the nested routers (FastAPI 0.165 walks every included router and every route
@@ -37,11 +37,13 @@ from ticketflow.domain.model import Actor
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.pagination import DEFAULT_LIMIT
 from ticketflow.services.waiting_rooms import PlaceView
+from ticketflow.web.shop import event_page
 
 EVENTS = "/api/v1/events"
 EVENT = f"{EVENTS}/{{event_id:uuid}}"
 JOIN = f"{EVENT}/queue"
 LOOK = f"{JOIN}/{{ticket_id:uuid}}"
+EVENT_PAGE = "/events/{event_id:uuid}"
 
 Answer = Callable[[Scope], Awaitable[Response]]
 
@@ -53,10 +55,10 @@ class HandOn(Exception):
 
 class _Direct:
     """A route's ASGI app: `answer`, or the ordinary route's; a domain refusal answered as the
-    routes' error handler answers it."""
+    API's error handler answers it, or (`page`) by the ordinary route, which renders its page."""
 
-    def __init__(self, answer: Answer) -> None:
-        self._answer = answer
+    def __init__(self, answer: Answer, *, page: bool = False) -> None:
+        self._answer, self._page = answer, page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -65,6 +67,9 @@ class _Direct:
             await ordinary_route(scope, receive, send)
             return
         except DomainError as refused:
+            if self._page:
+                await ordinary_route(scope, receive, send)
+                return
             response = domain_problem(Request(scope), refused)
         await response(scope, receive, send)
 
@@ -114,6 +119,10 @@ async def _events(scope: Scope) -> Response:
     return answer
 
 
+async def _event_page(scope: Scope) -> Response:
+    return await event_page(Request(scope), scope["path_params"]["event_id"])
+
+
 def direct_routes() -> list[HotPathRoute]:
     """Registered by api/app.py ahead of every ordinary route."""
     return [
@@ -121,4 +130,5 @@ def direct_routes() -> list[HotPathRoute]:
         HotPathRoute(JOIN, _Direct(_join), "POST"),
         HotPathRoute(EVENT, _Direct(_event), "GET"),
         HotPathRoute(EVENTS, _Direct(_events), "GET"),
+        HotPathRoute(EVENT_PAGE, _Direct(_event_page, page=True), "GET"),
     ]
