@@ -90,7 +90,9 @@ class HotPathRoute(Route):
         self.methods = {method}  # not HEAD as well, which Starlette adds to a GET: FastAPI doesn't
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope.get(_HANDED_ON):
+        # Every other request meets these routes first: its method, checked before the path's
+        # regex, turns it away cheaply (the ordinary routes answer a 405 as before).
+        if scope.get(_HANDED_ON) or scope.get("method") not in (self.methods or ()):
             return Match.NONE, {}
         return super().matches(scope)
 
