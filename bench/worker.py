@@ -22,9 +22,10 @@ from bench.journey_record import JourneyRecorder, JourneyResult
 from bench.journey_requests import JourneyPlan
 from bench.recorder import Recorder, Windows, WorkerResult
 from bench.requests import BookingRequests, BrowseRequests, HealthRequests, Outcome
+from bench.room_crowd import Crowd, CrowdResult, RoomPlan
 
-Mode = Literal["burst", "closed", "open", "journey"]
-Requests = HealthRequests | BrowseRequests | BookingRequests | JourneyPlan
+Mode = Literal["burst", "closed", "open", "journey", "room"]
+Requests = HealthRequests | BrowseRequests | BookingRequests | JourneyPlan | RoomPlan
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class Job:
     port: int
     connections: int  # in all processes together
     timeout: float
-    duration: float = 0.0  # closed and open loop, journey
+    duration: float = 0.0  # closed and open loop, journey; room: the most it may take
     rate: float = 0.0  # open loop: requests per second, all processes together
     window: float = 0.0  # open loop: seconds of each window of per-window latency (0: none)
     until_sold_out: bool = False  # open loop: a process sends no more once it is told sold out
@@ -77,12 +78,17 @@ async def _ready(job: Job, count: int, pipe: Connection) -> tuple[list[HttpConne
 
 async def _run(
     job: Job, share: int, of: int, pipe: Connection, progress: Any
-) -> WorkerResult | JourneyResult:
+) -> WorkerResult | JourneyResult | CrowdResult:
     def answered() -> None:
         progress[share] += 1
 
     if isinstance(job.requests, JourneyPlan):
         return await _run_journey(job, job.requests, share, of, pipe, answered)
+    if isinstance(job.requests, RoomPlan):
+        crowd = Crowd(job.requests, share, of, (job.host, job.port), job.timeout, answered)
+        bookings = await open_connections(job.host, job.port, crowd.booking_connections)
+        connections, start_at = await _ready(job, share_of(job.connections, share, of), pipe)
+        return await crowd.run(connections, bookings, start_at, pipe)
     recorder = Recorder(job.requests.requests(share, of), answered, keep_held=job.keep_held)
     count = share_of(job.connections, share, of)
     connections, start_at = await _ready(job, count, pipe)

@@ -127,3 +127,39 @@ async def test_bench_marathon_sells_exactly_its_tickets_and_reports_each_window(
     assert targets["marathon: exactly N held (stored, and answered 201)"]["met"] is True
     assert targets["burst drain time"]["met"] is None  # not run: n/a
     assert document["database"] not in await bench_databases(), "the database was left behind"
+
+
+async def test_bench_room_sells_through_its_waiting_room_from_the_load_generator(
+    tmp_path: Path,
+) -> None:
+    output = io.StringIO()
+    config = replace(
+        TINY,
+        clients=2,  # the crowd split over two processes, paused and resumed at the opening
+        phases=("room",),
+        room_joins=60,
+        room_prequeue=30,
+        room_tickets=6,
+        room_join_rate=400.0,
+        room_connections=8,
+        room_unadmitted=6,
+        results_dir=tmp_path,
+    )
+
+    status = await run(config, Console(file=output))
+
+    assert status == 0, output.getvalue()
+    document = json.loads((tmp_path / "latest.json").read_text())
+    (room,) = document["phases"]
+    summary, details = room["summary"], room["details"]
+    assert set(room["checks"].values()) == {"ok"}, room["checks"]
+    assert (summary["held"], summary["stored_held"], summary["left"]) == (6, 6, 0)
+    assert summary["joins"] == 60 and summary["pre_queue_joins"] == 30
+    assert summary["admitted"] >= 6
+    assert (summary["unadmitted_sent"], summary["unadmitted_accepted"]) == (6, 0)
+    assert summary["out_of_order_after_opening"] == 0
+    assert summary["queue_req_per_s"] > 0
+    assert summary["queue_ceiling_places"] == 60, details["queue_ceiling_joins_refused"]
+    assert details["cpu"]["load_generator_cores"] >= 0
+    buyers = json.loads((tmp_path / "room-buyers.json").read_text())
+    assert len(buyers) == 60 and sum(buyer["booked"] == 201 for buyer in buyers) == 6
