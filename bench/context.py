@@ -105,15 +105,8 @@ class Context:
         """Run `job` on the load generator with a live progress bar."""
         return Measurement.of(await self.drive_raw(job, label, expected))
 
-    async def drive_raw(
-        self,
-        job: Job,
-        label: str,
-        expected: int | None = None,
-        at_pause: Callable[[], object] | None = None,
-    ) -> Run:
-        """`drive`, giving what each process saw, unmerged (a journey and the room merge their
-        own); `at_pause`: see LoadGenerator.run."""
+    async def drive_raw(self, job: Job, label: str, expected: int | None = None) -> Run:
+        """`drive`, giving what each process saw, unmerged (a journey merges its own)."""
         columns = [
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -126,7 +119,7 @@ class Context:
             def update(answered: int) -> None:
                 progress.update(task, completed=answered)
 
-            return await asyncio.to_thread(self.load.run, job, update, at_pause)
+            return await asyncio.to_thread(self.load.run, job, update)
 
 
 @dataclass

@@ -68,30 +68,17 @@ class LoadGenerator:
     def pids(self) -> list[int]:
         return [child.pid for child in self._children if child.pid is not None]
 
-    def run(
-        self,
-        job: Job,
-        on_progress: Callable[[int], None],
-        at_pause: Callable[[], object] | None = None,
-    ) -> Run:
+    def run(self, job: Job, on_progress: Callable[[int], None]) -> Run:
         """Run `job` in every process; `on_progress(answered so far)` is called as it goes.
-        A job with a pause (the room's: its sale opens between its two stages) has every
-        process say "paused"; then `at_pause()` runs here and what it returns is sent to each
-        with "resume". If any process fails, all are replaced: the others may be stuck at the
-        barrier."""
+        If any process fails, all are replaced: the others may be stuck at the barrier."""
         try:
-            return self._run(job, on_progress, at_pause)
+            return self._run(job, on_progress)
         except BaseException:
             self._terminate()
             self._spawn()
             raise
 
-    def _run(
-        self,
-        job: Job,
-        on_progress: Callable[[int], None],
-        at_pause: Callable[[], object] | None,
-    ) -> Run:
+    def _run(self, job: Job, on_progress: Callable[[int], None]) -> Run:
         for share in range(self.processes):
             self._progress[share] = 0
         for pipe in self._pipes:
@@ -103,16 +90,7 @@ class LoadGenerator:
         time.sleep(max(0.0, start_at - time.monotonic()))
         before = self._sample_cpu()
         deadline = start_at + job.duration + job.timeout + 60.0
-
-        def tick() -> None:
-            on_progress(sum(self._progress))
-
-        if at_pause is not None:
-            self._expect("paused", deadline, tick)
-            resumed = at_pause()
-            for pipe in self._pipes:
-                pipe.send(("resume", resumed))
-        results = self._expect("result", deadline, tick)
+        results = self._expect("result", deadline, lambda: on_progress(sum(self._progress)))
         after = self._sample_cpu()
         on_progress(sum(self._progress))
         return Run(results, before, after, start_at)

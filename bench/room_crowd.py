@@ -9,9 +9,13 @@ abandonment time and were skipped (553-2,420 a run), which failed the pre-queue'
 test for a reason that was the bench's. Here the crowd is spread over the load generator's
 processes, on the client that costs ~19 us a request against aiohttp's ~74 (bench/http.py).
 
-The sale opens between two stages: each process joins its share of the pre-queue, says
-"paused", and waits (looking meanwhile) for the instant the organizer opened the sale at; then
-its later buyers arrive, counted from that instant (bench/pool.py runs the pause)."""
+The sale's opening is announced before anyone joins, as an on-sale's is: the pre-queue arrives
+in the seconds before it, and the room, which knows the opening, tells each of them to look
+again at a quarter of the time left (`look_again_seconds`), so they all look within a few
+seconds of the opening whenever they joined. (Announced a day ahead and then moved to "now",
+the pre-queue would have been told to look again in 30 s, the longest, and would first look
+after the opening in the order it joined: who joined first learned first of an admission, and
+more often before the sale sold out.)"""
 
 from __future__ import annotations
 
@@ -23,7 +27,6 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection
 from typing import Any
 
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
@@ -36,6 +39,7 @@ API = "/api/v1"
 RETRIES = 20  # a queue request answered 503 (load shed) is asked again, at most this often
 LAG_PROBE_SECONDS = 0.05  # how often the process's own event loop is checked for lateness
 UNADMITTED_WITHIN = 5.0  # seconds after the opening in which the bookings without admission go
+PREQUEUE_ENDS = 3.0  # seconds before the opening by which the last of the pre-queue has joined
 REPLACE_AFTER = 1.0  # seconds before trying again to open a connection the server refused
 
 
@@ -46,6 +50,7 @@ class RoomPlan:
     event_id: str
     ticket_type_id: str
     tokens: tuple[str, ...]  # buyer n's access token
+    opens_at: float  # the sale's opening, epoch seconds, announced before anyone joins
     prequeue: int  # buyers 0 .. prequeue - 1 join before the opening
     join_rate: float  # joins a second, in each group, over all processes
     poll: float  # seconds between looks when the room does not say
@@ -200,8 +205,6 @@ class Crowd:
         self,
         connections: list[HttpConnection],
         booking_connections: list[HttpConnection],
-        start_at: float,
-        pipe: Connection,
     ) -> CrowdResult:
         """`connections` for joins and looks; `booking_connections` for bookings alone, as each
         buyer's browser has its own: an admitted buyer's hold does not wait behind thousands of
@@ -209,40 +212,23 @@ class Crowd:
         looks = Pool(connections, self._address, self._timeout, self._waits)
         bookings = Pool(booking_connections, self._address, self._timeout)
         lag = asyncio.create_task(self._own_lag())
+        opening = time.monotonic() + self.plan.opens_at - time.time()
+        rate, prequeue = self.plan.join_rate, self.plan.prequeue
         try:
-            await _wait_until(start_at)
-            early = [b for b in self.buyers if b.number < self.plan.prequeue]
-            late = [b for b in self.buyers if b.number >= self.plan.prequeue]
-            joined = asyncio.Event()
-            waiting_for = len(early)
-
-            def one_joined() -> None:
-                nonlocal waiting_for
-                waiting_for -= 1
-                if waiting_for == 0:
-                    joined.set()
-
-            rate = self.plan.join_rate
+            # The pre-queue arrives over the time before the opening, ending PREQUEUE_ENDS
+            # before it; the rest from the opening on.
             tasks = [
                 asyncio.create_task(
-                    self._buyer(b, looks, bookings, start_at + b.number / rate, one_joined)
-                )
-                for b in early
-            ]
-            if early:
-                await joined.wait()
-            # The parent opens the sale once every process has joined its share of the
-            # pre-queue, and says when (epoch seconds); our buyers look on meanwhile.
-            pipe.send(("paused", None))
-            opening_epoch = await asyncio.get_running_loop().run_in_executor(None, _resumed, pipe)
-            opening = time.monotonic() + opening_epoch - time.time()
-            tasks += [
-                asyncio.create_task(
                     self._buyer(
-                        b, looks, bookings, opening + (b.number - self.plan.prequeue) / rate
+                        b,
+                        looks,
+                        bookings,
+                        opening - PREQUEUE_ENDS - (prequeue - b.number) / rate
+                        if b.number < prequeue
+                        else opening + (b.number - prequeue) / rate,
                     )
                 )
-                for b in late
+                for b in self.buyers
             ]
             tasks += [
                 asyncio.create_task(self._unadmitted_booking(n, bookings, opening))
@@ -264,20 +250,12 @@ class Crowd:
             self._waits.encode(),
         )
 
-    async def _buyer(
-        self,
-        buyer: Buyer,
-        looks: Pool,
-        bookings: Pool,
-        arrives_at: float,
-        joined: Callable[[], None] = lambda: None,
-    ) -> None:
+    async def _buyer(self, buyer: Buyer, looks: Pool, bookings: Pool, arrives_at: float) -> None:
         await _wait_until(arrives_at)  # joins arrive at the plan's rate, not all at once
         auth = {"Authorization": f"Bearer {self.plan.tokens[buyer.number]}"}
         buyer.sent = time.monotonic()
         place = await self._ask(looks, build_request("POST", self._queue, auth), buyer)
         buyer.answered = time.monotonic()
-        joined()
         if place is None:
             return
         buyer.ticket_id, buyer.pre_queue = place["ticket_id"], place["position"] is None
@@ -385,12 +363,6 @@ class Crowd:
 def _wake(waiting: asyncio.Future[None]) -> None:
     if not waiting.done():
         waiting.set_result(None)
-
-
-def _resumed(pipe: Connection) -> float:
-    message, opening = pipe.recv()
-    assert message == "resume", message
-    return float(opening)
 
 
 async def _wait_until(instant: float) -> None:

@@ -87,8 +87,8 @@ async def _run(
     if isinstance(job.requests, RoomPlan):
         crowd = Crowd(job.requests, share, of, (job.host, job.port), job.timeout, answered)
         bookings = await open_connections(job.host, job.port, crowd.booking_connections)
-        connections, start_at = await _ready(job, share_of(job.connections, share, of), pipe)
-        return await crowd.run(connections, bookings, start_at, pipe)
+        connections, _ = await _ready(job, share_of(job.connections, share, of), pipe)
+        return await crowd.run(connections, bookings)  # its own times: the plan's opening
     recorder = Recorder(job.requests.requests(share, of), answered, keep_held=job.keep_held)
     count = share_of(job.connections, share, of)
     connections, start_at = await _ready(job, count, pipe)

@@ -6,9 +6,8 @@ ticket with their admission token once admitted, and stops once told the sale so
 bookings are sent without any admission meanwhile: every one must be refused.
 
 Driven from the load generator's processes (bench/room_crowd.py: each its share of the buyers
-and of `room_connections` raw keep-alive connections), the organizer opening the sale between
-the pre-queue and the later joins (the job's pause). Reported: the
-room's admissions/s against the engine's holds/s (burst's, when it ran first), the admitted
+and of `room_connections` raw keep-alive connections); the sale's opening is announced with it,
+the pre-queue joining in the seconds before. Reported: the room's admissions/s against the engine's holds/s (burst's, when it ran first), the admitted
 buyers' hold latency, bookings without admission accepted (must be 0), a chi-square test of the
 pre-queue's admission order against its join order (must look independent: a uniform shuffle),
 buyers admitted ahead of someone who had joined before them (must be 0), and the queue
@@ -22,7 +21,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from uuid import UUID
 
 import aiohttp
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]
@@ -35,15 +33,13 @@ from bench.invariants import OK, check_sale_by_count
 from bench.phases.common import finish, measured
 from bench.recorder import new_histogram
 from bench.requests import LookRequests, Outcome
-from bench.room_crowd import Buyer, CrowdResult, RoomPlan
+from bench.room_crowd import PREQUEUE_ENDS, Buyer, CrowdResult, RoomPlan
 from bench.room_stats import Arrival, join_vs_admission, overtakers
 from bench.seed import Sale, access_tokens, accounts
 from bench.stats import latency_summary
-from ticketflow.domain import commands as cmd
 
-FAR = timedelta(days=1)  # the sale's opening until the pre-queue has joined
+GETTING_READY = 5.0  # seconds for the load generator to take the job and open its connections
 LONGEST = 1_800.0  # seconds the crowd may take at most (a guard: a full run takes 2-4 minutes)
-OPENING_IN = 2.0  # seconds from the pre-queue's last join to the opening (>> the copies' 0.5 s)
 ROOM = {"enabled": True, "admit_per_minute": "auto", "session_minutes": 10}
 API = "/api/v1"
 BOOKING_CONNECTIONS = 64
@@ -88,42 +84,34 @@ async def room(context: Context) -> PhaseResult:
     await context.app.ensure(config.engine)
     with context.console.status(f"room: seeding {config.room_joins:,} buyers of its own"):
         tokens = access_tokens(context.bus, await accounts(context.bus, config.room_joins))
+    rate = config.room_join_rate
+    # The opening is announced with the sale, as an on-sale's is (bench/room_crowd.py says
+    # why): after the load generator is ready, and the pre-queue's joins.
+    opened_at = time.time() + GETTING_READY + PREQUEUE_ENDS + config.room_prequeue / rate
     sale = await context.new_sale(
         config.room_tickets,
         title="Bench waiting room",
-        sales_start=context.bus.deps.clock.now() + FAR,
+        sales_start=context.bus.deps.clock.now() + timedelta(seconds=opened_at - time.time()),
         waiting_room=ROOM,
         max_tickets_per_buyer=None,
     )
     plan = RoomPlan(
         sale.event_id,
         sale.ticket_type_id,
-        tuple(tokens),
+        tokens,
+        opened_at,
         config.room_prequeue,
-        config.room_join_rate,
+        rate,
         config.room_poll,
         BOOKING_CONNECTIONS,
         config.room_unadmitted,
     )
     base = context.app.running.base_url
     holds_before = await answered_within(base, "POST", f"{API}/bookings", 201)
-    loop = asyncio.get_running_loop()
-    opened_at = float("inf")
-
-    def open_sale() -> float:
-        """Every process has joined its share of the pre-queue: its organizer opens the sale,
-        as one would, OPENING_IN from now; epoch seconds."""
-        nonlocal opened_at
-        opened_at = time.time() + OPENING_IN
-        opening = context.bus.deps.clock.now() + timedelta(seconds=OPENING_IN)
-        update = cmd.UpdateEvent(context.organizer, UUID(sale.event_id), {"sales_start": opening})
-        asyncio.run_coroutine_threadsafe(context.bus.handle(update), loop).result()
-        return opened_at
-
     job = context.job(
         mode="room", requests=plan, connections=config.room_connections, duration=LONGEST
     )
-    run = await context.drive_raw(job, "room: the crowd joins, looks, books", at_pause=open_sale)
+    run = await context.drive_raw(job, "room: the crowd joins, looks, books")
     elapsed = time.monotonic() - run.start_at
     tally = Tally()
     buyers: list[Buyer] = []
