@@ -49,6 +49,21 @@ async def test_nobody_queues_behind_those_already_waiting() -> None:
     assert line.inside == 2
 
 
+async def test_who_comes_first_is_let_in_ahead_of_those_already_waiting() -> None:
+    line = WaitingLine(capacity=1, patience=PATIENT)
+    assert await line.enter()
+    browsing = asyncio.create_task(line.enter())
+    paying = asyncio.create_task(line.enter(first=True))
+    await asyncio.sleep(0)  # both are in the line now, the browser first
+    line.leave()
+    assert await paying
+    assert not browsing.done()
+    line.leave()
+    assert await browsing
+    line.leave()
+    assert line.inside == 0
+
+
 EVENT = "0190c5d2-0000-7000-8000-000000000000"
 PLACE = "0190c5d2-0000-7000-8000-000000000001"
 
@@ -64,7 +79,10 @@ def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_
     assert line_of(scope("POST", f"{API}/bookings")) is None
     assert line_of(scope("POST", f"{API}/payments/webhook")) is None
     assert line_of(scope("GET", f"{API}/bookings")) is Line.ORDINARY
-    assert line_of(scope("POST", f"{API}/bookings/{EVENT}/payments")) is Line.ORDINARY
+    assert line_of(scope("POST", f"{API}/bookings/{EVENT}/payments")) is Line.CHECKOUT
+    assert line_of(scope("GET", f"{API}/bookings/{EVENT}/tickets")) is Line.CHECKOUT
+    assert line_of(scope("GET", f"{API}/bookings/{EVENT}")) is Line.ORDINARY
+    assert line_of(scope("POST", f"{API}/bookings/{EVENT}/refund")) is Line.ORDINARY
     assert line_of(scope("GET", f"{API}/events")) is Line.ORDINARY
     assert line_of(scope("GET", f"{API}/events/{EVENT}")) is Line.ORDINARY
     assert line_of(scope("POST", f"{API}/events/{EVENT}/queue")) is Line.ORDINARY  # a join
@@ -135,3 +153,31 @@ async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_
     assert len(heard) == 1
     held.answer.set()
     assert await asyncio.gather(*looking, *others) == [200] * 4
+
+
+async def test_a_payment_waiting_behind_browsing_is_let_in_first() -> None:
+    entered: list[str] = []
+    gate = asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        entered.append(scope["path"])
+        if len(entered) == 1:
+            await gate.wait()  # the one request inside holds the only place
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    shedding = LoadSheddingMiddleware(
+        app, capacity=1, patience=PATIENT, room_share=1.0, refused_look=lambda *_: None
+    )
+    inside = asyncio.create_task(_status(shedding, "GET", f"{API}/events"))
+    await asyncio.sleep(0)
+    browse = asyncio.create_task(_status(shedding, "GET", f"{API}/events/{EVENT}"))
+    pay = asyncio.create_task(_status(shedding, "POST", f"{API}/bookings/{PLACE}/payments"))
+    await asyncio.sleep(0)  # both wait, the browser first
+    gate.set()
+    assert await asyncio.gather(inside, browse, pay) == [200, 200, 200]
+    assert entered == [
+        f"{API}/events",
+        f"{API}/bookings/{PLACE}/payments",
+        f"{API}/events/{EVENT}",
+    ]
