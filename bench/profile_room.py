@@ -1,6 +1,7 @@
-"""`python -m bench.profile_room [--requests N] [--concurrency C] [--pre-queue] [--profile]`:
-the app's own cost of one look at a waiting place (`GET /api/v1/events/{id}/queue/{ticket_id}`,
-the room's heartbeat), in process, as bench/profile_app.py measures the booking paths.
+"""`python -m bench.profile_room [--requests N] [--concurrency C] [--pre-queue] [--joins]
+[--profile]`: the app's own cost of one look at a waiting place (`GET /api/v1/events/{id}/queue/
+{ticket_id}`, the room's heartbeat), or with --joins of one join (`POST .../queue`, N buyers of
+their own), in process, as bench/profile_app.py measures the booking paths.
 
 C buyers join a room whose sale is open (or, with --pre-queue, opens tomorrow) and which admits
 one buyer a minute, so every place keeps waiting; then each looks at its place N/C times, C
@@ -14,6 +15,7 @@ import json
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import uvloop
 
@@ -46,9 +48,12 @@ async def _main(args: argparse.Namespace) -> None:
                 sale = await seed.sale(
                     bus, organizer, 10, title="room", sales_start=opening, waiting_room=SLOW_ROOM
                 )
+                queue = f"/api/v1/events/{sale.event_id}/queue"
+                if args.joins:
+                    await _measure_joins(app, queue, args)
+                    return
                 buyers = await seed.accounts(bus, args.concurrency)
                 tokens = seed.access_tokens(bus, buyers)
-                queue = f"/api/v1/events/{sale.event_id}/queue"
                 looks: list[tuple[dict[str, object], bytes]] = []
                 for token in tokens:
                     headers = [(b"authorization", f"Bearer {token}".encode())]
@@ -69,11 +74,27 @@ async def _main(args: argparse.Namespace) -> None:
                 await measure_lanes(label, lane, args.concurrency, per_lane, args)
 
 
+async def _measure_joins(app: Any, queue: str, args: argparse.Namespace) -> None:
+    """`--joins`: every request a join by a buyer of its own (what a crowd sends first)."""
+    bus = app.state.bus
+    tokens = seed.access_tokens(bus, await seed.accounts(bus, args.requests))
+    joins = [_scope("POST", queue, [(b"authorization", f"Bearer {t}".encode())]) for t in tokens]
+    per_lane = args.requests // args.concurrency
+
+    async def lane(index: int, count: int, statuses: list[int]) -> None:
+        for n in range(index * per_lane, index * per_lane + count):
+            statuses.append(await _call(app, dict(joins[n]), b""))
+
+    label = f"join{' (pre-queue)' if args.pre_queue else ''}"
+    await measure_lanes(label, lane, args.concurrency, per_lane, args)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile_room")
     parser.add_argument("--requests", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, default=100)
     parser.add_argument("--pre-queue", action="store_true", help="look before the opening")
+    parser.add_argument("--joins", action="store_true", help="measure joins, not looks")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--sort", default="cumulative")
     parser.add_argument("--lines", type=int, default=60)

@@ -78,10 +78,11 @@ class RoomStates(Protocol):
         now: datetime,
         draw: int,
         pre_queue: bool,
-    ) -> UUID:
-        """A place for the user (theirs already, if they have one). `draw` is its place in the
-        pre-queue's shuffle if the line's opening puts it there; `pre_queue` is the joining
-        process's own judgment, for a line that kept no opening."""
+    ) -> Visit:
+        """A place for the user (theirs already, if they have one), as a look at it would find
+        it at once (`visit` without an advance): a join answers its place in the same step.
+        `draw` is its place in the pre-queue's shuffle if the line's opening puts it there;
+        `pre_queue` is the joining process's own judgment, for a line that kept no opening."""
         ...
 
     async def visit(
@@ -155,10 +156,10 @@ class LocalRoomStates:
         now: datetime,
         draw: int,
         pre_queue: bool,
-    ) -> UUID:
+    ) -> Visit:
         room = self._room(event_id)
         if (had := room.by_user.get(user_id)) is not None:
-            return had
+            return await self.visit(event_id, had, now, None)
         room.arrivals += 1
         if room.opening is not None:
             pre_queue = in_pre_queue(now, room.opening[0])
@@ -168,7 +169,7 @@ class LocalRoomStates:
         room.places[ticket_id] = Place(ticket_id, user_id, now, pre_queue)
         room.by_user[user_id] = ticket_id
         room.seen[ticket_id] = now
-        return ticket_id
+        return await self.visit(event_id, ticket_id, now, None)
 
     async def visit(
         self,

@@ -28,33 +28,40 @@ from ticketflow.domain.waiting_room import PRE_QUEUE_DRAWS, Allowance
 PARTS = ("marker", "places", "users", "line", "seen", "seq", "allowance", "spent", "opening")
 MAX_SKIPS = 10_000  # abandoned places one visit may skip: bounds a script's run
 
-# KEYS: marker places users line seen seq opening. ARGV: user, ticket id, now, draw,
+# KEYS: marker places users line seen seq opening allowance. ARGV: user, ticket id, now, draw,
 # PRE_QUEUE_DRAWS, "1" if the joining process's copy of the event says the sale has not opened.
 # The line's own opening (written by `open`) decides, whatever that copy says; the copy only
 # for a line opened before the opening was kept. The score is domain/waiting_room.py's
-# place_score.
+# place_score. Answers the user's place as _VISIT would look at it (its heartbeat too), so a
+# join needs no second call.
 _JOIN = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
-local had = redis.call('HGET', KEYS[3], ARGV[1])
-if had then return {'ok', had} end
-local arrival = redis.call('INCR', KEYS[6])
-local opening = redis.call('GET', KEYS[7])
-local pre = 0
-if (opening and tonumber(ARGV[3]) < tonumber(opening)) or (not opening and ARGV[6] == '1') then
-  pre = 1
+local ticket = redis.call('HGET', KEYS[3], ARGV[1])
+if not ticket then
+  ticket = ARGV[2]
+  local arrival = redis.call('INCR', KEYS[6])
+  local opening = redis.call('GET', KEYS[7])
+  local pre = 0
+  if (opening and tonumber(ARGV[3]) < tonumber(opening)) or (not opening and ARGV[6] == '1') then
+    pre = 1
+  end
+  local score = ARGV[4]
+  if pre == 0 then score = string.format('%.0f', tonumber(ARGV[5]) + arrival) end
+  redis.call('ZADD', KEYS[4], score, ticket)
+  redis.call('HSET', KEYS[2], ticket,
+    cjson.encode({user = ARGV[1], joined = tonumber(ARGV[3]), pre = pre}))
+  redis.call('HSET', KEYS[3], ARGV[1], ticket)
+  redis.call('HSET', KEYS[5], ticket, ARGV[3])
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then
+    for i = 2, 7 do redis.call('PEXPIRE', KEYS[i], ttl) end
+  end
 end
-local score = ARGV[4]
-if pre == 0 then score = string.format('%.0f', tonumber(ARGV[5]) + arrival) end
-redis.call('ZADD', KEYS[4], score, ARGV[2])
-redis.call('HSET', KEYS[2], ARGV[2],
-  cjson.encode({user = ARGV[1], joined = tonumber(ARGV[3]), pre = pre}))
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
-redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl > 0 then
-  for i = 2, #KEYS do redis.call('PEXPIRE', KEYS[i], ttl) end
-end
-return {'ok', ARGV[2]}
+local rank = redis.call('ZRANK', KEYS[4], ticket)
+if rank then redis.call('HSET', KEYS[5], ticket, ARGV[3]) end
+local served = tonumber(redis.call('HGET', KEYS[8], 'served') or '0')
+return {'ok', ticket, redis.call('HGET', KEYS[2], ticket), rank, served,
+  redis.call('GET', KEYS[1]), redis.call('ZCARD', KEYS[4])}
 """
 
 # KEYS: marker places line seen allowance. ARGV: now, ticket id (""), advance? ("1"), since
@@ -148,14 +155,17 @@ class RedisRoomStates:
         now: datetime,
         draw: int,
         pre_queue: bool,
-    ) -> UUID:
+    ) -> Visit:
         k = _keys(event_id)
-        keys = [k[part] for part in ("marker", "places", "users", "line", "seen", "seq")]
+        parts = ("marker", "places", "users", "line", "seen", "seq", "opening", "allowance")
         args: list[str | int] = [str(user_id), str(ticket_id), to_ms(now), str(draw)]
         answer = await self._call(
-            self._join([*keys, k["opening"]], [*args, PRE_QUEUE_DRAWS, "1" if pre_queue else "0"])
+            self._join([k[part] for part in parts], [*args, PRE_QUEUE_DRAWS, int(pre_queue)])
         )
-        return UUID(_text(_found(answer)[1]))
+        _, ticket, raw, rank, served, line, waiting = _found(answer)
+        joined = UUID(_text(ticket))
+        place = _place(joined, json.loads(raw), rank)
+        return Visit(place, [], 0, int(waiting), int(served), _text(line))
 
     async def visit(
         self,

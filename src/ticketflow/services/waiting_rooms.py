@@ -42,7 +42,7 @@ from ticketflow.domain.waiting_room import (
     look_again_seconds,
 )
 from ticketflow.services.hold_rates import HoldRates
-from ticketflow.services.room_lines import Heartbeats, RoomLines
+from ticketflow.services.room_lines import Heartbeats, LineCopy, RoomLines
 
 if TYPE_CHECKING:  # the bus's Deps holds a WaitingRooms
     from ticketflow.services.messagebus import Deps
@@ -103,19 +103,39 @@ class WaitingRooms:
 
     async def join(self, user_id: UUID, snapshot: Snapshot) -> PlaceView:
         event, now = _found(snapshot), self._clock.now()
-        event.room_to_join(now)
+        room = event.room_to_join(now)
         # The line decides by the opening it keeps (`open`): this copy of the event may lag an
         # organizer's change of it, and a join drawn into the pre-queue after the opening would
         # go ahead of everyone who joined since.
         pre_queue = in_pre_queue(now, event.sales_start)
         draw = self._draws.randrange(PRE_QUEUE_DRAWS)
-        ticket_id = await self.states.join(event.id, user_id, new_id(), now, draw, pre_queue)
-        return await self.visit(user_id, snapshot, ticket_id)
+        per_minute, line = await self._moved_on(event, room, now)
+        # The line answers the place it gives with it: one call to the line, not two.
+        joined = await self.states.join(event.id, user_id, new_id(), now, draw, pre_queue)
+        assert joined.place is not None
+        return self._seen(user_id, snapshot, room, per_minute, now, line, joined)
 
     async def visit(self, user_id: UUID, snapshot: Snapshot, ticket_id: UUID) -> PlaceView:
         event, now = _found(snapshot), self._clock.now()
         if (room := event.room) is None:
             raise Conflict("This event has no waiting room on: book directly.")
+        per_minute, line = await self._moved_on(event, room, now)
+        opened = event.sales_start is None or now >= event.sales_start
+        place = self.lines.known(event.id, ticket_id, line, opened)
+        if place is None:  # not seen here yet, or its turn may have come: ask the line
+            visit = await self.states.visit(event.id, ticket_id, now, None)
+            return self._seen(user_id, snapshot, room, per_minute, now, line, visit)
+        if not (place.admitted_at or place.abandoned):
+            self.lines.heard(event.id, ticket_id, now)
+        if place.user_id != user_id:
+            raise NotFound("No such place in this waiting room.")
+        return self._view(place, event, room, snapshot, per_minute, now)
+
+    async def _moved_on(
+        self, event: Event, room: WaitingRoom, now: datetime
+    ) -> tuple[float, LineCopy]:
+        """The room's rate now, and its line as this process knows it, moved on (admissions
+        and skips) if this process's copy is older than a refresh allows."""
         per_minute = self.per_minute(event.id, room)
 
         async def moved_on(heard: Heartbeats) -> Visit:
@@ -124,15 +144,23 @@ class WaitingRooms:
             _measure(event.id, visit)
             return visit
 
-        line = await self.lines.line(event.id, now, moved_on)
+        return per_minute, await self.lines.line(event.id, now, moved_on)
+
+    def _seen(
+        self,
+        user_id: UUID,
+        snapshot: Snapshot,
+        room: WaitingRoom,
+        per_minute: float,
+        now: datetime,
+        line: LineCopy,
+        visit: Visit,
+    ) -> PlaceView:
+        """The place the line just told of (`visit`), learnt, as its owner sees it."""
+        event = snapshot[0]
         opened = event.sales_start is None or now >= event.sales_start
-        place = self.lines.known(event.id, ticket_id, line, opened)
-        if place is None:  # not seen here yet, or its turn may have come: ask the line
-            visit = await self.states.visit(event.id, ticket_id, now, None)
-            self.lines.learn(event.id, visit, opened)
-            place = visit.place
-        elif not (place.admitted_at or place.abandoned):
-            self.lines.heard(event.id, ticket_id, now)
+        self.lines.learn(event.id, visit, opened)
+        place = visit.place
         if place is None or place.user_id != user_id:
             raise NotFound("No such place in this waiting room.")
         return self._view(place, event, room, snapshot, per_minute, now)
