@@ -70,6 +70,7 @@ class Buyer:
     pre_queue: bool = False  # answered without a position: the pre-queue's order is not drawn
     admitted_at: float | None = None
     booked: int | None = None  # status of its booking
+    booked_in: float | None = None  # seconds from wanting to send it to its answer
     looks: int = 0  # looks answered 200 (its heartbeats, as far as it knows)
     last_look: float = 0.0
     asked: list[tuple[float, int]] = field(default_factory=list)  # (answered at, status)
@@ -285,8 +286,8 @@ class Crowd:
             self._error(f"POST bookings {type(failed).__name__}")
             return
         self._answered()
-        buyer.booked = answer.status
-        self._holds.record_value(min(MAX_LATENCY_US, max(1, _us(answer.at - wanted))))
+        buyer.booked, buyer.booked_in = answer.status, answer.at - wanted
+        self._holds.record_value(min(MAX_LATENCY_US, max(1, _us(buyer.booked_in))))
         if answer.status == 409:
             self._stop_looking()
 

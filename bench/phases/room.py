@@ -1,17 +1,18 @@
 """`room` (opt-in): a waiting room on "auto" in front of a sale of T tickets (5,000). J buyers of
 their own (50,000) join it: P of them (20,000) during the pre-queue, the rest once the sale has
 opened. Each looks at their place when the room says (`look_again_seconds`, jittered: the
-heartbeat; `room_poll` seconds if it says nothing), books one
-ticket with their admission token once admitted, and stops once told the sale sold out. Some
-bookings are sent without any admission meanwhile: every one must be refused.
+heartbeat; `room_poll` seconds if it says nothing), books one ticket with their admission token
+once admitted, and stops once told the sale sold out. Some bookings are sent without any
+admission meanwhile: every one must be refused.
 
 Driven from the load generator's processes (bench/room_crowd.py: each its share of the buyers
 and of `room_connections` raw keep-alive connections); the sale's opening is announced with it,
-the pre-queue joining in the seconds before. Reported: the room's admissions/s against the engine's holds/s (burst's, when it ran first), the admitted
-buyers' hold latency, bookings without admission accepted (must be 0), a chi-square test of the
-pre-queue's admission order against its join order (must look independent: a uniform shuffle),
-buyers admitted ahead of someone who had joined before them (must be 0), and the queue
-endpoints' requests/s against `ceiling`'s (when it ran first)."""
+the pre-queue joining in the seconds before. Reported: the room's admissions/s against the
+engine's holds/s (burst's, when it ran first), the admitted buyers' hold latency, bookings
+without admission accepted (must be 0), a chi-square test of the pre-queue's admission order
+against its join order (must look independent: a uniform shuffle), buyers admitted ahead of
+someone who had joined before them (must be 0), and the queue endpoints' requests/s against
+`ceiling`'s (when it ran first)."""
 
 from __future__ import annotations
 
@@ -199,6 +200,7 @@ def _keep_buyers(path: Path, buyers: list[Buyer], opened_at: float) -> None:
             "looks": b.looks,
             "last_look_s": round(b.last_look - start, 3) if b.last_look else None,
             "booked": b.booked,
+            "booked_in_s": None if b.booked_in is None else round(b.booked_in, 4),
             "last_state": b.last_state,
             "asked": [(round(at - start, 2), status) for at, status in b.asked],
         }
