@@ -3,17 +3,19 @@
 {ticket_id}`, every waiting buyer's heartbeat, every few seconds), a join (`POST
 /api/v1/events/{event_id}/queue`, what a whole crowd sends when an on-sale is announced), and the
 public catalog reads (`GET /api/v1/events/{event_id}`, `GET /api/v1/events` without a query)
-and the event's web page (`GET /events/{event_id}`), what everyone browsing sends.
+and the event's web page (`GET /events/{event_id}`), what everyone browsing sends; and a buyer's
+tickets (`GET /api/v1/bookings/{booking_id}/tickets`), the last step of every paid visit.
 
 In front of their ordinary routes these requests paid the framework more than their own work:
 routing through the nested routers (FastAPI 0.165 walks every included router and every route
 of it, setting and restoring its scope keys for each) and resolving the route's dependencies
 were ~65% of a look's CPU, the room's own work ~5% (`python -m bench.profile_room --profile`).
-Here each is answered by the same code (the catalog reads call their route's own function) with
-the same answer (tests/integration/test_direct_routes.py compares them byte for byte); anything
-else goes to the ordinary route (`HandOn`), so the routes, their documentation and their error
-answers stay the one definition: no or a bad token where one is needed, a query string on the
-list (its parameters are the route's to validate), ids that are not UUIDs (they never match).
+Here each is answered by the same code (the catalog reads and the tickets call their route's
+own function) with the same answer (tests/integration/test_direct_routes.py compares them byte
+for byte); anything else goes to the ordinary route (`HandOn`), so the routes, their
+documentation and their error answers stay the one definition: no or a bad token where one is
+needed, a query string on the list (its parameters are the route's to validate), ids that are
+not UUIDs (they never match).
 All of them run inside every middleware (load shedding, limits, idempotency, access log)."""
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ticketflow.api.caller import looks_signed_in, request_caller
 from ticketflow.api.errors import domain_problem
 from ticketflow.api.idempotency import claimed_key
 from ticketflow.api.routes.events import catalog_read, get_event, list_events
+from ticketflow.api.routes.payments import booking_tickets
 from ticketflow.api.waiting_room_schemas import PlaceOut
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import AuthenticationFailed, DomainError
@@ -44,6 +47,8 @@ EVENT = f"{EVENTS}/{{event_id:uuid}}"
 JOIN = f"{EVENT}/queue"
 LOOK = f"{JOIN}/{{ticket_id:uuid}}"
 EVENT_PAGE = "/events/{event_id:uuid}"
+BOOKING = "/api/v1/bookings/{booking_id:uuid}"
+TICKETS = f"{BOOKING}/tickets"
 
 Answer = Callable[[Scope], Awaitable[Response]]
 
@@ -123,6 +128,12 @@ async def _event_page(scope: Scope) -> Response:
     return await event_page(Request(scope), scope["path_params"]["event_id"])
 
 
+async def _tickets(scope: Scope) -> Response:
+    bus, actor = await _signed_in(scope)
+    async with bus.engine.connect() as db:
+        return await booking_tickets(scope["path_params"]["booking_id"], actor, db)
+
+
 def direct_routes() -> list[HotPathRoute]:
     """Registered by api/app.py ahead of every ordinary route."""
     return [
@@ -131,4 +142,5 @@ def direct_routes() -> list[HotPathRoute]:
         HotPathRoute(EVENT, _Direct(_event), "GET"),
         HotPathRoute(EVENTS, _Direct(_events), "GET"),
         HotPathRoute(EVENT_PAGE, _Direct(_event_page, page=True), "GET"),
+        HotPathRoute(TICKETS, _Direct(_tickets), "GET"),
     ]
