@@ -1,27 +1,31 @@
 """The direct routes (api/direct_routes.py): a look at a waiting place, a join, the public
-catalog reads and a booking's tickets, every answer, refusals included, byte for
+catalog reads, a booking's tickets and its payment, every answer, refusals included, byte for
 byte what the ordinary routes (api/routes/waiting_room.py, events.py, payments.py) give."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from uuid import UUID, uuid4
 
 import httpx
+from sqlalchemy import select
 from starlette.routing import Match
 
 from ticketflow.adapters.clock import ManualClock
-from ticketflow.api.direct_routes import EVENT, EVENT_PAGE, EVENTS, JOIN, LOOK, TICKETS
+from ticketflow.adapters.tables import idempotency_keys
+from ticketflow.api.direct_routes import EVENT, EVENT_PAGE, EVENTS, JOIN, LOOK, PAY, TICKETS
 from ticketflow.domain.model import Role
 
-from ..builders import API, account, event_on_sale, hold
+from ..builders import API, Account, account, event_on_sale, hold
+from ..invariants import assert_invariants
 from .conftest import RunningApp, Stack, running_app
 from .paid_bookings import in_process_gateway, paid_booking, ticket_codes
 from .test_waiting_room import join, room_sale
 
-DIRECT = (LOOK, JOIN, EVENT, EVENTS, EVENT_PAGE, TICKETS)
+DIRECT = (LOOK, JOIN, EVENT, EVENTS, EVENT_PAGE, TICKETS, PAY)
 # What differs between any two answers, whichever route gave them.
 PER_REQUEST_HEADERS = {"x-request-id"}
 
@@ -266,3 +270,91 @@ async def test_every_tickets_read_is_answered_as_the_route_answers_it(
         assert [ticket["id"] for ticket in issued] == sorted(ticket["id"] for ticket in issued)
         unpaid_read = await app.client().get(unpaid_tickets, headers=buyer.headers)
         assert unpaid_read.json() == {"items": []}
+
+
+async def test_every_payment_is_answered_as_the_route_answers_it(
+    stack: Stack, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Each request with its own Idempotency-Key, so that each is run, not answered from the
+    first; a payment's answer names its own payment, so two payments are compared but for their
+    ids."""
+    settings = stack.settings()
+    async with (
+        in_process_gateway(settings, tmp_path / "ledger.db") as gateway,
+        running_app(settings, clock, payment_gateway=gateway) as app,
+    ):
+        sale = await event_on_sale(app.bus, totals=(20,))
+        buyer, stranger = await account(app.bus), await account(app.bus)
+
+        async def held() -> str:
+            booking = await hold(app.bus, buyer, sale.event.id, (sale.ticket_types[0].id, 2))
+            return f"{API}/bookings/{booking.id}/payments"
+
+        as_buyer = {**buyer.headers, "Content-Type": "application/json"}
+        visa, declined = (
+            b'{"payment_method":"pm_card_visa"}',
+            b'{"payment_method":"pm_card_declined"}',
+        )
+        first, second, repeated = await held(), await held(), await held()
+        hot = await _pay(app, first, as_buyer, visa)
+        with _ordinary_only(app, second, "POST"):
+            ordinary = await _pay(app, second, as_buyer, visa)
+        assert hot.status_code == ordinary.status_code == 201, (hot.text, ordinary.text)
+        assert _with_ids_of(ordinary, hot.content) == ordinary.content, (hot.text, ordinary.text)
+        assert _headers(hot) == _headers(ordinary)
+        assert await _spent_key(app, buyer, hot) == UUID(hot.json()["id"])
+
+        unpaid = await held()
+        cases = [
+            (first, as_buyer, visa, 409),  # paid already
+            (unpaid, {**stranger.headers, "Content-Type": "application/json"}, visa, 404),
+            (f"{API}/bookings/{uuid4()}/payments", as_buyer, visa, 404),
+            (unpaid, {"Content-Type": "application/json"}, visa, 401),  # handed to the route
+            (
+                unpaid,
+                {"Authorization": "Bearer a.b.c", "Content-Type": "application/json"},
+                visa,
+                401,
+            ),
+            (unpaid, as_buyer, b'{"payment_method":""}', 422),  # the route explains what is wrong
+            (unpaid, as_buyer, b'{"payment_method":"pm_card_visa","tip":1}', 422),
+            (unpaid, {**buyer.headers, "Content-Type": "text/plain"}, visa, 422),
+            (unpaid, as_buyer, declined, 402),  # the hold stays: the route's card is declined too
+        ]
+        for path, headers, body, status in cases:
+            assert _hot_route_at(app, path, "POST") is not None, path
+            _same_answer(*await _both(app, path, headers, "POST", body, keyed=True), status)
+        _same_answer(*await _both(app, unpaid, as_buyer, "POST", visa), 400)  # no key: refused
+
+        key = {**as_buyer, "Idempotency-Key": str(uuid4())}
+        paid = await app.client().post(repeated, headers=key, content=visa)
+        assert paid.status_code == 201, paid.text
+        again, again_ordinary = await _both(app, repeated, key, "POST", visa)
+        _same_answer(again, again_ordinary, 201)
+        assert again.content == paid.content and again.headers["Idempotent-Replayed"] == "true"
+        await assert_invariants(app.bus.engine)
+
+
+async def _pay(app: RunningApp, path: str, headers: dict[str, str], body: bytes) -> httpx.Response:
+    key = {"Idempotency-Key": str(uuid4())}
+    return await app.client().post(path, headers={**headers, **key}, content=body)
+
+
+def _with_ids_of(payment: httpx.Response, answer: bytes) -> bytes:
+    """`answer`, another payment's, with this payment's ids in place of its own."""
+    theirs, ours = payment.json(), json.loads(answer)
+    for field in ("id", "booking_id", "provider_ref"):
+        answer = answer.replace(ours[field].encode(), theirs[field].encode())
+    return answer
+
+
+async def _spent_key(app: RunningApp, buyer: Account, answer: httpx.Response) -> UUID | None:
+    """What the payment's Idempotency-Key was spent on, as its commit marked it."""
+    key = answer.request.headers["Idempotency-Key"]
+    async with app.bus.engine.connect() as connection:
+        spent: UUID | None = await connection.scalar(
+            select(idempotency_keys.c.resource_id).where(
+                idempotency_keys.c.user_id == buyer.actor.user_id, idempotency_keys.c.key == key
+            )
+        )
+    return spent

@@ -45,10 +45,11 @@ class BadSignature(DomainError):
         503: {"description": "Provider unavailable; retry after Retry-After"},
     },
     openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    response_model=PaymentOut,
 )
-async def pay(booking_id: UUID, body: PaymentIn, actor: CurrentActor, bus: Bus) -> PaymentOut:
+async def pay(booking_id: UUID, body: PaymentIn, actor: CurrentActor, bus: Bus) -> Response:
     payment = await bus.handle(cmd.PayForBooking(actor, booking_id, body.payment_method))
-    return PaymentOut.model_validate(payment)
+    return json_answer(PaymentOut.model_validate(payment), 201)
 
 
 @router.get(
@@ -62,7 +63,7 @@ async def booking_tickets(booking_id: UUID, actor: CurrentActor, db: ReadConnect
 
 
 def json_answer(model: BaseModel, status: int = 200) -> Response:
-    """`model` as a route answers it, and its direct route too (api/direct_routes.py):
+    """`model` as these routes answer it, and their direct routes too (api/direct_routes.py):
     validated once and serialized by pydantic, not again by the framework."""
     return Response(model.model_dump_json(), status, media_type="application/json")
 
