@@ -30,6 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from ticketflow.adapters.db import one_statement_read
 from ticketflow.api.booking_hot_path import HotPathRoute, ordinary_route
 from ticketflow.api.caller import looks_signed_in, request_caller
 from ticketflow.api.errors import domain_problem
@@ -140,7 +141,7 @@ async def _event_page(scope: Scope, _: bytes) -> Response:
 
 async def _tickets(scope: Scope, _: bytes) -> Response:
     bus, actor = await _signed_in(scope)
-    async with bus.engine.connect() as db:
+    async with one_statement_read(bus.engine) as db:
         return await booking_tickets(scope["path_params"]["booking_id"], actor, db)
 
 

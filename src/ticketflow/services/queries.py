@@ -196,7 +196,8 @@ _TICKETS_OF_BOOKING = (
 async def tickets_of_booking(
     connection: AsyncConnection, booking_id: UUID, actor: Actor
 ) -> list[Row]:
-    """The booking's issued tickets with their codes, for whoever may see the booking."""
+    """The booking's issued tickets with their codes, for whoever may see the booking: one
+    statement (api/deps.py `OneStatementRead`)."""
     found = (await connection.execute(_TICKETS_OF_BOOKING, {"booking_id": booking_id})).all()
     if not found or not actor.may_see_booking(found[0].user_id, found[0].organizer_id):
         raise NotFound("No such booking.")

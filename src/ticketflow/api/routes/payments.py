@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel
 
 from ticketflow.adapters import webhook_signing
-from ticketflow.api.deps import Bus, CurrentActor, ReadConnection
+from ticketflow.api.deps import Bus, CurrentActor, OneStatementRead, ReadConnection
 from ticketflow.api.schemas import BookingOut, PaymentIn, PaymentOut, TicketList
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError
@@ -57,7 +57,7 @@ async def pay(booking_id: UUID, body: PaymentIn, actor: CurrentActor, bus: Bus) 
     summary="A paid booking's tickets and their codes",
     response_model=TicketList,
 )
-async def booking_tickets(booking_id: UUID, actor: CurrentActor, db: ReadConnection) -> Response:
+async def booking_tickets(booking_id: UUID, actor: CurrentActor, db: OneStatementRead) -> Response:
     tickets = await queries.tickets_of_booking(db, booking_id, actor)
     return json_answer(TicketList.model_validate({"items": tickets}))
 
