@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from redis.asyncio import Redis as AsyncRedis
 
 from ticketflow.adapters.clock import Clock, ManualClock
+from ticketflow.adapters.payment_gateway import PaymentGateway
 from ticketflow.api.app import create_app
 from ticketflow.bootstrap import build_bus
 from ticketflow.config import Settings
@@ -86,9 +87,13 @@ class RunningApp:
 
 @asynccontextmanager
 async def running_app(
-    settings: Settings, clock: Clock, *, wipe_first: bool = True
+    settings: Settings,
+    clock: Clock,
+    *,
+    wipe_first: bool = True,
+    payment_gateway: PaymentGateway | None = None,
 ) -> AsyncIterator[RunningApp]:
-    app = create_app(settings, clock, FAST_PASSWORDS)
+    app = create_app(settings, clock, FAST_PASSWORDS, payment_gateway)
     async with app.router.lifespan_context(app):
         running = RunningApp(app)
         if wipe_first:

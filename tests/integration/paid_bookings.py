@@ -29,16 +29,22 @@ from ..provider_in_process import InProcessProvider
 
 
 @asynccontextmanager
-async def paying_client(
-    settings: Settings, clock: Clock, ledger: Path
-) -> AsyncIterator[httpx.AsyncClient]:
-    """The conftest `client` (`client.app_bus` included), charging the in-process sandbox."""
+async def in_process_gateway(settings: Settings, ledger: Path) -> AsyncIterator[HttpPaymentGateway]:
+    """Our gateway, charging the sandbox provider served in-process."""
     provider_app = create_provider_app(ProviderSettings(ledger=ledger))
     async with provider_app.router.lifespan_context(provider_app):
         to_provider = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=provider_app), base_url="http://provider"
         )
-        gateway = HttpPaymentGateway(settings, InProcessProvider(to_provider))
+        yield HttpPaymentGateway(settings, InProcessProvider(to_provider))
+
+
+@asynccontextmanager
+async def paying_client(
+    settings: Settings, clock: Clock, ledger: Path
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The conftest `client` (`client.app_bus` included), charging the in-process sandbox."""
+    async with in_process_gateway(settings, ledger) as gateway:
         app = create_app(settings, clock, FAST_PASSWORDS, gateway)
         async with serving(app) as client:
             yield client

@@ -76,6 +76,24 @@ async def test_a_requests_json_log_line_carries_its_id_and_caller(
     assert lines[made_up]["route"] == "/health" and lines[made_up]["user_id"] is None
 
 
+async def test_a_request_is_logged_under_its_routes_template_whichever_route_served_it(
+    client: httpx.AsyncClient, log_lines: io.StringIO
+) -> None:
+    """A direct route (api/direct_routes.py) names its parameters' convertors in its path."""
+    configure_logging("json", "info", stream=log_lines)
+    buyer = await account(app_bus(client))
+    tickets = f"{BOOKINGS}/{uuid.uuid4()}/tickets"
+    served, handed_on = f"direct-{uuid.uuid4().hex}", f"ordinary-{uuid.uuid4().hex}"
+
+    direct = await client.get(tickets, headers={**buyer.headers, "X-Request-ID": served})
+    ordinary = await client.get(tickets, headers={"X-Request-ID": handed_on})  # no token
+
+    assert (direct.status_code, ordinary.status_code) == (404, 401)
+    lines = {line.get("request_id"): line for line in _logged(log_lines)}
+    template = f"{BOOKINGS}/{{booking_id}}/tickets"
+    assert lines[served]["route"] == lines[handed_on]["route"] == template
+
+
 async def test_a_request_that_fails_answers_500_with_its_id_and_its_error_names_it(
     settings: Settings, clock: ManualClock, log_lines: io.StringIO
 ) -> None:

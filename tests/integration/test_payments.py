@@ -336,8 +336,8 @@ async def test_a_second_live_payment_of_a_booking_is_refused_and_the_transaction
     async with UnitOfWork(bus.engine, bus.deps.clock, EventMeta()) as uow:
         with pytest.raises(Conflict, match="already under way"):
             await uow.payments.add(second, now)
-        live = await uow.payments.live_for_booking(uuid.UUID(booking_id))
-    assert live is not None and live.id == first.id
+        found = await uow.payments.booking_with_live_payment(uuid.UUID(booking_id))
+    assert found is not None and found[1] is not None and found[1].id == first.id
 
 
 async def _settle(bus: MessageBus, payment_id: uuid.UUID, charge: Charge) -> UnitOfWork:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -20,6 +20,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketflow.adapters.tables import booking_lines, bookings, users
@@ -36,7 +37,7 @@ Released = tuple[UUID, int, list[BookingLine]]
 
 # Built once: a payment reads a booking twice and moves its status once, and building a statement
 # cost about as much CPU as running it (110 against 62 us a select, bench/README.md).
-_WITH_LINES = (
+WITH_LINES = (  # extended by the payments' read of a booking with its payment
     select(
         bookings,
         booking_lines.c.ticket_type_id,
@@ -54,6 +55,28 @@ _SAVE_STATUS = (  # bind names apart from the columns' (SQLAlchemy reserves thos
         status=bindparam("b_status"), version=bindparam("b_version"), updated_at=bindparam("b_now")
     )
 )
+
+
+def booking_of(rows: Sequence[Row[Any]]) -> Booking | None:
+    """The booking in the rows of WITH_LINES (or of a statement that extends it); None if none."""
+    if not rows:
+        return None
+    row = rows[0]
+    return Booking(
+        id=row.id,
+        user_id=row.user_id,
+        event_id=row.event_id,
+        currency=row.currency,
+        hold_expires_at=row.hold_expires_at,
+        created_at=row.created_at,
+        lines=[
+            BookingLine(line.ticket_type_id, line.quantity, line.unit_price_minor)
+            for line in rows
+            if line.ticket_type_id is not None
+        ],
+        status=BookingStatus(row.status),
+        version=row.version,
+    )
 
 
 # The buyers of a batch as one array on PostgreSQL: one statement text whatever their number,
@@ -151,25 +174,7 @@ class BookingRepository:
         return held
 
     async def get(self, booking_id: UUID) -> Booking | None:
-        rows = (await self._connection.execute(_WITH_LINES, {"id": booking_id})).all()
-        if not rows:
-            return None
-        row = rows[0]
-        return Booking(
-            id=row.id,
-            user_id=row.user_id,
-            event_id=row.event_id,
-            currency=row.currency,
-            hold_expires_at=row.hold_expires_at,
-            created_at=row.created_at,
-            lines=[
-                BookingLine(line.ticket_type_id, line.quantity, line.unit_price_minor)
-                for line in rows
-                if line.ticket_type_id is not None
-            ],
-            status=BookingStatus(row.status),
-            version=row.version,
-        )
+        return booking_of((await self._connection.execute(WITH_LINES, {"id": booking_id})).all())
 
     async def save_status(self, booking: Booking, now: datetime) -> None:
         """Optimistic: the status moves only from the version that was read."""

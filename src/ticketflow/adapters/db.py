@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from ticketflow.config import Settings
 
@@ -46,3 +48,15 @@ def create_engine(settings: Settings) -> AsyncEngine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+@asynccontextmanager
+async def one_statement_read(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A connection for a read of one statement, which a transaction gives nothing (one
+    statement sees one snapshot): on PostgreSQL it runs without one (autocommit), sparing the
+    BEGIN and ROLLBACK round trips around it. On SQLite as any connection (ours begin their
+    transactions themselves, above, which its autocommit setting would undo)."""
+    async with engine.connect() as connection:
+        if engine.dialect.name == "postgresql":
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketflow.adapters.booking_repository import WITH_LINES, booking_of
 from ticketflow.adapters.tables import bookings, payments, tickets, webhook_receipts
 from ticketflow.domain.errors import Conflict
 from ticketflow.domain.model import Booking
@@ -36,9 +37,14 @@ _FIELDS = (
 # running it: bench/README.md).
 _GET = select(payments).where(payments.c.id == bindparam("id"))
 _GET_LOCKED = _GET.with_for_update()
-_LIVE = select(payments).where(
-    payments.c.booking_id == bindparam("booking_id"),
-    payments.c.status != PaymentStatus.FAILED.value,
+# A booking with its lines and its live payment (at most one: uq_payments_live_booking), in one
+# statement: a payment and a refund start from both, which took a round trip each.
+_LIVE_PREFIX = "live_"
+_WITH_LIVE_PAYMENT = WITH_LINES.add_columns(
+    *(column.label(f"{_LIVE_PREFIX}{column.name}") for column in payments.c)
+).outerjoin(
+    payments,
+    and_(payments.c.booking_id == bookings.c.id, payments.c.status != PaymentStatus.FAILED.value),
 )
 _SAVE = (
     update(payments)
@@ -65,11 +71,11 @@ def _add(insert_for: Any) -> Any:
 _ADD = {"postgresql": _add(pg_insert), "sqlite": _add(sqlite_insert)}
 
 
-def _payment(row: Row[Any]) -> Payment:
+def _payment(row: Row[Any], prefix: str = "") -> Payment:
     return Payment(
-        id=row.id,
-        status=PaymentStatus(row.status),
-        **{name: getattr(row, name) for name in _FIELDS},
+        id=getattr(row, f"{prefix}id"),
+        status=PaymentStatus(getattr(row, f"{prefix}status")),
+        **{name: getattr(row, f"{prefix}{name}") for name in _FIELDS},
     )
 
 
@@ -97,10 +103,16 @@ class PaymentRepository:
         row = (await self._connection.execute(query, {"id": payment_id})).one_or_none()
         return _payment(row) if row else None
 
-    async def live_for_booking(self, booking_id: UUID) -> Payment | None:
-        """The booking's one payment that has not failed, if any."""
-        row = (await self._connection.execute(_LIVE, {"booking_id": booking_id})).one_or_none()
-        return _payment(row) if row else None
+    async def booking_with_live_payment(
+        self, booking_id: UUID
+    ) -> tuple[Booking, Payment | None] | None:
+        """The booking with its one payment that has not failed, if any; None: no such booking."""
+        rows = (await self._connection.execute(_WITH_LIVE_PAYMENT, {"id": booking_id})).all()
+        booking = booking_of(rows)
+        if booking is None:
+            return None
+        live = rows[0]
+        return booking, _payment(live, _LIVE_PREFIX) if live.live_id is not None else None
 
     async def paid_for_event(self, event_id: UUID) -> list[Payment]:
         """Succeeded payments of the event's bookings with no refund asked for yet."""

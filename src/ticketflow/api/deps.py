@@ -11,6 +11,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketflow.adapters.db import one_statement_read
 from ticketflow.api.caller import request_caller
 from ticketflow.api.idempotency import claimed_key
 from ticketflow.domain.errors import AuthenticationFailed
@@ -35,6 +36,15 @@ async def _read_connection(bus: Bus) -> AsyncIterator[AsyncConnection]:
 
 
 ReadConnection = Annotated[AsyncConnection, Depends(_read_connection)]
+
+
+async def _one_statement_read(bus: Bus) -> AsyncIterator[AsyncConnection]:
+    async with one_statement_read(bus.engine) as connection:
+        yield connection
+
+
+# For a route whose read is one statement (adapters/db.py `one_statement_read`).
+OneStatementRead = Annotated[AsyncConnection, Depends(_one_statement_read)]
 
 _bearer = HTTPBearer(auto_error=False, description="An access token from /auth/login")
 

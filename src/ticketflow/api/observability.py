@@ -34,6 +34,9 @@ UNMATCHED = "unmatched"  # the route label of paths no route serves (scanners, t
 BOOKINGS = "/api/v1/bookings"
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _PARAMETER = re.compile(r"\{[^}]+\}")
+# A parameter's convertor, which the direct routes' paths name (`{booking_id:uuid}`): left out,
+# so that a request is counted under one template whichever of its routes served it.
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 _MAX_REMEMBERED_PATHS = 10_000
 
 
@@ -75,10 +78,11 @@ class RouteTemplates:
         by_route: dict[int, str] = {}
         for context in iter_route_contexts(self._app.routes):
             if context.path:
-                by_route[id(context.original_route)] = context.path
-                literals = _PARAMETER.split(context.path)  # the text between {parameters}
+                template = _CONVERTOR.sub(r"{\1}", context.path)
+                by_route[id(context.original_route)] = template
+                literals = _PARAMETER.split(template)  # the text between {parameters}
                 pattern = "[^/]+".join(re.escape(literal) for literal in literals)
-                self._patterns.append((re.compile(f"{pattern}$"), context.path))
+                self._patterns.append((re.compile(f"{pattern}$"), template))
         self._by_route = by_route
 
     def _match(self, path: str) -> str:

@@ -49,24 +49,25 @@ def refund_key(payment_id: UUID) -> str:
 
 async def _booking_for(
     uow: UnitOfWork, command: cmd.PayForBooking | cmd.RefundBooking, buyer_only: bool
-) -> Booking:
-    booking = await uow.bookings.get(command.booking_id)
+) -> tuple[Booking, Payment | None]:
+    """The booking if the command's actor may act on it, with its live payment, if any."""
+    found = await uow.payments.booking_with_live_payment(command.booking_id)
     actor = command.actor
-    if booking is None:
+    if found is None:
         raise NotFound("No such booking.")
+    booking = found[0]
     if actor.user_id != booking.user_id:  # the buyer needs no look at the event's organizer
         event = await uow.catalog.get_event(booking.event_id)
         if event is None or not actor.may_see_booking(booking.user_id, event.organizer_id):
             raise NotFound("No such booking.")
     if buyer_only and actor.user_id != booking.user_id and actor.role is not Role.ADMIN:
         raise PermissionDenied("Only the buyer pays for a booking.")
-    return booking
+    return found
 
 
 async def pay_for_booking(command: cmd.PayForBooking, uow: UnitOfWork, deps: Deps) -> Payment:
     async with uow:
-        booking = await _booking_for(uow, command, buyer_only=True)
-        payment = await uow.payments.live_for_booking(booking.id)
+        booking, payment = await _booking_for(uow, command, buyer_only=True)
         if payment is not None and payment.status is not PaymentStatus.PENDING:
             raise InvalidTransition(f"The booking is already paid (payment {payment.status}).")
         if payment is None:  # a pending one is resumed: same id, so the provider charges once
@@ -177,12 +178,11 @@ async def refund_booking(command: cmd.RefundBooking, uow: UnitOfWork, deps: Deps
     at once, exactly one wins (the door locks the ticket; the refund voids it, which waits for
     that lock, then looks for a check-in in a statement of its own, which sees the door's)."""
     async with uow:
-        booking = await _booking_for(uow, command, buyer_only=False)
+        booking, payment = await _booking_for(uow, command, buyer_only=False)
         if booking.status is not BookingStatus.CONFIRMED:
             raise InvalidTransition(
                 f"Only a confirmed booking can be refunded; it is {booking.status}."
             )
-        payment = await uow.payments.live_for_booking(booking.id)
         assert payment is not None and payment.status is PaymentStatus.SUCCEEDED
         if payment.refund_requested_at is None:
             now, version = uow.clock.now(), payment.version

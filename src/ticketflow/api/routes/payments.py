@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel
 
 from ticketflow.adapters import webhook_signing
-from ticketflow.api.deps import Bus, CurrentActor, ReadConnection
+from ticketflow.api.deps import Bus, CurrentActor, OneStatementRead, ReadConnection
 from ticketflow.api.schemas import BookingOut, PaymentIn, PaymentOut, TicketList
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError
@@ -44,17 +45,27 @@ class BadSignature(DomainError):
         503: {"description": "Provider unavailable; retry after Retry-After"},
     },
     openapi_extra=IDEMPOTENCY_KEY_REQUIRED,
+    response_model=PaymentOut,
 )
-async def pay(booking_id: UUID, body: PaymentIn, actor: CurrentActor, bus: Bus) -> PaymentOut:
+async def pay(booking_id: UUID, body: PaymentIn, actor: CurrentActor, bus: Bus) -> Response:
     payment = await bus.handle(cmd.PayForBooking(actor, booking_id, body.payment_method))
-    return PaymentOut.model_validate(payment)
+    return json_answer(PaymentOut.model_validate(payment), 201)
 
 
-@router.get("/bookings/{booking_id}/tickets", summary="A paid booking's tickets and their codes")
-async def booking_tickets(booking_id: UUID, actor: CurrentActor, db: ReadConnection) -> TicketList:
-    return TicketList.model_validate(
-        {"items": await queries.tickets_of_booking(db, booking_id, actor)}
-    )
+@router.get(
+    "/bookings/{booking_id}/tickets",
+    summary="A paid booking's tickets and their codes",
+    response_model=TicketList,
+)
+async def booking_tickets(booking_id: UUID, actor: CurrentActor, db: OneStatementRead) -> Response:
+    tickets = await queries.tickets_of_booking(db, booking_id, actor)
+    return json_answer(TicketList.model_validate({"items": tickets}))
+
+
+def json_answer(model: BaseModel, status: int = 200) -> Response:
+    """`model` as these routes answer it, and their direct routes too (api/direct_routes.py):
+    validated once and serialized by pydantic, not again by the framework."""
+    return Response(model.model_dump_json(), status, media_type="application/json")
 
 
 @router.post(
