@@ -276,16 +276,11 @@ class Crowd:
         if place["state"] != "admitted" or not token or self._sold_out.is_set():
             return
         buyer.admitted_at = _issued_at(token)
-        headers = {**auth, **_key(), "TicketFlow-Admission": token}
+        headers = {**auth, "TicketFlow-Admission": token}
         wanted = time.monotonic()
-        try:
-            answer = await bookings.request(
-                build_request("POST", f"{API}/bookings", headers, self._booking)
-            )
-        except (OSError, TimeoutError) as failed:
-            self._error(f"POST bookings {type(failed).__name__}")
+        answer = await self._book(bookings, headers, "POST bookings")
+        if answer is None:
             return
-        self._answered()
         buyer.booked, buyer.booked_in = answer.status, answer.at - wanted
         self._holds.record_value(min(MAX_LATENCY_US, max(1, _us(buyer.booked_in))))
         if answer.status == 409:
@@ -314,16 +309,23 @@ class Crowd:
         """A booking without any admission, once the sale is open: it must be refused."""
         await _wait_until(opening + random.uniform(0, UNADMITTED_WITHIN))
         token = self.plan.tokens[number % len(self.plan.tokens)]
-        headers = {"Authorization": f"Bearer {token}", **_key()}
+        answer = await self._book(
+            bookings, {"Authorization": f"Bearer {token}"}, "POST unadmitted booking"
+        )
+        if answer is not None:
+            self._unadmitted[answer.status] = self._unadmitted.get(answer.status, 0) + 1
+
+    async def _book(self, bookings: Pool, headers: dict[str, str], kind: str) -> Answer | None:
+        """One ticket booked with a fresh Idempotency-Key; None if no answer came (counted as
+        `kind`'s error)."""
+        booking = build_request("POST", f"{API}/bookings", {**headers, **_key()}, self._booking)
         try:
-            answer = await bookings.request(
-                build_request("POST", f"{API}/bookings", headers, self._booking)
-            )
+            answer = await bookings.request(booking)
         except (OSError, TimeoutError) as failed:
-            self._error(f"POST unadmitted booking {type(failed).__name__}")
-            return
+            self._error(f"{kind} {type(failed).__name__}")
+            return None
         self._answered()
-        self._unadmitted[answer.status] = self._unadmitted.get(answer.status, 0) + 1
+        return answer
 
     async def _ask(self, looks: Pool, request: bytes, buyer: Buyer) -> dict[str, Any] | None:
         """The place, asking again after `Retry-After` while the app sheds load (503), as a
