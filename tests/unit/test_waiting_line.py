@@ -85,7 +85,8 @@ def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_
     assert line_of(scope("POST", f"{API}/bookings/{EVENT}/refund")) is Line.ORDINARY
     assert line_of(scope("GET", f"{API}/events")) is Line.ORDINARY
     assert line_of(scope("GET", f"{API}/events/{EVENT}")) is Line.ORDINARY
-    assert line_of(scope("POST", f"{API}/events/{EVENT}/queue")) is Line.ORDINARY  # a join
+    assert line_of(scope("POST", f"{API}/events/{EVENT}/queue")) is Line.JOIN
+    assert line_of(scope("GET", f"{API}/events/{EVENT}/queue")) is Line.ORDINARY
     assert line_of(scope("GET", f"{API}/events/{EVENT}/queue/{EVENT}")) is Line.ROOM
 
 
@@ -181,3 +182,20 @@ async def test_a_payment_waiting_behind_browsing_is_let_in_first() -> None:
         f"{API}/bookings/{PLACE}/payments",
         f"{API}/events/{EVENT}",
     ]
+
+
+async def test_joins_past_their_share_are_shed_while_other_requests_go_on() -> None:
+    held = HeldRequests(expected=3)
+    shedding = LoadSheddingMiddleware(
+        held, capacity=8, patience=0.01, room_share=0.25, refused_look=lambda *_: None
+    )
+    join = f"{API}/events/{EVENT}/queue"
+    joining = [asyncio.create_task(_status(shedding, "POST", join)) for _ in range(2)]
+    browsing = asyncio.create_task(_status(shedding, "GET", f"{API}/events/{EVENT}"))
+    await held.all_inside.wait()  # the two joins the share allows, and the read
+    told: dict[bytes, bytes] = {}
+    assert await asyncio.wait_for(_status(shedding, "POST", join, told), timeout=PATIENT) == 503
+    assert told[b"retry-after"] == b"1"  # nothing was done for it: ask again soon
+    assert held.inside == 3
+    held.answer.set()
+    assert await asyncio.gather(*joining, browsing) == [200] * 3
