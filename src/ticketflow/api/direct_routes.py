@@ -36,7 +36,7 @@ from ticketflow.api.caller import looks_signed_in, request_caller
 from ticketflow.api.errors import domain_problem
 from ticketflow.api.idempotency import claimed_key, read_body, replaying
 from ticketflow.api.routes.events import catalog_read, get_event, list_events
-from ticketflow.api.routes.payments import booking_tickets, pay
+from ticketflow.api.routes.payments import booking_tickets, json_answer, pay
 from ticketflow.api.schemas import PaymentIn
 from ticketflow.api.waiting_room_schemas import PlaceOut
 from ticketflow.domain import commands as cmd
@@ -101,7 +101,7 @@ async def _signed_in(scope: Scope) -> tuple[MessageBus, Actor]:
 
 
 def _place(place: PlaceView) -> Response:
-    return Response(PlaceOut.of(place).model_dump_json(), media_type="application/json")
+    return json_answer(PlaceOut.of(place))
 
 
 async def _look(scope: Scope, _: bytes) -> Response:
