@@ -11,18 +11,20 @@ from uuid import UUID
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
-    Select,
+    String,
     Uuid,
     any_,
     bindparam,
     func,
     insert,
+    literal,
     select,
     update,
 )
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketflow.adapters.direct_sql import Direct
 from ticketflow.adapters.tables import booking_lines, bookings, users
 from ticketflow.domain.errors import Conflict
 from ticketflow.domain.model import Booking, BookingLine, BookingStatus
@@ -35,8 +37,9 @@ _COUNTED = (PENDING, BookingStatus.CONFIRMED.value)
 # A booking that just left `pending`: its id, its new stream version and its lines.
 Released = tuple[UUID, int, list[BookingLine]]
 
-# Built once: a payment reads a booking twice and moves its status once, and building a statement
-# cost about as much CPU as running it (110 against 62 us a select, bench/README.md).
+# Built once and run directly: a payment reads a booking twice and moves its status once, and
+# building a statement cost about as much CPU as running it (110 against 62 us a select), and
+# SQLAlchemy's execution of it twice asyncpg's (adapters/direct_sql.py, bench/README.md).
 WITH_LINES = (  # extended by the payments' read of a booking with its payment
     select(
         bookings,
@@ -48,7 +51,8 @@ WITH_LINES = (  # extended by the payments' read of a booking with its payment
     .where(bookings.c.id == bindparam("id"))
     .order_by(booking_lines.c.ticket_type_id)
 )
-_SAVE_STATUS = (  # bind names apart from the columns' (SQLAlchemy reserves those in a SET)
+_WITH_LINES = Direct(WITH_LINES)
+_SAVE_STATUS = Direct(  # bind names apart from the columns' (SQLAlchemy reserves those in a SET)
     update(bookings)
     .where(bookings.c.id == bindparam("b_id"), bookings.c.version == bindparam("b_read_version"))
     .values(
@@ -83,34 +87,41 @@ def booking_of(rows: Sequence[Row[Any]]) -> Booking | None:
 # prepared once, where an IN list of N parameters is a new statement (parsed and planned) for
 # every batch size. SQLite takes the list (and locks nothing: its writers take turns).
 _BUYERS = bindparam("ids", type_=ARRAY(Uuid))
-_LOCK_BUYERS = (
+_LOCK_BUYERS = Direct(
     select(users.c.id)
     .where(users.c.id == any_(_BUYERS))
     .order_by(users.c.id)
     .with_for_update(key_share=True)
 )
-_LOCK_BUYERS_LISTED = select(users.c.id).where(users.c.id.in_(bindparam("ids", expanding=True)))
+_LOCK_BUYERS_LISTED = Direct(
+    select(users.c.id).where(users.c.id.in_(bindparam("ids", expanding=True)))
+)
 
 
-def _holdings_of(buyers: ColumnElement[bool]) -> Select[Any]:
-    return (
+def _holdings_of(buyers: ColumnElement[bool], counted: ColumnElement[bool]) -> Direct:
+    return Direct(
         select(
             bookings.c.user_id,
             booking_lines.c.ticket_type_id,
             func.sum(booking_lines.c.quantity).label("held"),
         )
         .join(booking_lines, booking_lines.c.booking_id == bookings.c.id)
-        .where(
-            buyers,
-            bookings.c.event_id == bindparam("event_id"),
-            bookings.c.status.in_(_COUNTED),
-        )
+        .where(buyers, bookings.c.event_id == bindparam("event_id"), counted)
         .group_by(bookings.c.user_id, booking_lines.c.ticket_type_id)
     )
 
 
-_HOLDINGS = _holdings_of(bookings.c.user_id == any_(_BUYERS))
-_HOLDINGS_LISTED = _holdings_of(bookings.c.user_id.in_(bindparam("ids", expanding=True)))
+# The statuses as one array too on PostgreSQL: a literal IN list is expanded at each execution,
+# which a statement run directly (adapters/direct_sql.py) does not do.
+_HOLDINGS = _holdings_of(
+    bookings.c.user_id == any_(_BUYERS),
+    bookings.c.status == any_(literal(list(_COUNTED), ARRAY(String))),
+)
+_HOLDINGS_LISTED = _holdings_of(
+    bookings.c.user_id.in_(bindparam("ids", expanding=True)), bookings.c.status.in_(_COUNTED)
+)
+_INSERT_BOOKINGS = Direct(insert(bookings))
+_INSERT_LINES = Direct(insert(booking_lines))
 
 
 class BookingRepository:
@@ -119,8 +130,8 @@ class BookingRepository:
 
     async def add(self, *new: Booking) -> None:
         """Insert bookings and their lines: two statements, however many bookings."""
-        await self._connection.execute(
-            insert(bookings),
+        await _INSERT_BOOKINGS.run_many(
+            self._connection,
             [
                 {
                     "id": booking.id,
@@ -137,8 +148,8 @@ class BookingRepository:
                 for booking in new
             ],
         )
-        await self._connection.execute(
-            insert(booking_lines),
+        await _INSERT_LINES.run_many(
+            self._connection,
             [
                 {
                     "booking_id": booking.id,
@@ -161,12 +172,11 @@ class BookingRepository:
         statement of its own, after the lock: it then sees what the last holder committed."""
         ids = sorted(buyers)
         on_postgresql = self._connection.dialect.name == "postgresql"
-        await self._connection.execute(
-            _LOCK_BUYERS if on_postgresql else _LOCK_BUYERS_LISTED, {"ids": ids}
+        await (_LOCK_BUYERS if on_postgresql else _LOCK_BUYERS_LISTED).rows(
+            self._connection, {"ids": ids}
         )
-        rows = await self._connection.execute(
-            _HOLDINGS if on_postgresql else _HOLDINGS_LISTED,
-            {"ids": ids, "event_id": event_id},
+        rows = await (_HOLDINGS if on_postgresql else _HOLDINGS_LISTED).rows(
+            self._connection, {"ids": ids, "event_id": event_id}
         )
         held: dict[UUID, dict[UUID, int]] = {buyer: {} for buyer in buyers}
         for row in rows:
@@ -174,12 +184,12 @@ class BookingRepository:
         return held
 
     async def get(self, booking_id: UUID) -> Booking | None:
-        return booking_of((await self._connection.execute(WITH_LINES, {"id": booking_id})).all())
+        return booking_of(await _WITH_LINES.rows(self._connection, {"id": booking_id}))
 
     async def save_status(self, booking: Booking, now: datetime) -> None:
         """Optimistic: the status moves only from the version that was read."""
-        result = await self._connection.execute(
-            _SAVE_STATUS,
+        saved = await _SAVE_STATUS.run(
+            self._connection,
             {
                 "b_id": booking.id,
                 "b_read_version": booking.version - 1,
@@ -188,7 +198,7 @@ class BookingRepository:
                 "b_now": now,
             },
         )
-        if result.rowcount != 1:
+        if saved != 1:
             raise Conflict("The booking changed at the same time; reload and try again.")
 
     async def expire_due(self, now: datetime, limit: int) -> list[Released]:

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketflow.adapters.direct_sql import Direct
 from ticketflow.adapters.tables import events, ticket_types
 from ticketflow.domain.errors import Conflict
 from ticketflow.domain.model import Event, EventStatus, TicketType
@@ -64,19 +65,21 @@ def _ticket_type(row: Row[Any], prefix: str = "") -> TicketType:
     )
 
 
-# What a batch of holds allocates from, built once (every batch runs them). Unlocked: the event
+# What a batch of holds allocates from, built once and run directly (every batch runs them,
+# adapters/direct_sql.py). Unlocked: the event
 # and the ticket type in one statement (the type's columns prefixed, their names being the
 # event's too). Locked: the event share-locked, then the type's row, in two statements, so the
 # order of the locks is written here, not left to a plan (cancel_event locks in that order).
 _TYPE = "type_"
-_FOR_HOLDS = (
+_FOR_HOLDS = Direct(
     select(events, *(column.label(_TYPE + column.name) for column in ticket_types.c))
     .join(ticket_types, ticket_types.c.event_id == events.c.id)
     .where(events.c.id == bindparam("event_id"), ticket_types.c.id == bindparam("type_id"))
 )
-_EVENT = select(events).where(events.c.id == bindparam("event_id"))
-_EVENT_SHARE_LOCKED = _EVENT.with_for_update(read=True)
-_TAKE_TICKETS = (
+_EVENT_BY_ID = select(events).where(events.c.id == bindparam("event_id"))
+_EVENT = Direct(_EVENT_BY_ID)
+_EVENT_SHARE_LOCKED = Direct(_EVENT_BY_ID.with_for_update(read=True))
+_TAKE_TICKETS = Direct(
     update(ticket_types)
     .where(
         ticket_types.c.id == bindparam("type_id"),
@@ -85,7 +88,7 @@ _TAKE_TICKETS = (
     .values(available=ticket_types.c.available - bindparam("quantity"))
 )
 # NO KEY: the booking lines others insert meanwhile key-share the row (FK).
-_TYPE_LOCKED = (
+_TYPE_LOCKED = Direct(
     select(ticket_types)
     .where(
         ticket_types.c.id == bindparam("type_id"),
@@ -110,7 +113,7 @@ class CatalogRepository:
         """The event; `share_lock` keeps it from being cancelled until this transaction ends
         (holds take it, so no hold can slip in after a cancellation released the others)."""
         query = _EVENT_SHARE_LOCKED if share_lock else _EVENT
-        row = (await self._connection.execute(query, {"event_id": event_id})).one_or_none()
+        row = await query.one_or_none(self._connection, {"event_id": event_id})
         return _event(row) if row else None
 
     async def for_holds(
@@ -122,12 +125,12 @@ class CatalogRepository:
         cancel_event locks in, so the two can't deadlock)."""
         ids = {"event_id": event_id, "type_id": ticket_type_id}
         if not lock:
-            row = (await self._connection.execute(_FOR_HOLDS, ids)).one_or_none()
+            row = await _FOR_HOLDS.one_or_none(self._connection, ids)
             return (_event(row), _ticket_type(row, _TYPE)) if row else None
         event = await self.get_event(event_id, share_lock=True)
         if event is None:
             return None
-        type_row = (await self._connection.execute(_TYPE_LOCKED, ids)).one_or_none()
+        type_row = await _TYPE_LOCKED.one_or_none(self._connection, ids)
         return (event, _ticket_type(type_row)) if type_row else None
 
     async def save_event(self, event: Event) -> None:
@@ -190,10 +193,10 @@ class CatalogRepository:
 
     async def take_tickets(self, ticket_type_id: UUID, quantity: int) -> bool:
         """The conditional decrement: True if `quantity` tickets were taken, False if too few."""
-        result = await self._connection.execute(
-            _TAKE_TICKETS, {"type_id": ticket_type_id, "quantity": quantity}
+        taken = await _TAKE_TICKETS.run(
+            self._connection, {"type_id": ticket_type_id, "quantity": quantity}
         )
-        return result.rowcount == 1
+        return taken == 1
 
     async def return_tickets(self, quantities: Mapping[UUID, int]) -> None:
         """Put released tickets back on sale, in id order so concurrent releases can't deadlock."""

@@ -11,6 +11,7 @@ from uuid import UUID
 from sqlalchemy import RowMapping, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketflow.adapters.direct_sql import Direct
 from ticketflow.adapters.tables import domain_events
 from ticketflow.domain.events import DomainEvent
 
@@ -55,6 +56,9 @@ _COLUMNS = (
 )
 
 
+_APPEND = Direct(insert(domain_events))
+
+
 async def append(
     connection: AsyncConnection,
     events: Sequence[tuple[DomainEvent, EventMeta]],
@@ -67,8 +71,8 @@ async def append(
         return
     if datas is None:
         datas = [event.data() for event, _ in events]
-    await connection.execute(
-        insert(domain_events),
+    await _APPEND.run_many(
+        connection,
         [
             {
                 "stream_type": event.stream_type,

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from ticketflow.adapters.db import WRITE
+from ticketflow.adapters.direct_sql import Direct
 from ticketflow.adapters.tables import idempotency_keys as keys
 
 # How long an answer-less claim blocks retries before a crashed request's key can be retaken.
@@ -157,8 +158,8 @@ class IdempotencyKeys:
         made: resource type and id), in one statement."""
         if not spent:
             return
-        await self._connection.execute(
-            _MARK_COMMITTED,
+        await _MARK_COMMITTED.run_many(
+            self._connection,
             [
                 {"uid": scope.user_id, "k": scope.key, "rtype": rtype, "rid": rid}
                 for scope, rtype, rid in sorted(spent, key=lambda s: (s[0].user_id, s[0].key))
@@ -167,8 +168,8 @@ class IdempotencyKeys:
 
     async def keep_answers(self, answers: list[tuple[KeyScope, Answer]]) -> None:
         """Keep each request's answer for its repeats: one statement, many keys."""
-        await self._connection.execute(
-            _KEEP_ANSWER,
+        await _KEEP_ANSWER.run_many(
+            self._connection,
             [
                 {
                     "uid": scope.user_id,
@@ -248,8 +249,8 @@ class IdempotencyKeys:
         it is overwritten); the keys taken. Many parameter sets for one statement, not one
         statement with many VALUES: it is compiled once per process, and SQLAlchemy batches
         the rows itself."""
-        taken_rows = await self._connection.execute(
-            _TAKE[self._connection.dialect.name], [{**row, "now": now} for row in rows]
+        taken_rows = await _TAKE[self._connection.dialect.name].rows_many(
+            self._connection, [{**row, "now": now} for row in rows]
         )
         return {KeyScope(row.user_id, row.key) for row in taken_rows}
 
@@ -298,8 +299,12 @@ def _upsert_keys(insert: Any) -> Any:
 
 # Built once: every claim, hold batch and kept answer runs one of these, and building the
 # upsert cost more CPU than running it (bench/README.md).
-_TAKE = {"postgresql": _upsert_keys(pg_insert), "sqlite": _upsert_keys(sqlite_insert)}
-_MARK_COMMITTED = (
+# Run directly (adapters/direct_sql.py).
+_TAKE = {
+    "postgresql": Direct(_upsert_keys(pg_insert)),
+    "sqlite": Direct(_upsert_keys(sqlite_insert)),
+}
+_MARK_COMMITTED = Direct(
     update(keys)
     .where(
         keys.c.user_id == bindparam("uid"),
@@ -312,7 +317,7 @@ _MARK_COMMITTED = (
         resource_id=bindparam("rid"),
     )
 )
-_KEEP_ANSWER = (
+_KEEP_ANSWER = Direct(
     update(keys)
     .where(keys.c.user_id == bindparam("uid"), keys.c.key == bindparam("k"))
     .values(

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketflow.adapters.booking_repository import WITH_LINES, booking_of
+from ticketflow.adapters.direct_sql import Direct
 from ticketflow.adapters.tables import bookings, payments, tickets, webhook_receipts
 from ticketflow.domain.errors import Conflict
 from ticketflow.domain.model import Booking
@@ -33,20 +34,26 @@ _FIELDS = (
 )
 
 
-# Built once (a payment runs each of these once or twice; building one cost about as much CPU as
-# running it: bench/README.md).
-_GET = select(payments).where(payments.c.id == bindparam("id"))
-_GET_LOCKED = _GET.with_for_update()
+# Built once and run directly (a payment runs each of these once or twice; building one cost
+# about as much CPU as running it, and SQLAlchemy's execution twice asyncpg's: bench/README.md).
+_BY_ID = select(payments).where(payments.c.id == bindparam("id"))
+_GET = Direct(_BY_ID)
+_GET_LOCKED = Direct(_BY_ID.with_for_update())
 # A booking with its lines and its live payment (at most one: uq_payments_live_booking), in one
 # statement: a payment and a refund start from both, which took a round trip each.
 _LIVE_PREFIX = "live_"
-_WITH_LIVE_PAYMENT = WITH_LINES.add_columns(
-    *(column.label(f"{_LIVE_PREFIX}{column.name}") for column in payments.c)
-).outerjoin(
-    payments,
-    and_(payments.c.booking_id == bookings.c.id, payments.c.status != PaymentStatus.FAILED.value),
+_WITH_LIVE_PAYMENT = Direct(
+    WITH_LINES.add_columns(
+        *(column.label(f"{_LIVE_PREFIX}{column.name}") for column in payments.c)
+    ).outerjoin(
+        payments,
+        and_(
+            payments.c.booking_id == bookings.c.id,
+            payments.c.status != PaymentStatus.FAILED.value,
+        ),
+    )
 )
-_SAVE = (
+_SAVE = Direct(
     update(payments)
     .where(payments.c.id == bindparam("p_id"), payments.c.version == bindparam("p_read_version"))
     .values(
@@ -68,7 +75,8 @@ def _add(insert_for: Any) -> Any:
     )
 
 
-_ADD = {"postgresql": _add(pg_insert), "sqlite": _add(sqlite_insert)}
+_ADD = {"postgresql": Direct(_add(pg_insert)), "sqlite": Direct(_add(sqlite_insert))}
+_ISSUE_TICKETS = Direct(insert(tickets))
 
 
 def _payment(row: Row[Any], prefix: str = "") -> Payment:
@@ -84,8 +92,8 @@ class PaymentRepository:
         self._connection = connection
 
     async def add(self, payment: Payment, now: datetime) -> None:
-        added = await self._connection.execute(
-            _ADD[self._connection.dialect.name],
+        added = await _ADD[self._connection.dialect.name].run(
+            self._connection,
             {
                 "id": payment.id,
                 "status": payment.status.value,
@@ -94,20 +102,20 @@ class PaymentRepository:
                 **{name: getattr(payment, name) for name in _FIELDS},
             },
         )
-        if added.rowcount != 1:  # uq_payments_live_booking: a concurrent attempt won
+        if added != 1:  # uq_payments_live_booking: a concurrent attempt won
             raise Conflict("A payment for this booking is already under way.")
 
     async def get(self, payment_id: UUID, *, locked: bool = False) -> Payment | None:
         """`locked`: held until the transaction ends (FOR UPDATE), for those who settle it."""
         query = _GET_LOCKED if locked else _GET
-        row = (await self._connection.execute(query, {"id": payment_id})).one_or_none()
+        row = await query.one_or_none(self._connection, {"id": payment_id})
         return _payment(row) if row else None
 
     async def booking_with_live_payment(
         self, booking_id: UUID
     ) -> tuple[Booking, Payment | None] | None:
         """The booking with its one payment that has not failed, if any; None: no such booking."""
-        rows = (await self._connection.execute(_WITH_LIVE_PAYMENT, {"id": booking_id})).all()
+        rows = await _WITH_LIVE_PAYMENT.rows(self._connection, {"id": booking_id})
         booking = booking_of(rows)
         if booking is None:
             return None
@@ -128,8 +136,8 @@ class PaymentRepository:
         return [_payment(row) for row in rows]
 
     async def save(self, payment: Payment, previous_version: int, now: datetime) -> None:
-        result = await self._connection.execute(
-            _SAVE,
+        saved = await _SAVE.run(
+            self._connection,
             {
                 "p_id": payment.id,
                 "p_read_version": previous_version,
@@ -138,7 +146,7 @@ class PaymentRepository:
                 **{f"p_{name}": getattr(payment, name) for name in _FIELDS},
             },
         )
-        if result.rowcount != 1:
+        if saved != 1:
             raise Conflict("The payment changed at the same time; try again.")
 
     async def unsettled(self, cutoff: datetime, limit: int) -> list[Payment]:
@@ -165,8 +173,8 @@ class PaymentRepository:
     async def issue_tickets(self, booking: Booking, ticket_ids: list[UUID], now: datetime) -> None:
         """One ticket per seat, each with a unique unguessable code (for QR and check-in)."""
         seats = [line.ticket_type_id for line in booking.lines for _ in range(line.quantity)]
-        await self._connection.execute(
-            insert(tickets),
+        await _ISSUE_TICKETS.run_many(
+            self._connection,
             [
                 {
                     "id": ticket_id,

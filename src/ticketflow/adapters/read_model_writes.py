@@ -18,6 +18,7 @@ from uuid import UUID
 from sqlalchemy import BigInteger, Integer, String, Table, bindparam, func, insert, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketflow.adapters.direct_sql import Direct
 from ticketflow.adapters.tables import (
     rm_availability,
     rm_bookings,
@@ -37,7 +38,7 @@ def _maybe(name: str, type_: Any) -> Any:
     return bindparam(f"p_{name}", type_=type_)
 
 
-_EVENT_SALES = (
+_EVENT_SALES = Direct(
     update(rm_event_sales)
     .where(rm_event_sales.c.event_id == bindparam("p_key", type_=rm_event_sales.c.event_id.type))
     .values(
@@ -47,7 +48,7 @@ _EVENT_SALES = (
 )
 
 _tts = rm_ticket_type_sales
-_TICKET_TYPE_SALES = (
+_TICKET_TYPE_SALES = Direct(
     update(_tts)
     .where(_tts.c.ticket_type_id == bindparam("p_key", type_=_tts.c.ticket_type_id.type))
     .values(
@@ -62,7 +63,7 @@ _TICKET_TYPE_SALES = (
 
 _av = rm_availability
 _new_total = _maybe("total", Integer())
-_AVAILABILITY = (
+_AVAILABILITY = Direct(
     update(_av)
     .where(_av.c.ticket_type_id == bindparam("p_key", type_=_av.c.ticket_type_id.type))
     .values(
@@ -81,9 +82,9 @@ _booking_status = {
     "version": bindparam("p_version", type_=_bk.c.version.type),
     "updated_at": bindparam("p_updated_at", type_=_bk.c.updated_at.type),
 }
-_BOOKING_STATUS = update(_bk).where(_by_booking).values(**_booking_status)
+_BOOKING_STATUS = Direct(update(_bk).where(_by_booking).values(**_booking_status))
 # A confirmation also brings the tickets: one statement where two would do the same.
-_BOOKING_CONFIRMED = (
+_BOOKING_CONFIRMED = Direct(
     update(_bk)
     .where(_by_booking)
     .values(**_booking_status, ticket_ids=bindparam("p_ticket_ids", type_=_bk.c.ticket_ids.type))
@@ -128,10 +129,13 @@ async def write_counters(
     await _update(connection, _AVAILABILITY, availability, ("available",), ("total",))
 
 
+_INSERTS = {table: Direct(insert(table)) for table in READ_MODELS}
+
+
 async def _insert(connection: AsyncConnection, table: Table, new: Rows) -> None:
     rows = new[table]
     if rows:
-        await connection.execute(insert(table), [rows[key] for key in sorted(rows)])
+        await _INSERTS[table].run_many(connection, [rows[key] for key in sorted(rows)])
 
 
 def _merged(
@@ -144,7 +148,7 @@ def _merged(
 
 async def _update(
     connection: AsyncConnection,
-    statement: Any,
+    statement: Direct,
     rows: Mapping[UUID, Row],
     counters: tuple[str, ...],
     columns: tuple[str, ...],
@@ -162,5 +166,4 @@ async def _update(
         if any(rows[key].get(name) for name in counters)
         or any(rows[key].get(name) is not None for name in columns)
     ]
-    if params:
-        await connection.execute(statement, params)
+    await statement.run_many(connection, params)

@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import Select, bindparam, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from ticketflow.adapters.direct_sql import Direct
 from ticketflow.adapters.tables import (
     booking_lines,
     bookings,
@@ -181,7 +182,7 @@ async def list_users(
 # One statement, built once: who may see the booking, with its tickets (a row of NULLs for a
 # booking without any). Two statements built per request were most of the read's CPU.
 _TICKET_FIELDS = tuple(column.name for column in tickets.c)
-_TICKETS_OF_BOOKING = (
+_TICKETS_OF_BOOKING = Direct(
     select(bookings.c.user_id, events.c.organizer_id, *tickets.c)
     .select_from(
         bookings.join(events, events.c.id == bookings.c.event_id).outerjoin(
@@ -198,7 +199,7 @@ async def tickets_of_booking(
 ) -> list[Row]:
     """The booking's issued tickets with their codes, for whoever may see the booking: one
     statement (api/deps.py `OneStatementRead`)."""
-    found = (await connection.execute(_TICKETS_OF_BOOKING, {"booking_id": booking_id})).all()
+    found = await _TICKETS_OF_BOOKING.rows(connection, {"booking_id": booking_id})
     if not found or not actor.may_see_booking(found[0].user_id, found[0].organizer_id):
         raise NotFound("No such booking.")
     return [dict(zip(_TICKET_FIELDS, row[2:], strict=True)) for row in found if row.id is not None]

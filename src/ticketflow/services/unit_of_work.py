@@ -77,7 +77,8 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         connection = await self._engine.connect()
-        await connection.execution_options(**WRITE)
+        if connection.dialect.name == "sqlite":  # its BEGIN IMMEDIATE (adapters/db.py)
+            await connection.execution_options(**WRITE)
         await connection.begin()
         self._connection = connection
         self.users = UserRepository(connection)

@@ -1,0 +1,207 @@
+"""Statements built once and, on PostgreSQL, run by asyncpg itself.
+
+SQLAlchemy's execution of a statement costs three times asyncpg's own CPU (an execution context,
+the result's metadata and rows, a greenlet switch each way: a two-table read 240-310 us against
+75-103 us, bench/README.md), and a hold batch of one runs a dozen statements. A `Direct`
+statement is the same Core statement, compiled once per shape: on PostgreSQL its SQL runs on the
+connection's own asyncpg connection, in the transaction SQLAlchemy keeps (begun here if no
+statement has begun it yet), with the types' bind and result processing applied as SQLAlchemy
+applies them and its errors raised as SQLAlchemy raises them; on SQLite, the embedded default,
+SQLAlchemy runs it as before. Rows come back with attribute access on both. So does SQLAlchemy
+wherever something listens to its statements (tracing's spans, a test counting reads): every
+listener sees every statement.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Insert
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+Params = Mapping[str, Any]
+_Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """One positional parameter: the caller's value by `key` (else the statement's own
+    `value`), through the type's bind `processor`."""
+
+    key: str | None
+    value: Any
+    processor: _Processor | None
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    sql: str
+    slots: tuple[_Slot, ...]
+    row: Callable[..., Any] | None  # the row type, None without result columns
+    processors: tuple[_Processor | None, ...]
+
+    def arguments(self, params: Params) -> list[Any]:
+        values = []
+        for slot in self.slots:
+            value = params[slot.key] if slot.key is not None else slot.value
+            values.append(slot.processor(value) if slot.processor else value)
+        return values
+
+    def rows(self, records: Sequence[Any]) -> list[Any]:
+        assert self.row is not None, "a statement without result columns"
+        processors, row = self.processors, self.row
+        return [
+            row(*(p(value) if p else value for p, value in zip(processors, record, strict=True)))
+            for record in records
+        ]
+
+
+def _compiled(statement: Executable, dialect: Dialect, keys: tuple[str, ...] | None) -> _Compiled:
+    assert isinstance(statement, ClauseElement)
+    compiled = statement.compile(dialect=dialect, column_keys=list(keys) if keys else None)
+    assert isinstance(compiled, SQLCompiler)
+    if compiled.post_compile_params or compiled.literal_execute_params:
+        raise ValueError("a Direct statement's SQL must not depend on its values (expanding IN)")
+    processors = compiled._bind_processors
+    slots = []
+    for name in compiled.positiontup or ():
+        bind = compiled.binds[name]
+        if bind.callable is not None:
+            raise ValueError("a Direct statement's values are the caller's or its own constants")
+        processor = processors.get(name)
+        assert processor is None or callable(processor)
+        key = bind.key if bind.required else None
+        slots.append(_Slot(key, None if key else bind.value, processor))
+    columns = compiled._result_columns
+    row = namedtuple("Row", [column.keyname for column in columns]) if columns else None
+    result_processors = tuple(
+        column.type._cached_result_processor(dialect, None) for column in columns
+    )
+    return _Compiled(compiled.string, tuple(slots), row, result_processors)
+
+
+class Direct:
+    """A Core statement run by the driver itself on PostgreSQL (module docstring)."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled] = {}
+
+    def _for(self, dialect: Dialect, keys: tuple[str, ...] | None = None) -> _Compiled:
+        found = self._compiled.get((dialect.name, keys))
+        if found is None:
+            found = self._compiled[(dialect.name, keys)] = _compiled(self.statement, dialect, keys)
+        return found
+
+    def _keys(self, params: Params) -> tuple[str, ...] | None:
+        """An INSERT's columns are the ones given; other statements have their own binds."""
+        return tuple(params) if isinstance(self.statement, Insert) else None
+
+    async def rows(self, connection: AsyncConnection, params: Params | None = None) -> list[Any]:
+        params = params or {}
+        if not _direct(connection):
+            return list((await connection.execute(self.statement, params)).all())
+        compiled = self._for(connection.dialect, self._keys(params))
+        arguments = compiled.arguments(params)
+        driver = await _driver(connection)
+        try:
+            records = await driver.fetch(compiled.sql, *arguments)
+        except Exception as error:
+            raise _translated(connection, compiled.sql, arguments, error) from error
+        return compiled.rows(records)
+
+    async def one_or_none(
+        self, connection: AsyncConnection, params: Params | None = None
+    ) -> Any | None:
+        found = await self.rows(connection, params)
+        if len(found) > 1:
+            raise exc.MultipleResultsFound("more than one row where one or none was expected")
+        return found[0] if found else None
+
+    async def run(self, connection: AsyncConnection, params: Params | None = None) -> int:
+        """Runs it; the rows it changed."""
+        params = params or {}
+        if not _direct(connection):
+            return int((await connection.execute(self.statement, params)).rowcount)
+        compiled = self._for(connection.dialect, self._keys(params))
+        arguments = compiled.arguments(params)
+        driver = await _driver(connection)
+        try:
+            status = await driver.execute(compiled.sql, *arguments)
+        except Exception as error:
+            raise _translated(connection, compiled.sql, arguments, error) from error
+        count = status.rsplit(" ", 1)[-1]
+        return int(count) if count.isdigit() else -1
+
+    async def run_many(self, connection: AsyncConnection, many: Sequence[Params]) -> None:
+        """Runs it once per parameter set (all with the same keys), in one round trip."""
+        if not many:
+            return
+        if not _direct(connection):
+            await connection.execute(self.statement, list(many))
+            return
+        compiled = self._for(connection.dialect, self._keys(many[0]))
+        arguments = [compiled.arguments(params) for params in many]
+        driver = await _driver(connection)
+        try:
+            await driver.executemany(compiled.sql, arguments)
+        except Exception as error:
+            raise _translated(connection, compiled.sql, arguments, error) from error
+
+    async def rows_many(self, connection: AsyncConnection, many: Sequence[Params]) -> list[Any]:
+        """Runs it once per parameter set, in one round trip; the rows all of them returned."""
+        if not many:
+            return []
+        if not _direct(connection):
+            return list((await connection.execute(self.statement, list(many))).all())
+        compiled = self._for(connection.dialect, self._keys(many[0]))
+        arguments = [compiled.arguments(params) for params in many]
+        driver = await _driver(connection)
+        try:
+            records = await driver.fetchmany(compiled.sql, arguments)
+        except Exception as error:
+            raise _translated(connection, compiled.sql, arguments, error) from error
+        return compiled.rows(records)
+
+
+def _direct(connection: AsyncConnection) -> bool:
+    """Whether the driver runs statements here: on PostgreSQL, nobody listening."""
+    return connection.dialect.name == "postgresql" and not (
+        connection.sync_engine._has_events or connection.sync_connection._has_events  # type: ignore[union-attr]
+    )
+
+
+async def _driver(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under `connection`, in the transaction SQLAlchemy keeps for it:
+    begun now if no statement has begun it (SQLAlchemy sends BEGIN lazily, at the first one),
+    and begun for SQLAlchemy too if nothing had (as its autobegin would), so its commit or
+    rollback is this statement's."""
+    adapted: Any = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+    if adapted._transaction is None and not adapted.autocommit:
+        if not connection.in_transaction():
+            await connection.begin()
+        await adapted._start_transaction()
+    return adapted._connection
+
+
+def _translated(
+    connection: AsyncConnection, sql: str, arguments: Any, error: Exception
+) -> Exception:
+    """The error as SQLAlchemy raises it for the same statement (IntegrityError and the like)."""
+    adapted: Any = connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+    dialect = connection.dialect
+    try:
+        adapted._handle_exception(error)  # raises it as the dialect's DBAPI error
+    except Exception as dbapi_error:
+        translated = exc.DBAPIError.instance(
+            sql, arguments, dbapi_error, dialect.loaded_dbapi.Error, dialect=dialect
+        )
+        return translated
+    return error

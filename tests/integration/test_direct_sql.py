@@ -1,0 +1,162 @@
+"""adapters/direct_sql.py: a `Direct` statement answers what SQLAlchemy answers for it (types
+processed the same way), runs in the transaction of its connection (begun by it when it comes
+first), and fails as SQLAlchemy fails; on both backends."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import bindparam, event, func, insert, select, text, update
+from sqlalchemy.exc import IntegrityError, MultipleResultsFound
+
+from tests.conftest import wipe
+from ticketflow.adapters.db import create_engine
+from ticketflow.adapters.direct_sql import Direct
+from ticketflow.adapters.tables import domain_events, rm_event_sales
+from ticketflow.config import Settings
+
+_WHEN = datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
+_APPEND = Direct(insert(domain_events))
+_OF_STREAM = Direct(
+    select(domain_events)
+    .where(domain_events.c.stream_id == bindparam("stream"))
+    .order_by(domain_events.c.version)
+)
+_SALES = Direct(insert(rm_event_sales))
+_RENAME = Direct(  # the status is the statement's own value, the title the caller's
+    update(rm_event_sales)
+    .where(
+        rm_event_sales.c.organizer_id == bindparam("organizer"), rm_event_sales.c.status == "live"
+    )
+    .values(title=bindparam("new_title"))
+)
+_COUNT = Direct(
+    select(func.count().label("n")).where(domain_events.c.stream_id == bindparam("stream"))
+)
+
+
+def _event(stream: uuid.UUID, version: int, type_: str = "Old") -> dict[str, object]:
+    return {
+        "stream_type": "test",
+        "stream_id": stream,
+        "version": version,
+        "type": type_,
+        "data": {"version": version, "nested": [1, "two"]},
+        "actor_id": None,
+        "request_id": f"r{version}",
+        "occurred_at": _WHEN,
+    }
+
+
+@pytest.fixture
+async def engine(settings: Settings):  # type: ignore[no-untyped-def]
+    engine = create_engine(settings)
+    await wipe(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_direct_statement_answers_as_sqlalchemy_does(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    async with engine.begin() as connection:
+        await _APPEND.run_many(connection, [_event(stream, 1), _event(stream, 2, "Kept")])
+        direct = await _OF_STREAM.rows(connection, {"stream": stream})
+        through_sqlalchemy = (
+            await connection.execute(_OF_STREAM.statement, {"stream": stream})
+        ).all()
+        assert [tuple(row) for row in direct] == [tuple(row) for row in through_sqlalchemy]
+        first = direct[0]
+        assert first.data == {"version": 1, "nested": [1, "two"]}  # JSON decoded
+        assert first.occurred_at == _WHEN and first.occurred_at.tzinfo is not None  # UTC, aware
+        assert isinstance(first.stream_id, uuid.UUID) and first.stream_id == stream
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 2
+        organizer = uuid.uuid4()
+        sales = [
+            {"event_id": uuid.uuid4(), "organizer_id": organizer, "title": "t", "status": status}
+            for status in ("live", "live", "cancelled")
+        ]
+        await _SALES.run_many(connection, sales)
+        assert await _RENAME.run(connection, {"organizer": organizer, "new_title": "New"}) == 2
+        titles = select(rm_event_sales.c.title).where(rm_event_sales.c.organizer_id == organizer)
+        assert sorted((await connection.execute(titles)).scalars()) == ["New", "New", "t"]
+        with pytest.raises(MultipleResultsFound):
+            await _OF_STREAM.one_or_none(connection, {"stream": stream})
+
+
+async def test_a_direct_write_first_in_a_transaction_rolls_back_with_it(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    async with engine.connect() as connection:
+        await connection.begin()
+        await _APPEND.run_many(connection, [_event(stream, 1)])  # before any other statement
+        await connection.rollback()
+    async with engine.connect() as connection:
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 0
+
+
+async def test_a_direct_write_commits_with_its_transaction(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    async with engine.connect() as connection:
+        await connection.begin()
+        await _APPEND.run_many(connection, [_event(stream, 1)])
+        assert (await connection.scalar(text("SELECT 1"))) == 1  # SQLAlchemy's, same transaction
+        await connection.commit()
+    async with engine.connect() as connection:
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 1
+
+
+async def test_a_direct_statement_fails_as_sqlalchemy_does(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    async with engine.connect() as connection:
+        await connection.begin()
+        await _APPEND.run_many(connection, [_event(stream, 1)])
+        with pytest.raises(IntegrityError):  # the stream's version taken
+            await _APPEND.run_many(connection, [_event(stream, 1)])
+        await connection.rollback()
+        # The connection goes on: a new transaction, through both paths.
+        await connection.begin()
+        await _APPEND.run_many(connection, [_event(stream, 1)])
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 1
+        await connection.commit()
+
+
+async def test_rows_many_returns_every_parameter_sets_rows(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    returning = Direct(insert(domain_events).returning(domain_events.c.version))
+    async with engine.begin() as connection:
+        rows = await returning.rows_many(connection, [_event(stream, v) for v in (1, 2, 3)])
+        assert sorted(row.version for row in rows) == [1, 2, 3]
+
+
+async def test_a_direct_write_on_a_connection_not_begun_begins_as_sqlalchemy_would(engine) -> None:  # type: ignore[no-untyped-def]
+    committed, dropped = uuid.uuid4(), uuid.uuid4()
+    async with engine.connect() as connection:  # no begin(): SQLAlchemy would autobegin
+        await _APPEND.run_many(connection, [_event(committed, 1)])
+        assert connection.in_transaction()
+        await connection.commit()
+    async with engine.connect() as connection:
+        await _APPEND.run_many(connection, [_event(dropped, 1)])
+    # closed without a commit: rolled back, as a write through SQLAlchemy would be
+    async with engine.connect() as connection:
+        assert (await _COUNT.one_or_none(connection, {"stream": committed})).n == 1
+        assert (await _COUNT.one_or_none(connection, {"stream": dropped})).n == 0
+
+
+async def test_every_statement_reaches_sqlalchemy_listeners_while_there_are_any(engine) -> None:  # type: ignore[no-untyped-def]
+    seen: list[str] = []
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    stream = uuid.uuid4()
+    event.listen(engine.sync_engine, "before_cursor_execute", count)  # tracing does this
+    try:
+        async with engine.begin() as connection:
+            await _APPEND.run_many(connection, [_event(stream, 1)])
+            await _OF_STREAM.rows(connection, {"stream": stream})
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+    mine = [statement.split()[0] for statement in seen if "domain_events" in statement]
+    assert mine == ["INSERT", "SELECT"]
