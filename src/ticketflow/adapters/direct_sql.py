@@ -15,7 +15,7 @@ listener sees every statement.
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,17 +104,29 @@ class Direct:
         """An INSERT's columns are the ones given; other statements have their own binds."""
         return tuple(params) if isinstance(self.statement, Insert) else None
 
+    async def _driven(
+        self,
+        connection: AsyncConnection,
+        many: Sequence[Params],
+        call: Callable[[Any, str, list[list[Any]]], Awaitable[Any]],
+    ) -> tuple[_Compiled, Any]:
+        """`call(driver, sql, arguments)`, the arguments one list per parameter set; errors
+        as SQLAlchemy raises them."""
+        compiled = self._for(connection.dialect, self._keys(many[0]))
+        arguments = [compiled.arguments(params) for params in many]
+        driver = await _driver(connection)
+        try:
+            return compiled, await call(driver, compiled.sql, arguments)
+        except Exception as error:
+            raise _translated(connection, compiled.sql, arguments, error) from error
+
     async def rows(self, connection: AsyncConnection, params: Params | None = None) -> list[Any]:
         params = params or {}
         if not _direct(connection):
             return list((await connection.execute(self.statement, params)).all())
-        compiled = self._for(connection.dialect, self._keys(params))
-        arguments = compiled.arguments(params)
-        driver = await _driver(connection)
-        try:
-            records = await driver.fetch(compiled.sql, *arguments)
-        except Exception as error:
-            raise _translated(connection, compiled.sql, arguments, error) from error
+        compiled, records = await self._driven(
+            connection, [params], lambda driver, sql, arguments: driver.fetch(sql, *arguments[0])
+        )
         return compiled.rows(records)
 
     async def one_or_none(
@@ -130,13 +142,9 @@ class Direct:
         params = params or {}
         if not _direct(connection):
             return int((await connection.execute(self.statement, params)).rowcount)
-        compiled = self._for(connection.dialect, self._keys(params))
-        arguments = compiled.arguments(params)
-        driver = await _driver(connection)
-        try:
-            status = await driver.execute(compiled.sql, *arguments)
-        except Exception as error:
-            raise _translated(connection, compiled.sql, arguments, error) from error
+        _, status = await self._driven(
+            connection, [params], lambda driver, sql, arguments: driver.execute(sql, *arguments[0])
+        )
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else -1
 
@@ -147,13 +155,9 @@ class Direct:
         if not _direct(connection):
             await connection.execute(self.statement, list(many))
             return
-        compiled = self._for(connection.dialect, self._keys(many[0]))
-        arguments = [compiled.arguments(params) for params in many]
-        driver = await _driver(connection)
-        try:
-            await driver.executemany(compiled.sql, arguments)
-        except Exception as error:
-            raise _translated(connection, compiled.sql, arguments, error) from error
+        await self._driven(
+            connection, many, lambda driver, sql, arguments: driver.executemany(sql, arguments)
+        )
 
     async def rows_many(self, connection: AsyncConnection, many: Sequence[Params]) -> list[Any]:
         """Runs it once per parameter set, in one round trip; the rows all of them returned."""
@@ -161,13 +165,9 @@ class Direct:
             return []
         if not _direct(connection):
             return list((await connection.execute(self.statement, list(many))).all())
-        compiled = self._for(connection.dialect, self._keys(many[0]))
-        arguments = [compiled.arguments(params) for params in many]
-        driver = await _driver(connection)
-        try:
-            records = await driver.fetchmany(compiled.sql, arguments)
-        except Exception as error:
-            raise _translated(connection, compiled.sql, arguments, error) from error
+        compiled, records = await self._driven(
+            connection, many, lambda driver, sql, arguments: driver.fetchmany(sql, arguments)
+        )
         return compiled.rows(records)
 
 

@@ -247,8 +247,8 @@ class IdempotencyKeys:
     async def _take(self, rows: list[dict[str, Any]], now: datetime) -> set[KeyScope]:
         """Insert each key row unless its key is in use (an expired key counts as never used:
         it is overwritten); the keys taken. Many parameter sets for one statement, not one
-        statement with many VALUES: it is compiled once per process, and SQLAlchemy batches
-        the rows itself."""
+        statement with many VALUES: it is compiled once per process, and the driver sends
+        the rows in one round trip."""
         taken_rows = await _TAKE[self._connection.dialect.name].rows_many(
             self._connection, [{**row, "now": now} for row in rows]
         )
@@ -297,9 +297,8 @@ def _upsert_keys(insert: Any) -> Any:
     ).returning(keys.c.user_id, keys.c.key)
 
 
-# Built once: every claim, hold batch and kept answer runs one of these, and building the
-# upsert cost more CPU than running it (bench/README.md).
-# Run directly (adapters/direct_sql.py).
+# Built once and run directly (adapters/direct_sql.py): every claim, hold batch and kept answer
+# runs one of these, and building the upsert cost more CPU than running it (bench/README.md).
 _TAKE = {
     "postgresql": Direct(_upsert_keys(pg_insert)),
     "sqlite": Direct(_upsert_keys(sqlite_insert)),
