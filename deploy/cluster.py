@@ -178,7 +178,9 @@ def run(args: argparse.Namespace) -> None:
         "TICKETFLOW_PAYMENT_PROVIDER_URL": f"http://127.0.0.1:{args.provider_port}",
         "TICKETFLOW_PAYMENT_WEBHOOK_SECRET": webhook_secret,
         "TICKETFLOW_TRUSTED_PROXIES": os.environ.get("TICKETFLOW_TRUSTED_PROXIES", "127.0.0.1"),
-        "TICKETFLOW_DB_POOL_SIZE": os.environ.get("TICKETFLOW_DB_POOL_SIZE", "5"),
+        # Ten connections an instance kept open (five plus five of overflow before the default
+        # overflow became 0): the instances share one PostgreSQL's max_connections.
+        "TICKETFLOW_DB_POOL_SIZE": os.environ.get("TICKETFLOW_DB_POOL_SIZE", "10"),
     }
     asyncio.run(create_database_if_missing(args.database_url))
     if subprocess.run([str(TICKETFLOW), "migrate"], env=env).returncode != 0:
