@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, MultipleResultsFound
 
 from tests.conftest import wipe
 from ticketflow.adapters.db import create_engine
-from ticketflow.adapters.direct_sql import Direct
+from ticketflow.adapters.direct_sql import MANY_ROWS, Direct
 from ticketflow.adapters.tables import domain_events, rm_event_sales
 from ticketflow.config import Settings
 
@@ -160,3 +160,14 @@ async def test_every_statement_reaches_sqlalchemy_listeners_while_there_are_any(
         event.remove(engine.sync_engine, "before_cursor_execute", count)
     mine = [statement.split()[0] for statement in seen if "domain_events" in statement]
     assert mine == ["INSERT", "SELECT"]
+
+
+async def test_many_rows_are_inserted_and_returned_past_the_drivers_share(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    count = MANY_ROWS * 3  # SQLAlchemy's many VALUES past MANY_ROWS
+    returning = Direct(insert(domain_events).returning(domain_events.c.version))
+    async with engine.begin() as connection:
+        rows = await returning.rows_many(connection, [_event(stream, v) for v in range(count)])
+        assert sorted(row.version for row in rows) == list(range(count))
+        await _APPEND.run_many(connection, [_event(stream, count + v) for v in range(count)])
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 2 * count

@@ -28,6 +28,10 @@ from sqlalchemy.sql.expression import ClauseElement, Executable
 
 Params = Mapping[str, Any]
 _Processor = Callable[[Any], Any]
+# Past this many rows an INSERT goes to SQLAlchemy, which sends them as one statement of many
+# VALUES (its cost per statement shared by them all), where the driver executes the statement
+# once per row: a burst's batches of hundreds drained 7-8% slower that way (bench/README.md).
+MANY_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -100,6 +104,11 @@ class Direct:
             found = self._compiled[(dialect.name, keys)] = _compiled(self.statement, dialect, keys)
         return found
 
+    def _direct_for(self, connection: AsyncConnection, count: int) -> bool:
+        return _direct(connection) and (
+            count <= MANY_ROWS or not isinstance(self.statement, Insert)
+        )
+
     def _keys(self, params: Params) -> tuple[str, ...] | None:
         """An INSERT's columns are the ones given; other statements have their own binds."""
         return tuple(params) if isinstance(self.statement, Insert) else None
@@ -152,7 +161,7 @@ class Direct:
         """Runs it once per parameter set (all with the same keys), in one round trip."""
         if not many:
             return
-        if not _direct(connection):
+        if not self._direct_for(connection, len(many)):
             await connection.execute(self.statement, list(many))
             return
         await self._driven(
@@ -163,7 +172,7 @@ class Direct:
         """Runs it once per parameter set, in one round trip; the rows all of them returned."""
         if not many:
             return []
-        if not _direct(connection):
+        if not self._direct_for(connection, len(many)):
             return list((await connection.execute(self.statement, list(many))).all())
         compiled, records = await self._driven(
             connection, many, lambda driver, sql, arguments: driver.fetchmany(sql, arguments)
