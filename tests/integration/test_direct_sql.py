@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError, MultipleResultsFound
 
 from tests.conftest import wipe
 from ticketflow.adapters.db import create_engine
-from ticketflow.adapters.direct_sql import MANY_ROWS, Direct
+from ticketflow.adapters.direct_sql import MANY_ROWS, Direct, drop_later, send_later
 from ticketflow.adapters.tables import domain_events, rm_event_sales
 from ticketflow.config import Settings
 
@@ -171,3 +171,100 @@ async def test_many_rows_are_inserted_and_returned_past_the_drivers_share(engine
         assert sorted(row.version for row in rows) == list(range(count))
         await _APPEND.run_many(connection, [_event(stream, count + v) for v in range(count)])
         assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 2 * count
+
+
+_STREAM_SEQS = Direct(  # a statement with a WITH of its own: queued writes join its members
+    select(func.count().label("n")).select_from(
+        select(domain_events.c.seq)
+        .where(domain_events.c.stream_id == bindparam("stream"))
+        .cte("of_stream")
+    )
+)
+
+
+async def test_queued_writes_go_with_the_next_statement_and_commit_with_it(engine) -> None:  # type: ignore[no-untyped-def]
+    stream, organizer = uuid.uuid4(), uuid.uuid4()
+    sale = {"event_id": uuid.uuid4(), "organizer_id": organizer, "title": "t", "status": "live"}
+    async with engine.begin() as connection:
+        await _SALES.run_many(connection, [sale])
+    async with engine.connect() as connection:
+        await connection.begin()
+        await _APPEND.run_many(connection, later=True, many=[_event(stream, 1), _event(stream, 2)])
+        await _RENAME.run_many(
+            connection, later=True, many=[{"organizer": organizer, "new_title": "renamed"}]
+        )
+        await _STREAM_SEQS.one_or_none(connection, {"stream": stream})  # carries them
+        await _APPEND.run_many(connection, later=True, many=[_event(stream, 3)])
+        await send_later(connection)  # what no statement carried
+        await connection.commit()
+    async with engine.connect() as connection:
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 3
+        assert [row.data for row in await _OF_STREAM.rows(connection, {"stream": stream})] == [
+            _event(stream, version)["data"] for version in (1, 2, 3)
+        ]
+        title = select(rm_event_sales.c.title).where(rm_event_sales.c.organizer_id == organizer)
+        assert await connection.scalar(title) == "renamed"
+
+
+async def test_a_rollback_forgets_queued_writes_and_the_connection_goes_on(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    async with engine.connect() as connection:
+        await connection.begin()
+        await _APPEND.run_many(connection, later=True, many=[_event(stream, 1)])
+        drop_later(connection)
+        await connection.rollback()
+        await connection.begin()
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 0
+        await _APPEND.run_many(connection, later=True, many=[_event(stream, 1)])
+        await send_later(connection)
+        await connection.commit()
+    async with engine.connect() as connection:
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 1
+
+
+async def test_a_queued_write_that_fails_fails_its_carrier_as_sqlalchemy_fails(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    async with engine.begin() as connection:
+        await _APPEND.run_many(connection, [_event(stream, 1)])
+    async with engine.connect() as connection:
+        await connection.begin()
+        with pytest.raises(IntegrityError):  # the stream's version taken: now or on its carrier
+            await _APPEND.run_many(
+                connection, later=True, many=[_event(stream, 2), _event(stream, 1)]
+            )
+            await _COUNT.one_or_none(connection, {"stream": stream})
+        drop_later(connection)
+        await connection.rollback()
+    async with engine.connect() as connection:
+        assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 1
+
+
+async def test_an_insert_too_large_to_queue_goes_after_what_was_queued_before_it(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    async with engine.begin() as connection:
+        await _APPEND.run_many(connection, later=True, many=[_event(stream, 0)])
+        await _APPEND.run_many(
+            connection, later=True, many=[_event(stream, v) for v in range(1, MANY_ROWS + 2)]
+        )
+        await send_later(connection)
+    async with engine.connect() as connection:
+        stored = await _OF_STREAM.rows(connection, {"stream": stream})
+    assert len(stored) == MANY_ROWS + 2
+    assert min(stored, key=lambda row: row.seq).version == 0  # stored first, as queued first
+
+
+async def test_writes_a_commit_left_unsent_are_never_lost_silently(engine) -> None:  # type: ignore[no-untyped-def]
+    stream = uuid.uuid4()
+    async with engine.connect() as connection:
+        await connection.begin()
+        await _APPEND.run_many(connection, later=True, many=[_event(stream, 1)])
+        await connection.commit()  # without send_later: a bug in the caller
+        await connection.begin()
+        if engine.dialect.name == "postgresql":  # queued: the next statement says so
+            with pytest.raises(RuntimeError, match="without sending them"):
+                await _COUNT.one_or_none(connection, {"stream": stream})
+            drop_later(connection)
+            await connection.rollback()
+        else:  # SQLite runs a write at once: it was stored
+            assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 1
+            await connection.rollback()

@@ -125,8 +125,9 @@ _INSERT_LINES = Direct(insert(booking_lines))
 
 
 class BookingRepository:
-    def __init__(self, connection: AsyncConnection) -> None:
+    def __init__(self, connection: AsyncConnection, *, later: bool = False) -> None:
         self._connection = connection
+        self._later = later  # inserts queued (direct_sql.py), for a unit of work's commit
 
     async def add(self, *new: Booking) -> None:
         """Insert bookings and their lines: two statements, however many bookings."""
@@ -147,6 +148,7 @@ class BookingRepository:
                 }
                 for booking in new
             ],
+            later=self._later,
         )
         await _INSERT_LINES.run_many(
             self._connection,
@@ -160,6 +162,7 @@ class BookingRepository:
                 for booking in new
                 for line in booking.lines
             ],
+            later=self._later,
         )
 
     async def holdings(

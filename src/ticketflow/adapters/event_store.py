@@ -64,9 +64,12 @@ async def append(
     events: Sequence[tuple[DomainEvent, EventMeta]],
     occurred_at: datetime,
     datas: Sequence[dict[str, Any]] | None = None,
+    *,
+    later: bool = False,
 ) -> None:
     """Append events, each with the meta of the request that caused it, in one statement
-    (`datas`: their `data()`, if the caller has them already)."""
+    (`datas`: their `data()`, if the caller has them already; `later`: queued, see
+    adapters/direct_sql.py)."""
     if not events:
         return
     if datas is None:
@@ -86,6 +89,7 @@ async def append(
             }
             for (event, meta), data in zip(events, datas, strict=True)
         ],
+        later=later,
     )
 
 

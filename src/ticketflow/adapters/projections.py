@@ -102,13 +102,13 @@ class Projected:
                 batch.move(row.lines, held=-1, sold=+1)
         return cls(batch)
 
-    async def write_rows(self, connection: AsyncConnection) -> None:
+    async def write_rows(self, connection: AsyncConnection, *, later: bool = False) -> None:
         batch = self._batch
-        await writes.write_rows(connection, batch.new, batch.changed, batch.moved)
+        await writes.write_rows(connection, batch.new, batch.changed, batch.moved, later=later)
 
-    async def write_counters(self, connection: AsyncConnection) -> None:
+    async def write_counters(self, connection: AsyncConnection, *, later: bool = False) -> None:
         batch = self._batch
-        await writes.write_counters(connection, batch.new, batch.changed, batch.moved)
+        await writes.write_counters(connection, batch.new, batch.changed, batch.moved, later=later)
 
 
 def _when(value: str) -> datetime:

@@ -1,4 +1,5 @@
-"""Writing a projected batch into the read models: a few statements per table, whatever its size.
+"""Writing a projected batch into the read models: a few statements per table, whatever its size
+(queued to go with the transaction's next statement with `later`, adapters/direct_sql.py).
 
 Tables are first written in one fixed order (READ_MODELS) and rows in key order, so concurrent
 transactions, and the rebuild that locks the tables in this order, never wait in a circle.
@@ -92,7 +93,12 @@ _BOOKING_CONFIRMED = Direct(
 
 
 async def write_rows(
-    connection: AsyncConnection, new: Rows, changed: Rows, moved: Mapping[UUID, Counter[str]]
+    connection: AsyncConnection,
+    new: Rows,
+    changed: Rows,
+    moved: Mapping[UUID, Counter[str]],
+    *,
+    later: bool = False,
 ) -> None:
     """Step one, per table in READ_MODELS order: insert the `new` rows (with the counters
     `moved` added in), update bookings and events in place."""
@@ -101,20 +107,26 @@ async def write_rows(
             row = new[table].get(key)
             if row is not None:
                 row.update({name: row[name] + counters[name] for name in names})
-    await _insert(connection, rm_bookings, new)
+    await _insert(connection, rm_bookings, new, later)
     bookings, status = changed[rm_bookings], tuple(_booking_status)
     confirmed = {key: row for key, row in bookings.items() if "ticket_ids" in row}
     others = {key: row for key, row in bookings.items() if key not in confirmed}
-    await _update(connection, _BOOKING_STATUS, others, (), status)
-    await _update(connection, _BOOKING_CONFIRMED, confirmed, (), (*status, "ticket_ids"))
-    await _insert(connection, rm_event_sales, new)
-    await _update(connection, _EVENT_SALES, changed[rm_event_sales], (), ("title", "status"))
-    await _insert(connection, _tts, new)
-    await _insert(connection, _av, new)
+    await _update(connection, _BOOKING_STATUS, others, (), status, later)
+    await _update(connection, _BOOKING_CONFIRMED, confirmed, (), (*status, "ticket_ids"), later)
+    await _insert(connection, rm_event_sales, new, later)
+    changed_events = changed[rm_event_sales]
+    await _update(connection, _EVENT_SALES, changed_events, (), ("title", "status"), later)
+    await _insert(connection, _tts, new, later)
+    await _insert(connection, _av, new, later)
 
 
 async def write_counters(
-    connection: AsyncConnection, new: Rows, changed: Rows, moved: Mapping[UUID, Counter[str]]
+    connection: AsyncConnection,
+    new: Rows,
+    changed: Rows,
+    moved: Mapping[UUID, Counter[str]],
+    *,
+    later: bool = False,
 ) -> None:
     """Step two: the ticket types' rows that exist already, their counters moved and their
     columns overwritten."""
@@ -124,18 +136,19 @@ async def write_counters(
         _merged(changed[_tts], moved, new[_tts]),
         SALES_COUNTERS,
         ("name", "currency", "price_minor"),
+        later,
     )
     availability = _merged(changed[_av], moved, new[_av])
-    await _update(connection, _AVAILABILITY, availability, ("available",), ("total",))
+    await _update(connection, _AVAILABILITY, availability, ("available",), ("total",), later)
 
 
 _INSERTS = {table: Direct(insert(table)) for table in READ_MODELS}
 
 
-async def _insert(connection: AsyncConnection, table: Table, new: Rows) -> None:
+async def _insert(connection: AsyncConnection, table: Table, new: Rows, later: bool) -> None:
     rows = new[table]
     if rows:
-        await _INSERTS[table].run_many(connection, [rows[key] for key in sorted(rows)])
+        await _INSERTS[table].run_many(connection, [rows[key] for key in sorted(rows)], later=later)
 
 
 def _merged(
@@ -152,8 +165,9 @@ async def _update(
     rows: Mapping[UUID, Row],
     counters: tuple[str, ...],
     columns: tuple[str, ...],
+    later: bool,
 ) -> None:
-    """One executemany of `statement` over `rows` in key order; absent columns stay as they are,
+    """`statement` once per row of `rows`, in key order; absent columns stay as they are,
     absent counters move by 0. A row none of whose counters moves and none of whose columns is
     overwritten is left out (a paid hold moves no ticket in or out of `available`)."""
     params = [
@@ -166,4 +180,4 @@ async def _update(
         if any(rows[key].get(name) for name in counters)
         or any(rows[key].get(name) is not None for name in columns)
     ]
-    await statement.run_many(connection, params)
+    await statement.run_many(connection, params, later=later)

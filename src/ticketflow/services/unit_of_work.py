@@ -16,6 +16,7 @@ from ticketflow.adapters.catalog_repository import CatalogRepository
 from ticketflow.adapters.check_in_repository import CheckInRepository
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.db import WRITE
+from ticketflow.adapters.direct_sql import drop_later, send_later
 from ticketflow.adapters.idempotency_store import Answer, IdempotencyKeys, KeyScope, KeyUse
 from ticketflow.adapters.payment_repository import PaymentRepository
 from ticketflow.adapters.soldout_marks import SoldOutMarks
@@ -84,7 +85,7 @@ class UnitOfWork:
         self.users = UserRepository(connection)
         self.sessions = SessionRepository(connection)
         self.catalog = CatalogRepository(connection)
-        self.bookings = BookingRepository(connection)
+        self.bookings = BookingRepository(connection, later=True)
         self.payments = PaymentRepository(connection)
         self.check_ins = CheckInRepository(connection)
         self.keys = IdempotencyKeys(connection)
@@ -100,6 +101,7 @@ class UnitOfWork:
         connection, self._connection = self._connection, None
         if connection is not None:
             try:
+                drop_later(connection)  # sent by a commit; a rollback forgets them
                 if connection.in_transaction():
                     await connection.rollback()
             finally:
@@ -146,12 +148,15 @@ class UnitOfWork:
         # every writer of a ticket type shares last, so their row locks are held the least.
         appended = projections.Appended.all((item.event for item in recorded), now)
         projected = await projections.Projected.of(self._connection, appended)
-        await projected.write_rows(self._connection)
+        # Its writes are queued to go with the next statement (adapters/direct_sql.py): fewer
+        # round trips, and the queue is sent before the commit, whatever carried it or not.
+        await projected.write_rows(self._connection, later=True)
         await event_store.append(
             self._connection,
             [(item.event, item.meta) for item in recorded],
             now,
             [fact.data for fact in appended],
+            later=True,
         )
         spent: dict[KeyScope, DomainEvent] = {}
         for item in recorded:
@@ -164,7 +169,8 @@ class UnitOfWork:
         )
         if last is not None:
             await last()
-        await projected.write_counters(self._connection)
+        await projected.write_counters(self._connection, later=True)
+        await send_later(self._connection)  # what went with no statement since
         await self._connection.commit()
         self._keys_spent.update(spent)
         returned, self._returned = self._returned, set()
