@@ -76,15 +76,16 @@ def test_probes_streams_provider_callbacks_and_the_booking_hot_path_do_not_wait_
     assert line_of(scope("GET", "/metrics")) is None
     assert line_of(scope("GET", f"{API}/events/{EVENT}/live")) is None
     assert line_of(scope("GET", f"{API}/events/{EVENT}/queue/{EVENT}/stream")) is None
-    assert line_of(scope("POST", f"{API}/bookings")) is None
+    assert line_of(scope("POST", f"{API}/bookings")) is Line.HOLD  # never waits: see below
     assert line_of(scope("POST", f"{API}/payments/webhook")) is None
     assert line_of(scope("GET", f"{API}/bookings")) is Line.ORDINARY
     assert line_of(scope("POST", f"{API}/bookings/{EVENT}/payments")) is Line.CHECKOUT
     assert line_of(scope("GET", f"{API}/bookings/{EVENT}/tickets")) is Line.CHECKOUT
     assert line_of(scope("GET", f"{API}/bookings/{EVENT}")) is Line.ORDINARY
     assert line_of(scope("POST", f"{API}/bookings/{EVENT}/refund")) is Line.ORDINARY
-    assert line_of(scope("GET", f"{API}/events")) is Line.ORDINARY
-    assert line_of(scope("GET", f"{API}/events/{EVENT}")) is Line.ORDINARY
+    assert line_of(scope("GET", f"{API}/events")) is Line.BROWSE
+    assert line_of(scope("GET", f"{API}/events/{EVENT}")) is Line.BROWSE
+    assert line_of(scope("POST", f"{API}/events")) is Line.ORDINARY
     assert line_of(scope("POST", f"{API}/events/{EVENT}/queue")) is Line.JOIN
     assert line_of(scope("GET", f"{API}/events/{EVENT}/queue")) is Line.ORDINARY
     assert line_of(scope("GET", f"{API}/events/{EVENT}/queue/{EVENT}")) is Line.ROOM
@@ -107,9 +108,20 @@ class HeldRequests:
 
 
 async def _status(
-    app: Any, method: str, path: str, headers: dict[bytes, bytes] | None = None
+    app: Any,
+    method: str,
+    path: str,
+    headers: dict[bytes, bytes] | None = None,
+    sending: list[tuple[bytes, bytes]] | None = None,
 ) -> int:
-    scope = {"type": "http", "method": method, "path": path, "headers": [], "query_string": b""}
+    """The status `app` answers (its headers into `headers`); `sending`: the request's."""
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": sending or [],
+        "query_string": b"",
+    }
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
@@ -156,7 +168,7 @@ async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_
     assert await asyncio.gather(*looking, *others) == [200] * 4
 
 
-async def test_a_payment_waiting_behind_browsing_is_let_in_first() -> None:
+async def test_a_payment_waiting_behind_other_requests_is_let_in_first() -> None:
     entered: list[str] = []
     gate = asyncio.Event()
 
@@ -170,18 +182,54 @@ async def test_a_payment_waiting_behind_browsing_is_let_in_first() -> None:
     shedding = LoadSheddingMiddleware(
         app, capacity=1, patience=PATIENT, room_share=1.0, refused_look=lambda *_: None
     )
-    inside = asyncio.create_task(_status(shedding, "GET", f"{API}/events"))
+    inside = asyncio.create_task(_status(shedding, "GET", f"{API}/bookings"))
     await asyncio.sleep(0)
-    browse = asyncio.create_task(_status(shedding, "GET", f"{API}/events/{EVENT}"))
+    other = asyncio.create_task(_status(shedding, "GET", f"{API}/bookings/{EVENT}"))
     pay = asyncio.create_task(_status(shedding, "POST", f"{API}/bookings/{PLACE}/payments"))
-    await asyncio.sleep(0)  # both wait, the browser first
+    await asyncio.sleep(0)  # both wait, the other request first
+    # The catalog's reads have a line of their own: not kept behind either.
+    assert await asyncio.wait_for(_status(shedding, "GET", f"{API}/events"), PATIENT) == 200
     gate.set()
-    assert await asyncio.gather(inside, browse, pay) == [200, 200, 200]
+    assert await asyncio.gather(inside, other, pay) == [200, 200, 200]
     assert entered == [
+        f"{API}/bookings",
         f"{API}/events",
         f"{API}/bookings/{PLACE}/payments",
-        f"{API}/events/{EVENT}",
+        f"{API}/bookings/{EVENT}",
     ]
+
+
+async def test_a_new_hold_gives_way_while_a_buyer_waits_to_pay() -> None:
+    entered: list[str] = []
+    gate, first_inside = asyncio.Event(), asyncio.Event()
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        entered.append(scope["path"])
+        if len(entered) == 1:
+            first_inside.set()
+            await gate.wait()  # the one request inside holds the only place
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    shedding = LoadSheddingMiddleware(
+        app, capacity=1, patience=PATIENT, room_share=1.0, refused_look=lambda *_: None
+    )
+    hold, payment = f"{API}/bookings", f"{API}/bookings/{PLACE}/payments"
+    inside = asyncio.create_task(_status(shedding, "GET", f"{API}/bookings"))
+    await first_inside.wait()
+    assert await _status(shedding, "POST", hold) == 200  # the line is full; nobody waits to pay
+    paying = asyncio.create_task(_status(shedding, "POST", payment))
+    await asyncio.sleep(0)  # the payment runs up to its wait for the one place
+    assert shedding.lines[Line.CHECKOUT].first_waiting
+    told: dict[bytes, bytes] = {}
+    assert await _status(shedding, "POST", hold, told) == 503  # at once: nothing done for it
+    assert told[b"retry-after"] == b"1"
+    admitted = [(b"ticketflow-admission", b"a token")]  # paced by its waiting room already
+    assert await _status(shedding, "POST", hold, sending=admitted) == 200
+    gate.set()
+    assert await asyncio.gather(inside, paying) == [200, 200]
+    assert await _status(shedding, "POST", hold) == 200  # nobody waits to pay any more
+    assert entered == [f"{API}/bookings", hold, hold, payment, hold]
 
 
 async def test_joins_past_their_share_are_shed_while_other_requests_go_on() -> None:
