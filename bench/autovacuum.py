@@ -20,6 +20,8 @@ from collections.abc import AsyncIterator
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from bench.background import in_background
+
 # autovacuum_analyze_threshold and autovacuum_analyze_scale_factor, PostgreSQL's defaults.
 THRESHOLD_ROWS = 50
 SCALE_FACTOR = 0.1
@@ -59,10 +61,5 @@ async def analyzing(engine: AsyncEngine, every: float = EVERY_SECONDS) -> AsyncI
                 await analyze_grown(connection)
                 await asyncio.sleep(every)  # a pace, not a synchronisation
 
-    task = asyncio.create_task(loop())
-    try:
+    async with in_background(loop()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

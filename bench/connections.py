@@ -8,6 +8,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
+from bench.background import in_background
 from bench.http import Answer, HttpConnection, build_request
 
 CONNECTS_AT_ONCE = 256
@@ -74,13 +75,8 @@ async def watchdog(
                 if connection.busy and now - connection.sent_at > request_timeout:
                     connection.abort(TimeoutError(f"no answer within {request_timeout:.0f}s"))
 
-    task = asyncio.create_task(watch())
-    try:
+    async with in_background(watch()):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def close_all(connections: list[HttpConnection]) -> None:
