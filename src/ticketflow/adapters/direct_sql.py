@@ -218,10 +218,11 @@ class Direct:
         than MANY_ROWS rows, `later` runs it now, after whatever was queued before it."""
         if not many:
             return
-        if later and self._direct_for(connection, len(many)):
+        direct = self._direct_for(connection, len(many))
+        if later and direct:
             await self._later(connection, many)
             return
-        if not self._direct_for(connection, len(many)):
+        if not direct:
             await send_later(connection)  # what was queued first goes first
             await connection.execute(self.statement, list(many))
             return
@@ -267,9 +268,10 @@ def _queued(connection: AsyncConnection) -> list[_Write]:
 
 def _queue(connection: AsyncConnection) -> list[_Write]:
     """The list to queue writes in, in `connection`'s transaction (begun)."""
-    if not _queued(connection):
-        connection.info[_LATER] = _Later(_adapted(connection)._transaction)
-    later: _Later = connection.info[_LATER]
+    queued = _queued(connection)
+    if queued:
+        return queued
+    later = connection.info[_LATER] = _Later(_adapted(connection)._transaction)
     return later.writes
 
 
