@@ -9,7 +9,8 @@ statement has begun it yet), with the types' bind and result processing applied 
 applies them and its errors raised as SQLAlchemy raises them; on SQLite, the embedded default,
 SQLAlchemy runs it as before. Rows come back with attribute access on both. So does SQLAlchemy
 wherever something listens to its statements (tracing's spans, a test counting reads): every
-listener sees every statement.
+listener sees every statement. An INSERT of many rows is one statement whatever their count,
+of one shape for any count (each column's values one array, unnested: `Direct._for_arrays`).
 
 Writes whose outcome nobody waits for (the rows a transaction inserts, the read models it moves)
 can be queued (`run_many(..., later=True)`): they then go as part of the transaction's next
@@ -28,24 +29,22 @@ from __future__ import annotations
 
 import re
 from collections import namedtuple
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import bindparam, exc
+from sqlalchemy import String, bindparam, exc, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Insert
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.expression import ClauseElement, Executable
+from sqlalchemy.types import TypeEngine
 
 Params = Mapping[str, Any]
 _Processor = Callable[[Any], Any]
-# Past this many rows an INSERT goes to SQLAlchemy, which sends them as one statement of many
-# VALUES (its cost per statement shared by them all), where the driver executes the statement
-# once per row: a burst's batches of hundreds drained 7-8% slower that way (bench/README.md).
-MANY_ROWS = 10
 
 
 @dataclass(frozen=True)
@@ -111,7 +110,7 @@ class Direct:
     def __init__(self, statement: Executable) -> None:
         self.statement = statement
         self._compiled: dict[tuple[str, tuple[str, ...] | None], _Compiled] = {}
-        self._rows_compiled: dict[tuple[str, tuple[str, ...], int], _Compiled] = {}
+        self._arrays_compiled: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
 
     def _for(self, dialect: Dialect, keys: tuple[str, ...] | None = None) -> _Compiled:
         found = self._compiled.get((dialect.name, keys))
@@ -119,75 +118,83 @@ class Direct:
             found = self._compiled[(dialect.name, keys)] = _compiled(self.statement, dialect, keys)
         return found
 
-    def _for_rows(self, dialect: Dialect, keys: tuple[str, ...], count: int) -> _Compiled:
-        """The INSERT of `count` rows in one statement (VALUES of many rows), the i-th row's
-        value of `key` bound as `key__i`."""
-        found = self._rows_compiled.get((dialect.name, keys, count))
+    def _for_arrays(self, dialect: Dialect, keys: tuple[str, ...]) -> _Compiled:
+        """The INSERT of any number of rows as one statement of one shape: each column's
+        values bound as one array (`key__all`, of one dimension: a JSON value that is a list
+        stays one value) and unnested into rows. asyncpg prepares a statement per distinct
+        SQL, and many VALUES made one per row count; its `executemany` runs the statement once
+        per row. A bind of the statement's own that is not a column (the key upsert's `now`)
+        is one value for all rows."""
+        found = self._arrays_compiled.get((dialect.name, keys))
         if found is None:
             assert isinstance(self.statement, Insert)
             columns = self.statement.table.c
-            rows = [
-                {key: bindparam(f"{key}__{i}", type_=columns[key].type) for key in keys}
-                for i in range(count)
+            names = [key for key in keys if key in columns]
+            arrays = [
+                bindparam(f"{name}__all", type_=ARRAY(_unbounded(columns[name].type), dimensions=1))
+                for name in names
             ]
-            found = _compiled(self.statement.values(rows), dialect, None)
-            self._rows_compiled[(dialect.name, keys, count)] = found
+            given = func.unnest(*arrays).table_valued(*names).render_derived(name="given")
+            statement = self.statement.from_select(names, select(*given.c))
+            found = self._arrays_compiled[(dialect.name, keys)] = _compiled(
+                statement, dialect, None
+            )
         return found
 
-    def _direct_for(self, connection: AsyncConnection, count: int) -> bool:
-        return _direct(connection) and (
-            count <= MANY_ROWS or not isinstance(self.statement, Insert)
-        )
+    def _arguments(
+        self, dialect: Dialect, many: Sequence[Params]
+    ) -> tuple[_Compiled, list[list[Any]]]:
+        """The statement for `many` and its arguments, one list per execution: an INSERT's
+        rows go in one (its arrays shape), any other statement runs once per parameter set."""
+        if not isinstance(self.statement, Insert):
+            compiled = self._for(dialect)
+            return compiled, [compiled.arguments(params) for params in many]
+        keys = tuple(many[0])
+        compiled = self._for_arrays(dialect, keys)
+        columns = self.statement.table.c
+        given: dict[str, Any] = {}
+        for key in keys:
+            if key in columns:
+                given[f"{key}__all"] = [params[key] for params in many]
+            elif any(params[key] != many[0][key] for params in many):
+                raise ValueError(f"{key!r} is not a column: one value for all rows")
+            else:
+                given[key] = many[0][key]
+        return compiled, [compiled.arguments(given)]
 
     def _keys(self, params: Params) -> tuple[str, ...] | None:
         """An INSERT's columns are the ones given; other statements have their own binds."""
         return tuple(params) if isinstance(self.statement, Insert) else None
 
     async def _driven(
-        self,
-        connection: AsyncConnection,
-        many: Sequence[Params],
-        call: Callable[[Any, str, list[list[Any]]], Awaitable[Any]],
-    ) -> tuple[_Compiled, Any]:
-        """`call(driver, sql, arguments)`, the arguments one list per parameter set; errors
-        as SQLAlchemy raises them."""
-        compiled = self._for(connection.dialect, self._keys(many[0]))
-        arguments = [compiled.arguments(params) for params in many]
+        self, connection: AsyncConnection, sql: str, arguments: list[list[Any]], fetch: bool
+    ) -> Any:
+        """Runs `sql` once per list of `arguments` (in one round trip), the queued writes in
+        front; its rows (`fetch`) or its status. Errors as SQLAlchemy raises them."""
         driver = await _driver(connection)
-        sql, queued = compiled.sql, _queued(connection)
+        queued = _queued(connection)
         if queued:
-            if len(many) > 1:  # run once per parameter set: the queued writes must go once
+            if len(arguments) > 1:  # run once per parameter set: the queued writes must go once
                 await send_later(connection)
             else:
                 sql, arguments[0] = _carrying(queued, (sql, arguments[0]))
                 queued.clear()
         try:
-            return compiled, await call(driver, sql, arguments)
+            if len(arguments) > 1:
+                run_many = driver.fetchmany if fetch else driver.executemany
+                return await run_many(sql, arguments)
+            return await (driver.fetch if fetch else driver.execute)(sql, *arguments[0])
         except Exception as error:
             raise _translated(connection, sql, arguments, error) from error
-
-    async def _later(self, connection: AsyncConnection, many: Sequence[Params]) -> None:
-        """Queue this write to go with the transaction's next Direct statement."""
-        inserting = isinstance(self.statement, Insert)
-        await _driver(connection)  # the transaction the writes belong to
-        queued = _queue(connection)
-        if inserting:
-            keys = tuple(many[0])
-            compiled = self._for_rows(connection.dialect, keys, len(many))
-            numbered = {f"{key}__{i}": row[key] for i, row in enumerate(many) for key in keys}
-            queued.append((compiled.sql, compiled.arguments(numbered)))
-        else:
-            compiled = self._for(connection.dialect)
-            queued.extend((compiled.sql, compiled.arguments(params)) for params in many)
 
     async def rows(self, connection: AsyncConnection, params: Params | None = None) -> list[Any]:
         params = params or {}
         if not _direct(connection):
             return list((await connection.execute(self.statement, params)).all())
-        compiled, records = await self._driven(
-            connection, [params], lambda driver, sql, arguments: driver.fetch(sql, *arguments[0])
+        compiled = self._for(connection.dialect, self._keys(params))
+        return compiled.rows(
+            await self._driven(connection, compiled.sql, [compiled.arguments(params)], True)
         )
-        return compiled.rows(records)
 
     async def one_or_none(
         self, connection: AsyncConnection, params: Params | None = None
@@ -202,45 +209,42 @@ class Direct:
         params = params or {}
         if not _direct(connection):
             return int((await connection.execute(self.statement, params)).rowcount)
-        _, status = await self._driven(
-            connection, [params], lambda driver, sql, arguments: driver.execute(sql, *arguments[0])
-        )
+        compiled = self._for(connection.dialect, self._keys(params))
+        status = await self._driven(connection, compiled.sql, [compiled.arguments(params)], False)
         count = status.rsplit(" ", 1)[-1]
         return int(count) if count.isdigit() else -1
 
     async def run_many(
         self, connection: AsyncConnection, many: Sequence[Params], *, later: bool = False
     ) -> None:
-        """Runs it once per parameter set (all with the same keys), in one round trip; with
-        `later`, that round trip is saved: the write is queued to go with the transaction's next
-        Direct statement, or with `send_later` (module docstring), which the caller then owes
-        before its commit. Where statements are not run directly, and for an INSERT of more
-        than MANY_ROWS rows, `later` runs it now, after whatever was queued before it."""
+        """Runs it once per parameter set (all with the same keys), in one round trip (an
+        INSERT as one statement for all its rows); with `later`, that round trip is saved:
+        the write is queued to go with the transaction's next Direct statement, or with
+        `send_later` (module docstring), which the caller then owes before its commit. Where
+        statements are not run directly, `later` runs it now, after whatever was queued."""
         if not many:
             return
-        direct = self._direct_for(connection, len(many))
-        if later and direct:
-            await self._later(connection, many)
-            return
-        if not direct:
+        if not _direct(connection):
             await send_later(connection)  # what was queued first goes first
             await connection.execute(self.statement, list(many))
             return
-        await self._driven(
-            connection, many, lambda driver, sql, arguments: driver.executemany(sql, arguments)
-        )
+        compiled, arguments = self._arguments(connection.dialect, many)
+        if later:
+            await _driver(connection)  # the transaction the writes belong to
+            _queue(connection).extend((compiled.sql, each) for each in arguments)
+        else:
+            await self._driven(connection, compiled.sql, arguments, False)
 
     async def rows_many(self, connection: AsyncConnection, many: Sequence[Params]) -> list[Any]:
-        """Runs it once per parameter set, in one round trip; the rows all of them returned."""
+        """Runs it once per parameter set, in one round trip (an INSERT as one statement for
+        all its rows); the rows all of them returned."""
         if not many:
             return []
-        if not self._direct_for(connection, len(many)):
+        if not _direct(connection):
             await send_later(connection)  # what was queued first goes first
             return list((await connection.execute(self.statement, list(many))).all())
-        compiled, records = await self._driven(
-            connection, many, lambda driver, sql, arguments: driver.fetchmany(sql, arguments)
-        )
-        return compiled.rows(records)
+        compiled, arguments = self._arguments(connection.dialect, many)
+        return compiled.rows(await self._driven(connection, compiled.sql, arguments, True))
 
 
 _Write = tuple[str, list[Any]]  # SQL and its arguments
@@ -322,6 +326,12 @@ def _carrying_sql(writes: tuple[tuple[str, int], ...], main: str) -> str:
 def _shifted(sql: str, by: int) -> str:
     """The SQL with its placeholders $n numbered from `by` + 1."""
     return _PLACEHOLDER.sub(lambda found: f"${int(found.group(1)) + by}", sql) if by else sql
+
+
+def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    """A string type without its length: the arrays' cast would cut a value to the length
+    silently, where the column refuses it ("value too long")."""
+    return String() if isinstance(type_, String) and type_.length else type_
 
 
 def _adapted(connection: AsyncConnection) -> Any:
