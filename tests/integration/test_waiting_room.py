@@ -201,6 +201,27 @@ async def test_one_account_in_two_browsers_keeps_one_place_that_only_it_can_see(
         problem(peeked, 404)
 
 
+async def test_the_pre_queue_looks_again_as_its_drawn_turn_nears_not_all_at_the_opening(
+    stack: Stack, clock: ManualClock
+) -> None:
+    async with running_app(stack.settings(), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, admit_per_minute=6)  # a turn every 10 s
+        buyers = [await account(app.bus) for _ in range(6)]
+        places = {buyer: await join(client, buyer, sale.event.id) for buyer in buyers}
+        told = {buyer: await look(client, buyer, sale.event.id, places[buyer]) for buyer in buyers}
+        assert {(seen["position"], seen["eta_seconds"]) for seen in told.values()} == {(None, 30)}
+        clock.advance(30)  # the sale opens: the draw is shown
+        drawn = {b: (await look(client, b, sale.event.id, places[b]))["position"] for b in buyers}
+        # A quarter of the wait its draw gives it: the opening's 30 s and 10 s a turn. Before
+        # the opening a process knows a place as the line answered its join, whose later
+        # joiners may have drawn places ahead of it: never told to look later than that.
+        due = {buyer: (30 + 10 * drawn[buyer]) // 4 for buyer in buyers}
+        paces = {buyer: told[buyer]["look_again_seconds"] for buyer in buyers}
+        assert all(7 <= paces[buyer] <= due[buyer] for buyer in buyers)
+        assert paces[buyers[-1]] == due[buyers[-1]]  # the last to join knew its draw whole
+
+
 async def test_the_pre_queue_goes_first_then_later_joiners_in_arrival_order(
     stack: Stack, clock: ManualClock
 ) -> None:

@@ -195,7 +195,7 @@ class WaitingRooms:
         per_minute: float,
         now: datetime,
     ) -> PlaceView:
-        token, position, eta = None, None, 0
+        token, position, eta, look_again = None, None, 0, 0
         if place.abandoned:
             state = PlaceState.EXPIRED
         elif place.admitted_at is not None:
@@ -216,12 +216,20 @@ class WaitingRooms:
             opened = event.sales_start is None or now >= event.sales_start
             position = place.position if opened or not place.pre_queue else None
             eta = eta_seconds(position, per_minute, now, event.sales_start)
+            # The draw stays hidden until the opening, but paces the looks: told a quarter of
+            # the wait its drawn place gives it, the pre-queue looks again after the opening as
+            # its turns come near, not all of it within seconds of the opening, on top of the
+            # first admitted buyers' holds (bench/README.md, the room phase). Its place as the
+            # line answered its join: later joiners may draw places ahead, never behind, so it
+            # is never told to look later than its turn warrants.
+            drawn = eta_seconds(place.position, per_minute, now, event.sales_start)
+            look_again = look_again_seconds(state, drawn)
         return PlaceView(
             place.ticket_id,
             position,
             state,
             eta,
-            look_again_seconds(state, eta),
+            look_again,
             token,
             _price_range(snapshot),
         )
