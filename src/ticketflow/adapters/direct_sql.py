@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import String, bindparam, exc, func, select
+from sqlalchemy import Enum, String, bindparam, exc, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -347,7 +347,8 @@ def _each(processor: _Processor | None) -> _Processor | None:
 def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
     """A string type without its length: the arrays' cast would cut a value to the length
     silently, where the column refuses it ("value too long")."""
-    return String() if isinstance(type_, String) and type_.length else type_
+    bounded = isinstance(type_, String) and not isinstance(type_, Enum) and type_.length
+    return String() if bounded else type_
 
 
 def _adapted(connection: AsyncConnection) -> Any:
