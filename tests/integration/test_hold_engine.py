@@ -66,6 +66,27 @@ async def test_a_hold_pays_the_price_of_the_locked_row_not_of_a_stale_copy(
     assert booking.total_minor == 2 * 777
 
 
+async def test_a_batch_from_the_row_its_process_left_sells_no_ticket_another_process_sold(
+    two_processes: tuple[MessageBus, MessageBus],
+) -> None:
+    """A process allocates its next batch from the row as its last batch left it (one read
+    fewer); what other processes sold meanwhile is found under the lock, and the batch is
+    allocated again from the truth: refused for the tickets that are gone, not oversold."""
+    first, second = two_processes
+    sale = await event_on_sale(first, totals=(10,))
+    tier = sale.ticket_types[0].id
+    buyer = await account(first)
+    await first.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 1),)))  # 9 left
+    await second.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 8),)))  # 1 left
+    with pytest.raises(NotEnoughTickets):  # `first` remembers 9 left, and asks for 2
+        await first.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 2),)))
+    last = await first.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 1),)))
+    assert last.lines[0].quantity == 1
+    with pytest.raises(NotEnoughTickets, match="sold out"):
+        await first.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 1),)))
+    await assert_invariants(first.engine)
+
+
 async def test_sold_out_mark_is_shared_and_cleared_when_a_ticket_returns(
     two_processes: tuple[MessageBus, MessageBus],
 ) -> None:

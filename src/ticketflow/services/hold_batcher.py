@@ -8,7 +8,9 @@ waits for no one.
 
 The ticket type's row is locked only at the end of the transaction, after the inserts: batches
 of different processes then write at the same time and queue only for the decrement and the
-shared counters (see `_allocate`).
+shared counters (see `_allocate`). A batch allocates from the row as this process's previous
+batch left it, when that is recent and far from sold out, instead of reading it again: the
+check under the lock catches whatever changed meanwhile, as it does for a read (`_recalled`).
 
 A hold may bring its Idempotency-Key unclaimed (`KeyClaim`, from the booking hot path): the batch
 claims it in the hold's own transaction, already answered, instead of the request spending one
@@ -19,7 +21,7 @@ that hold is left out of the batch (`KeyInUse`) and its request is judged the us
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from functools import partial
 from uuid import UUID
@@ -35,10 +37,15 @@ from ticketflow.adapters.soldout_marks import SoldOutMarks
 from ticketflow.domain.allocation import Allocation, allocate, allocation_stands, caps_buyers
 from ticketflow.domain.errors import DomainError, NotFound
 from ticketflow.domain.events import TicketsHeld
-from ticketflow.domain.model import Booking
+from ticketflow.domain.model import Booking, Event, TicketType
 from ticketflow.domain.waiting_room import unadmitted_refusal
 from ticketflow.services.hold_rates import SLOW_HOLD, HoldRates
 from ticketflow.services.unit_of_work import KeyClaim, UnitOfWork
+
+# How long a ticket type's row, as a batch left it under its lock, stands in for a read, and
+# how many times the next batch's tickets it must still have: other processes sell meanwhile.
+RECALL_SECONDS = 1.0
+RECALL_MARGIN = 2
 
 
 class KeyInUse(Exception):
@@ -74,6 +81,8 @@ class HoldBatcher:
         self._rates = rates or HoldRates()
         self._window, self._max_batch, self._key_ttl = window_seconds, max_batch, key_ttl
         self._queues: dict[UUID, MicroBatcher[_Hold, Booking]] = {}
+        # Per ticket type: (event, type) as the last batch left them, locked, and when.
+        self._left: dict[UUID, tuple[tuple[Event, TicketType], float]] = {}
         self.batches_committed = 0  # observable group commit: holds per transaction
         self.holds_committed = 0
 
@@ -93,6 +102,7 @@ class HoldBatcher:
         if queue is None:
             if len(self._queues) > 10_000:  # a bound, not an eviction policy: types are few
                 self._queues = {tt: q for tt, q in self._queues.items() if q.busy}
+                self._left = {tt: left for tt, left in self._left.items() if tt in self._queues}
             queue = MicroBatcher(
                 partial(self._allocate, ticket_type_id), self._max_batch, window=self._window
             )
@@ -140,11 +150,16 @@ class HoldBatcher:
         async with uow:
             # Buyers' accounts are locked before the ticket type's row, whichever comes first.
             had = await uow.bookings.holdings(buyers, event_id) if locked_first else None
-            read = await uow.catalog.for_holds(event_id, ticket_type_id, lock=locked_first)
+            wanted = sum(batch[index].booking.lines[0].quantity for index in going)
+            read = None if locked_first else self._recalled(ticket_type_id, event_id, wanted)
+            if read is None:
+                read = await uow.catalog.for_holds(event_id, ticket_type_id, lock=locked_first)
+            truth = read if locked_first else None  # the row as locked, once it is
             if had is None and read is not None and caps_buyers(*read):
                 had = await uow.bookings.holdings(buyers, event_id)
-            # Invariant 9 on the event as it is now, not as the copy the holds were checked
-            # against: a room turned on since refuses the holds that brought no admission.
+            # Invariant 9 on the event as it is now (checked again under the lock), not as the
+            # copy the holds were checked against: a room turned on since refuses the holds
+            # that brought no admission.
             unadmitted = {
                 index: refusal
                 for index in going
@@ -187,19 +202,25 @@ class HoldBatcher:
             if held:
                 await uow.bookings.add(*held)
 
-            async def take_tickets() -> None:
-                nonlocal left
+            async def check_under_lock() -> None:
+                nonlocal left, truth
                 if not locked_first and (held or allocation.refused_for_too_few):
                     fresh = await uow.catalog.for_holds(event_id, ticket_type_id, lock=True)
                     if not allocation_stands(read, fresh, allocation, uow.clock.now()):
                         raise _Changed  # rolls this transaction back
                     assert fresh is not None
-                    left = fresh[1].available - allocation.wanted
+                    left, truth = fresh[1].available - allocation.wanted, fresh
+
+            async def take_tickets() -> None:  # the row is locked: it carries the counters
                 if held and not await uow.catalog.take_tickets(ticket_type_id, allocation.wanted):
                     raise RuntimeError("the locked row changed under its lock")
 
             if held or answered:
-                await uow.commit(last=take_tickets)
+                await uow.commit(last=check_under_lock, carrier=take_tickets)
+                if truth is not None and left is not None:
+                    event, ticket_type = truth
+                    left_as = (event, replace(ticket_type, available=left))
+                    self._left[ticket_type_id] = (left_as, time.monotonic())
             if held:
                 took = time.monotonic() - started
                 self.batches_committed += 1
@@ -214,6 +235,22 @@ class HoldBatcher:
         if left == 0:
             await self._soldout.mark(ticket_type_id)
         return outcomes
+
+    def _recalled(
+        self, ticket_type_id: UUID, event_id: UUID, wanted: int
+    ) -> tuple[Event, TicketType] | None:
+        """The row as this process's last batch left it, if recent and with RECALL_MARGIN
+        times `wanted` left: then it is likely still true where it matters (nothing sold
+        out meanwhile); if not, the check under the lock says so and the batch is allocated
+        again, locked first."""
+        left = self._left.get(ticket_type_id)
+        if left is None:
+            return None
+        (event, ticket_type), at = left
+        recent = time.monotonic() - at < RECALL_SECONDS
+        if recent and event.id == event_id and ticket_type.available >= RECALL_MARGIN * wanted:
+            return event, ticket_type
+        return None
 
 
 def _settled(claim: KeyClaim, outcome: Booking | DomainError, answer: Answer) -> Settled:

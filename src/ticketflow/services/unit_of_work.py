@@ -137,9 +137,16 @@ class UnitOfWork:
         """Tickets of these types became available (returned, or a larger total)."""
         self._returned.update(ticket_type_ids)
 
-    async def commit(self, last: Callable[[], Awaitable[None]] | None = None) -> None:
+    async def commit(
+        self,
+        last: Callable[[], Awaitable[None]] | None = None,
+        carrier: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         """Append the recorded events, change the read models with them, and commit; `last`
-        runs just before the shared counters are written, the transaction's final writes."""
+        runs just before the shared counters are written, the transaction's final writes.
+        `carrier` runs once they are queued: its first statement carries them (one round trip
+        fewer), so it writes only rows whose locks the transaction holds already (`last`
+        took them), or the order in which the statement takes its locks would be unknown."""
         assert self._connection is not None, "commit() outside `async with uow:`"
         recorded, self._events = self._events, []
         now = self.clock.now()
@@ -170,6 +177,8 @@ class UnitOfWork:
         if last is not None:
             await last()
         await projected.write_counters(self._connection, later=True)
+        if carrier is not None:
+            await carrier()
         await send_later(self._connection)  # what went with no statement since
         await self._connection.commit()
         self._keys_spent.update(spent)
