@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from sqlalchemy.engine import make_url
 
-from ticketflow import metrics
+from ticketflow import metrics, serving_workers
 from ticketflow.adapters import migrations
 from ticketflow.bootstrap import build_bus
 from ticketflow.cli_failures import fail, failures_explained
@@ -211,7 +211,7 @@ def serve(
         # Deployments put the password in the URL (compose, the k8s Secret): keep it off logs.
         console.print(f"database: {make_url(settings.database_url).render_as_string()}")
     workers = workers or os.cpu_count() or 1
-    with metrics.shared_by_workers(workers):
+    with metrics.shared_by_workers(workers), serving_workers.counted(workers):
         server = Server(
             "ticketflow.api.app:create_served_app",
             address=host,

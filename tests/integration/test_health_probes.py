@@ -1,13 +1,16 @@
 """The probes a load balancer and an orchestrator ask: alive (`/health`) is not the same as ready
-(`/health/ready`: database and Redis reachable, schema current)."""
+(`/health/ready`: database and Redis reachable, schema current, every worker serving)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 
+from ticketflow import serving_workers
 from ticketflow.api.app import create_app
 from ticketflow.config import Settings
 
@@ -32,6 +35,20 @@ async def test_ready_when_database_and_redis_answer(postgresql_url: str, redis_u
         "status": "ok",
         "checks": {"database": "ok", "migrations": "ok", "redis": "ok"},
     }
+
+
+async def test_not_ready_until_every_worker_of_the_server_started(postgresql_url: str) -> None:
+    """Under `ticketflow serve --workers 2`, one worker started of two: not ready yet (its
+    listening socket would hand every new connection to the one that accepts)."""
+    with serving_workers.counted(2):
+        async with app_on(settings_for(postgresql_url)) as client:  # this process: worker 1
+            waiting = await client.get("/health/ready")
+            other_worker = Path(os.environ[serving_workers.DIRECTORY_VARIABLE]) / str(os.getppid())
+            other_worker.touch()
+            both = await client.get("/health/ready")
+    assert waiting.status_code == 503
+    assert waiting.json()["checks"]["workers"] == "1 of 2 workers serving"
+    assert both.status_code == 200, both.text
 
 
 async def test_not_ready_but_alive_while_postgresql_is_down() -> None:

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from opentelemetry.sdk.trace import TracerProvider
 
+from ticketflow import serving_workers
 from ticketflow.adapters.clock import Clock
 from ticketflow.adapters.payment_gateway import PaymentGateway
 from ticketflow.adapters.security import Passwords
@@ -149,9 +150,11 @@ def create_app(
                 )
             )
         tasks = [asyncio.create_task(job) for job in jobs]
+        serving_workers.signed_in()
         try:
             yield
         finally:
+            serving_workers.signed_out()
             await app.state.live.aclose()
             await stop_background_jobs(
                 tasks, settings.shutdown_grace_seconds * FLUSH_SHARE_OF_GRACE

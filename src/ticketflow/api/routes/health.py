@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from ticketflow import serving_workers
 from ticketflow.adapters.migrations import current_revision, head_revision
 from ticketflow.services.messagebus import MessageBus
 
@@ -21,7 +22,7 @@ async def health() -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    summary="Database (and Redis, if configured) reachable, schema current",
+    summary="Database (and Redis, if configured) reachable, schema current, every worker serving",
     responses={503: {"description": "Not ready"}},
 )
 async def ready(request: Request) -> JSONResponse:
@@ -36,6 +37,8 @@ async def ready(request: Request) -> JSONResponse:
         checks["migrations"] = "ok" if revision == head else f"at {revision}, head is {head}"
     except Exception as error:  # any failure to reach the database means "not ready"
         checks["database"] = f"unreachable: {type(error).__name__}"
+    if (missing := serving_workers.not_serving()) is not None:  # see serving_workers.py
+        checks["workers"] = missing
     if bus.deps.redis is not None:
         try:
             await bus.deps.redis.ping()
