@@ -94,8 +94,12 @@ async def test_guesses_sent_together_are_counted_before_their_passwords_are_chec
         answers = await asyncio.gather(
             *(log_in(app.client(f"203.0.113.{n}"), victim.email, "guess-123") for n in range(1, 31))
         )
-        statuses = sorted(answer.status_code for answer in answers)
-        assert statuses == [401] * 10 + [429] * 20  # not 30 guesses past a limit of 10
+        statuses = [answer.status_code for answer in answers]
+        assert statuses.count(429) == 20  # not 30 guesses past a limit of 10
+        # The 10 counted were checked, or on a host too busy to check them all within the
+        # hashing's patience refused as overload after they were counted (the CI run of
+        # c674870 on a loaded host: 6 x 503).
+        assert statuses.count(401) + statuses.count(503) == 10 and 401 in statuses
 
 
 async def test_successful_logins_do_not_use_up_the_accounts_budget(
