@@ -87,6 +87,41 @@ async def test_a_batch_from_the_row_its_process_left_sells_no_ticket_another_pro
     await assert_invariants(first.engine)
 
 
+async def test_an_event_cancelled_while_two_processes_hold_deadlocks_with_nothing(
+    two_processes: tuple[MessageBus, MessageBus],
+) -> None:
+    """A batch locks the event (shared) and then the ticket type in one statement, the order
+    cancel_event takes them in: a cancellation among the batches of two processes waits its
+    turn, and every hold is either held before it or refused after it."""
+    first, second = two_processes
+    sale = await event_on_sale(first, totals=(5_000,))
+    tier = sale.ticket_types[0].id
+    buyers = [await account(first) for _ in range(4)]
+    held: list[Booking] = []
+    holding = asyncio.Event()  # set once batches are under way
+
+    async def keep_holding(bus: MessageBus, buyer: Account) -> BaseException:
+        while True:
+            try:
+                held.append(
+                    await bus.handle(cmd.HoldTickets(buyer.actor, sale.event.id, ((tier, 1),)))
+                )
+            except Exception as refused:  # the test looks at what ended it
+                return refused
+            if len(held) >= 40:
+                holding.set()
+
+    loops = [
+        asyncio.create_task(keep_holding(bus, buyer)) for buyer in buyers for bus in (first, second)
+    ]
+    await holding.wait()
+    await second.handle(cmd.CancelEvent(sale.organizer.actor, sale.event.id))
+    endings = await asyncio.gather(*loops)
+    assert all(isinstance(ending, SalesClosed) for ending in endings), endings
+    assert len(held) >= 40
+    await assert_invariants(first.engine)
+
+
 async def test_sold_out_mark_is_shared_and_cleared_when_a_ticket_returns(
     two_processes: tuple[MessageBus, MessageBus],
 ) -> None:

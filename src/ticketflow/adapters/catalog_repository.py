@@ -66,17 +66,27 @@ def _ticket_type(row: Row[Any], prefix: str = "") -> TicketType:
 
 
 # What a batch of holds allocates from, built once and run directly (every batch runs them,
-# adapters/direct_sql.py). Unlocked: the event
-# and the ticket type in one statement (the type's columns prefixed, their names being the
-# event's too). Locked: the event share-locked, then the type's row, in two statements, so the
-# order of the locks is written here, not left to a plan (cancel_event locks in that order).
+# adapters/direct_sql.py): the event and the ticket type in one statement (the type's columns
+# prefixed, their names being the event's too). Locked: the event share-locked, then the type's
+# row (the order cancel_event locks in), still in one statement, and in that order whatever the
+# plan: the event is locked as its WITH member yields it, the type only once a joined row is
+# out (the statement's last step), and no joined row comes out before the event's.
 _TYPE = "type_"
+_TYPE_COLUMNS = [column.label(_TYPE + column.name) for column in ticket_types.c]
 _FOR_HOLDS = Direct(
-    select(events, *(column.label(_TYPE + column.name) for column in ticket_types.c))
+    select(events, *_TYPE_COLUMNS)
     .join(ticket_types, ticket_types.c.event_id == events.c.id)
     .where(events.c.id == bindparam("event_id"), ticket_types.c.id == bindparam("type_id"))
 )
 _EVENT_BY_ID = select(events).where(events.c.id == bindparam("event_id"))
+_SHARE_LOCKED_EVENT = _EVENT_BY_ID.with_for_update(read=True).cte("share_locked_event")
+# NO KEY: the booking lines others insert meanwhile key-share the row (FK).
+_FOR_HOLDS_LOCKED = Direct(
+    select(_SHARE_LOCKED_EVENT, *_TYPE_COLUMNS)
+    .join(ticket_types, ticket_types.c.event_id == _SHARE_LOCKED_EVENT.c.id)
+    .where(ticket_types.c.id == bindparam("type_id"))
+    .with_for_update(key_share=True, of=ticket_types)
+)
 _EVENT = Direct(_EVENT_BY_ID)
 _EVENT_SHARE_LOCKED = Direct(_EVENT_BY_ID.with_for_update(read=True))
 _TAKE_TICKETS = Direct(
@@ -86,15 +96,6 @@ _TAKE_TICKETS = Direct(
         ticket_types.c.available >= bindparam("quantity"),
     )
     .values(available=ticket_types.c.available - bindparam("quantity"))
-)
-# NO KEY: the booking lines others insert meanwhile key-share the row (FK).
-_TYPE_LOCKED = Direct(
-    select(ticket_types)
-    .where(
-        ticket_types.c.id == bindparam("type_id"),
-        ticket_types.c.event_id == bindparam("event_id"),
-    )
-    .with_for_update(key_share=True)
 )
 
 
@@ -124,14 +125,8 @@ class CatalogRepository:
         fresh truth, the ticket type locked and its event share-locked first (the order
         cancel_event locks in, so the two can't deadlock)."""
         ids = {"event_id": event_id, "type_id": ticket_type_id}
-        if not lock:
-            row = await _FOR_HOLDS.one_or_none(self._connection, ids)
-            return (_event(row), _ticket_type(row, _TYPE)) if row else None
-        event = await self.get_event(event_id, share_lock=True)
-        if event is None:
-            return None
-        type_row = await _TYPE_LOCKED.one_or_none(self._connection, ids)
-        return (event, _ticket_type(type_row)) if type_row else None
+        row = await (_FOR_HOLDS_LOCKED if lock else _FOR_HOLDS).one_or_none(self._connection, ids)
+        return (_event(row), _ticket_type(row, _TYPE)) if row else None
 
     async def save_event(self, event: Event) -> None:
         """Optimistic: fails if someone else changed the event since it was read."""
