@@ -79,7 +79,8 @@ _FOR_HOLDS = Direct(
     .where(events.c.id == bindparam("event_id"), ticket_types.c.id == bindparam("type_id"))
 )
 _EVENT_BY_ID = select(events).where(events.c.id == bindparam("event_id"))
-_SHARE_LOCKED_EVENT = _EVENT_BY_ID.with_for_update(read=True).cte("share_locked_event")
+_EVENT_BY_ID_SHARE_LOCKED = _EVENT_BY_ID.with_for_update(read=True)
+_SHARE_LOCKED_EVENT = _EVENT_BY_ID_SHARE_LOCKED.cte("share_locked_event")
 # NO KEY: the booking lines others insert meanwhile key-share the row (FK).
 _FOR_HOLDS_LOCKED = Direct(
     select(_SHARE_LOCKED_EVENT, *_TYPE_COLUMNS)
@@ -88,7 +89,7 @@ _FOR_HOLDS_LOCKED = Direct(
     .with_for_update(key_share=True, of=ticket_types)
 )
 _EVENT = Direct(_EVENT_BY_ID)
-_EVENT_SHARE_LOCKED = Direct(_EVENT_BY_ID.with_for_update(read=True))
+_EVENT_SHARE_LOCKED = Direct(_EVENT_BY_ID_SHARE_LOCKED)
 _TAKE_TICKETS = Direct(
     update(ticket_types)
     .where(

@@ -82,7 +82,7 @@ class HoldBatcher:
         self._window, self._max_batch, self._key_ttl = window_seconds, max_batch, key_ttl
         self._queues: dict[UUID, MicroBatcher[_Hold, Booking]] = {}
         # Per ticket type: (event, type) as the last batch left them, locked, and when.
-        self._left: dict[UUID, tuple[tuple[Event, TicketType], float]] = {}
+        self._last_locked: dict[UUID, tuple[tuple[Event, TicketType], float]] = {}
         self.batches_committed = 0  # observable group commit: holds per transaction
         self.holds_committed = 0
 
@@ -102,7 +102,9 @@ class HoldBatcher:
         if queue is None:
             if len(self._queues) > 10_000:  # a bound, not an eviction policy: types are few
                 self._queues = {tt: q for tt, q in self._queues.items() if q.busy}
-                self._left = {tt: left for tt, left in self._left.items() if tt in self._queues}
+                self._last_locked = {
+                    tt: last for tt, last in self._last_locked.items() if tt in self._queues
+                }
             queue = MicroBatcher(
                 partial(self._allocate, ticket_type_id), self._max_batch, window=self._window
             )
@@ -220,7 +222,7 @@ class HoldBatcher:
                 if truth is not None and left is not None:
                     event, ticket_type = truth
                     left_as = (event, replace(ticket_type, available=left))
-                    self._left[ticket_type_id] = (left_as, time.monotonic())
+                    self._last_locked[ticket_type_id] = (left_as, time.monotonic())
             if held:
                 took = time.monotonic() - started
                 self.batches_committed += 1
@@ -243,10 +245,10 @@ class HoldBatcher:
         times `wanted` left: then it is likely still true where it matters (nothing sold
         out meanwhile); if not, the check under the lock says so and the batch is allocated
         again, locked first."""
-        left = self._left.get(ticket_type_id)
-        if left is None:
+        last = self._last_locked.get(ticket_type_id)
+        if last is None:
             return None
-        (event, ticket_type), at = left
+        (event, ticket_type), at = last
         recent = time.monotonic() - at < RECALL_SECONDS
         if recent and event.id == event_id and ticket_type.available >= RECALL_MARGIN * wanted:
             return event, ticket_type
