@@ -1,16 +1,20 @@
 """How many of a server's worker processes serve, for its readiness (GET /health/ready).
 
-Granian's workers share one listening socket, and a worker still starting accepts nothing: a
-load balancer or a client that opens its keep-alive connections as soon as the first worker
-answers puts every one of them on that worker, and the others stay idle as long as those
-connections live (seen in the benchmark's marathon: one worker at 85% of a core, the other at
-10%). So `ticketflow serve` counts its workers, each worker signs in once its startup is done
-(a file named after its pid in a directory of the server's own), and the instance is ready only
-when all of them have.
+Each of granian's workers listens on a socket of its own (SO_REUSEPORT, on Linux), and the
+kernel spreads new connections over the sockets that exist when they arrive. A worker binds its
+socket only after the app's startup: a load balancer or a client that opens its keep-alive
+connections as soon as the first worker answers puts every one of them on that worker, and the
+others stay idle as long as those connections live (seen in the benchmark's marathon: one worker
+at 93% of a core with 1,031 connections, the other at 21% with 6). So `ticketflow serve` counts
+its workers, each worker signs in once it accepts connections (a file named after its pid in a
+directory of the server's own), and the instance is ready only when all of them have. Signing
+in at the end of the app's startup was not enough: the socket comes after it, and 200
+connections opened right after readiness all went to one worker, six times out of six.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -35,9 +39,52 @@ def counted(workers: int) -> Iterator[None]:
 
 
 def signed_in() -> None:
-    """This worker serves from now on (once its startup is done)."""
+    """This worker serves from now on (it accepts connections)."""
     if (mark := _own_mark()) is not None:
         mark.touch()
+
+
+async def sign_in_once_listening(check_every: float = 0.01) -> None:
+    """Sign in as soon as this worker listens for connections (module docstring); at once
+    where that can't be seen (no /proc), and not at all outside `ticketflow serve`."""
+    if _own_mark() is None:
+        return
+    # Polled: granian's runtime binds the socket and signals nothing an event could wait on.
+    while listening_ports() == set():  # noqa: ASYNC110
+        await asyncio.sleep(check_every)
+    signed_in()
+
+
+def listening_ports() -> set[int] | None:
+    """The TCP ports this process listens on; None where the system does not say (no /proc)."""
+    sockets = tcp_sockets()
+    return None if sockets is None else {port for port, state in sockets if state == LISTEN}
+
+
+def tcp_sockets(pid: int | str = "self") -> list[tuple[int, str]] | None:
+    """A process's own TCP sockets as (local port, state: /proc/net/tcp's code, e.g. LISTEN),
+    from /proc; None where the system does not say."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    inodes = set()
+    for fd in fds:
+        with suppress(OSError):  # closed since it was listed (the listing's own, for one)
+            if (link := os.readlink(f"/proc/{pid}/fd/{fd}")).startswith("socket:["):
+                inodes.add(link[len("socket:[") : -1])
+    found = []
+    for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):
+        with suppress(OSError), open(table) as lines:
+            next(lines)  # the header
+            for line in lines:
+                fields = line.split()
+                if fields[9] in inodes:
+                    found.append((int(fields[1].rpartition(":")[2], 16), fields[3]))
+    return found
+
+
+LISTEN, ESTABLISHED = "0A", "01"  # TCP states as /proc/net/tcp writes them
 
 
 def signed_out() -> None:

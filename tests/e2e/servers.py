@@ -145,11 +145,11 @@ async def _spawn(
 
 
 async def start_server(
-    env: Mapping[str, str], log_dir: Path, port: int | None = None
+    env: Mapping[str, str], log_dir: Path, port: int | None = None, workers: int = 1
 ) -> ServerProcess:
-    """Start `ticketflow serve --workers 1` on `port` (a free one by default); not yet ready."""
+    """Start `ticketflow serve --workers N` on `port` (a free one by default); not yet ready."""
     port = port or free_port()
-    arguments = ["serve", "--workers", "1"]
+    arguments = ["serve", "--workers", str(workers)]
     return await _spawn(arguments, env, log_dir / f"server-{port}.log", port, "/health/ready")
 
 

@@ -38,10 +38,13 @@ async def test_ready_when_database_and_redis_answer(postgresql_url: str, redis_u
 
 
 async def test_not_ready_until_every_worker_of_the_server_started(postgresql_url: str) -> None:
-    """Under `ticketflow serve --workers 2`, one worker started of two: not ready yet (its
-    listening socket would hand every new connection to the one that accepts)."""
+    """Under `ticketflow serve --workers 2`, one worker listening of two: not ready yet (every
+    connection opened now would go to that one). A worker signs in once it listens (granian's
+    socket, which this test has none of: tests/e2e/test_serving_workers_e2e.py), so here this
+    process signs in as worker 1 itself."""
     with serving_workers.counted(2):
         async with app_on(settings_for(postgresql_url)) as client:  # this process: worker 1
+            serving_workers.signed_in()
             waiting = await client.get("/health/ready")
             other_worker = Path(os.environ[serving_workers.DIRECTORY_VARIABLE]) / str(os.getppid())
             other_worker.touch()

@@ -149,8 +149,8 @@ def create_app(
                     "metrics sampler", metrics_routes.keep_process_gauges_fresh, bus, 5.0
                 )
             )
+        jobs.append(serving_workers.sign_in_once_listening())
         tasks = [asyncio.create_task(job) for job in jobs]
-        serving_workers.signed_in()
         try:
             yield
         finally:
