@@ -20,6 +20,7 @@ from ticketflow.services.unit_of_work import KeyClaim
 
 from ..builders import Account, EventOnSale, account, event_on_sale
 from ..invariants import assert_invariants
+from ..polling import eventually
 from .keys import booking_key, claim
 
 
@@ -280,3 +281,41 @@ async def test_two_processes_batches_write_side_by_side_and_sell_exactly_the_tot
     assert all(isinstance(o, NotEnoughTickets) for o in refused), refused[:1]
     assert first.deps.holds.batches_committed + second.deps.holds.batches_committed < 300
     await assert_invariants(first.engine)
+
+
+async def test_a_batch_waits_for_the_ticket_types_row_with_its_writes_already_sent(
+    two_processes: tuple[MessageBus, MessageBus],
+) -> None:
+    """The row every batch of every process locks is locked for a batch's last statements
+    only: its inserts (bookings, their events and read models) go with the keys' claim,
+    before, so the statement that waits for the row carries none of them and a batch holding
+    the row makes the others wait for no insert of its own."""
+    bus = two_processes[0]
+    sale = await event_on_sale(bus, totals=(5,))
+    tier = sale.ticket_types[0].id
+    buyer = await account(bus)
+    waiting: list[str] = []
+
+    async def a_statement_waits_for_the_row() -> bool:
+        async with bus.engine.connect() as connection:
+            waiting[:] = await connection.scalars(
+                text(
+                    "SELECT query FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                )
+            )
+        return bool(waiting)
+
+    async with bus.engine.connect() as other_process:  # another process's batch, locking
+        await other_process.execute(
+            text("SELECT 1 FROM ticket_types WHERE id = :id FOR NO KEY UPDATE"), {"id": tier}
+        )
+        holding = asyncio.create_task(_hold_claiming(bus, _claim(buyer, "waits"), buyer, sale))
+        await eventually(a_statement_waits_for_the_row, within=10.0, what="the batch's lock wait")
+        await other_process.rollback()
+    booking = await holding
+    [statement] = waiting  # its first kB (track_activity_query_size): the locked read's start
+    assert " ".join(statement.split()).startswith("WITH share_locked_event AS (SELECT"), statement
+    assert "INSERT" not in statement.upper(), statement
+    assert booking.lines[0].quantity == 1
+    await assert_invariants(bus.engine)

@@ -8,7 +8,11 @@ waits for no one.
 
 The ticket type's row is locked only at the end of the transaction, after the inserts: batches
 of different processes then write at the same time and queue only for the decrement and the
-shared counters (see `_allocate`). A batch allocates from the row as this process's previous
+shared counters (see `_allocate`). The inserts (bookings, their events and read-model rows) go
+with the statement that claims the holds' keys, not with the one that locks the row: a row
+every batch of every process waits for is then locked for that statement, the decrement and
+the commit only (the twelfth session timed ~4.2 ms of an 8.6 ms batch under the lock with the
+inserts there). A batch allocates from the row as this process's previous
 batch left it, when that is recent and far from sold out, instead of reading it again: the
 check under the lock catches whatever changed meanwhile, as it does for a read (`_recalled`).
 
@@ -191,7 +195,12 @@ class HoldBatcher:
                 for item, outcome in zip(batch, outcomes, strict=True)
                 if item.claim is not None and isinstance(outcome, Booking | DomainError)
             ]
+            if held:
+                await uow.bookings.add(*held)
             if answered:
+                # The batch's writes go with the keys' claim, before the ticket type's row is
+                # locked (module docstring), not with the statement that locks it.
+                await uow.stage()
                 settled = [_settled(claim, outcome, answer) for claim, outcome, answer in answered]
                 taken = await uow.keys.settle_many(settled, uow.clock.now(), self._key_ttl)
                 lost = {
@@ -201,8 +210,6 @@ class HoldBatcher:
                 }
                 if lost:
                     raise _KeysTaken(lost)  # rolls this transaction back
-            if held:
-                await uow.bookings.add(*held)
 
             async def check_under_lock() -> None:
                 nonlocal left, truth

@@ -73,6 +73,10 @@ class UnitOfWork:
         self._events: list[Recorded] = []
         self._returned: set[UUID] = set()
         self._keys_spent: set[KeyScope] = set()  # by this unit's commits so far
+        # Queued by `stage()` in the open transaction: its read-model counters and the keys it
+        # spends, for its commit.
+        self._staged: list[projections.Projected] = []
+        self._staged_keys: set[KeyScope] = set()
         self._after_commit: list[Callable[[], Awaitable[None]]] = []
         self._connection: AsyncConnection | None = None
 
@@ -99,6 +103,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         connection, self._connection = self._connection, None
+        self._staged, self._staged_keys = [], set()
         if connection is not None:
             try:
                 drop_later(connection)  # sent by a commit; a rollback forgets them
@@ -137,22 +142,19 @@ class UnitOfWork:
         """Tickets of these types became available (returned, or a larger total)."""
         self._returned.update(ticket_type_ids)
 
-    async def commit(
-        self,
-        last: Callable[[], Awaitable[None]] | None = None,
-        carrier: Callable[[], Awaitable[None]] | None = None,
-    ) -> None:
-        """Append the recorded events, change the read models with them, and commit; `last`
-        runs just before the shared counters are written, the transaction's final writes.
-        `carrier` runs once they are queued: its first statement carries them (one round trip
-        fewer), so it writes only rows whose locks the transaction holds already (`last`
-        took them), or the order in which the statement takes its locks would be unknown."""
-        assert self._connection is not None, "commit() outside `async with uow:`"
+    async def stage(self) -> None:
+        """Queue the writes of the events recorded so far (the event store, the read models'
+        rows, the keys they spend) to go with the transaction's next statement, as `commit`
+        would; only the counters every writer of a ticket type shares are left for the commit.
+        A statement run before a hot row is locked can then carry them (the hold batcher's key
+        claims), and the row stays locked for the statement that takes it, not for these."""
+        assert self._connection is not None, "stage() outside `async with uow:`"
         recorded, self._events = self._events, []
         now = self.clock.now()
         # The read models change with their events, in this transaction: rows first (a writer
         # touches one before it appends, see services/projection_rebuild.py), the counters
-        # every writer of a ticket type shares last, so their row locks are held the least.
+        # every writer of a ticket type shares last (in `commit`), so their row locks are held
+        # the least.
         appended = projections.Appended.all((item.event for item in recorded), now)
         projected = await projections.Projected.of(self._connection, appended)
         # Its writes are queued to go with the next statement (adapters/direct_sql.py): fewer
@@ -167,21 +169,40 @@ class UnitOfWork:
         )
         spent: dict[KeyScope, DomainEvent] = {}
         for item in recorded:
-            if item.key is not None and item.key not in self._keys_spent:
-                spent.setdefault(item.key, item.event)
+            key = item.key
+            if key is not None and key not in self._keys_spent and key not in self._staged_keys:
+                spent.setdefault(key, item.event)
         # A request's key is spent together with the change it made, never apart (once: a
         # request that commits twice, as a payment does around its charge, spent it the first).
         await self.keys.mark_committed(
             [(key, first.stream_type, first.stream_id) for key, first in spent.items()]
         )
+        self._staged.append(projected)
+        self._staged_keys.update(spent)
+
+    async def commit(
+        self,
+        last: Callable[[], Awaitable[None]] | None = None,
+        carrier: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        """Append the recorded events, change the read models with them, and commit; `last`
+        runs just before the shared counters are written, the transaction's final writes.
+        `carrier` runs once they are queued: its first statement carries them (one round trip
+        fewer), so it writes only rows whose locks the transaction holds already (`last`
+        took them), or the order in which the statement takes its locks would be unknown."""
+        assert self._connection is not None, "commit() outside `async with uow:`"
+        if self._events or not self._staged:
+            await self.stage()
         if last is not None:
             await last()
-        await projected.write_counters(self._connection, later=True)
+        for projected in self._staged:
+            await projected.write_counters(self._connection, later=True)
         if carrier is not None:
             await carrier()
         await send_later(self._connection)  # what went with no statement since
         await self._connection.commit()
-        self._keys_spent.update(spent)
+        self._keys_spent.update(self._staged_keys)
+        self._staged, self._staged_keys = [], set()
         returned, self._returned = self._returned, set()
         if returned and self._soldout is not None:
             await self._soldout.clear(returned)
