@@ -1,6 +1,7 @@
 """The `room` phase's crowd in one load-generator process: its share of the buyers, each a little
 conversation (join; look at the place when the room says; book once admitted; stop once told the
-sale sold out), over the process's share of the raw keep-alive connections (bench/http.py).
+sale sold out: a booking refused 409, or a look answering no tickets left), over the process's
+share of the raw keep-alive connections (bench/http.py).
 
 At full scale (50,000 buyers) the crowd was driven from the bench's own process with aiohttp:
 that one event loop ran 0.4-0.7 s late at p99 and looks waited up to a minute for one of its
@@ -262,6 +263,12 @@ class Crowd:
         buyer.ticket_id, buyer.pre_queue = place["ticket_id"], place["position"] is None
         look = build_request("GET", f"{self._queue}/{buyer.ticket_id}", auth)
         while place["state"] == "waiting" and not self._sold_out.is_set():
+            if place.get("tickets_left") == 0:
+                # Every ticket is sold or held by someone admitted: nobody more will be (the
+                # room admits no more buyers than tickets are left for), until held tickets
+                # come back, which this sale's buyers (holding, never cancelling) don't do.
+                self._stop_looking()
+                return
             # As a client should: when the room says (`look_again_seconds`, 2-30 s, sooner the
             # nearer its turn), jittered so that people who joined together spread out.
             told = place.get("look_again_seconds") or self.plan.poll

@@ -123,6 +123,7 @@ def build_bus(
         ),
         rooms=WaitingRooms(
             RedisRoomStates(redis) if redis is not None else LocalRoomStates(),
+            engine,
             AdmissionTokens(
                 keys, clock, issuer=settings.jwt_issuer, audience=settings.jwt_audience
             ),

@@ -322,6 +322,48 @@ async def test_a_place_nobody_looks_at_for_a_minute_is_skipped_and_the_line_move
         assert (await look(client, gone, sale.event.id, gone_place))["state"] == "expired"
 
 
+async def test_the_room_admits_no_more_buyers_than_tickets_are_left_for_them(
+    stack: Stack, clock: ManualClock
+) -> None:
+    async with running_app(stack.settings(), clock) as app:
+        client = app.client()
+        sale = await event_on_sale(  # 3 tickets; 10 admissions a second; 1-minute sessions
+            app.bus,
+            totals=(2, 1),
+            sales_start=clock.now() + timedelta(seconds=30),
+            waiting_room={**ROOM, "session_minutes": 1},
+        )
+        buyers = [await account(app.bus) for _ in range(6)]
+        places = {buyer: await join(client, buyer, sale.event.id) for buyer in buyers}
+
+        async def looked() -> dict[Account, dict[str, Any]]:
+            return {b: await look(client, b, sale.event.id, places[b]) for b in buyers}
+
+        def in_state(seen: dict[Account, dict[str, Any]], state: str) -> list[Account]:
+            return [buyer for buyer in buyers if seen[buyer]["state"] == state]
+
+        clock.advance(31)  # the sale opened a second ago: 10 admissions earned, 3 tickets
+        seen = await looked()
+        first = in_state(seen, "admitted")
+        assert len(first) == 3
+        assert {place["tickets_left"] for place in seen.values()} == {3}
+        holder = first[0]
+        token = seen[holder]["admission_token"]
+        held = await book_admitted(client, holder, sale, token, sale.line(1, 0))
+        assert held.status_code == 201, held.text
+        clock.advance(1)
+        seen = await looked()  # 2 tickets left, 2 admissions outstanding: nobody more
+        assert in_state(seen, "admitted") == first
+        assert seen[in_state(seen, "waiting")[0]]["tickets_left"] == 2
+        clock.advance(30)
+        await looked()  # the waiting keep looking (their heartbeat)
+        clock.advance(30)  # the sessions end, two unused: their tickets go to the next in line
+        seen = await looked()
+        assert in_state(seen, "expired") == first
+        assert len(in_state(seen, "admitted")) == 2
+        await assert_invariants(app.bus.engine)
+
+
 async def test_a_stream_of_an_admitted_place_sends_its_token_and_ends(
     stack: Stack, clock: ManualClock
 ) -> None:

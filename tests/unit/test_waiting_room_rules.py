@@ -21,6 +21,7 @@ from ticketflow.domain.waiting_room import (
     WaitingRoom,
     abandon_before,
     abandoned,
+    admissible,
     admission_state,
     admissions_due,
     admitted_per_minute,
@@ -160,6 +161,14 @@ def test_an_idle_room_keeps_at_most_a_burst_of_admissions() -> None:
     later = OPENING + timedelta(hours=1)
     assert admissions_due(allowance_at(None, later, OPENING, per_minute=60)) == 10
     assert admissions_due(allowance_at(None, later, OPENING, per_minute=1)) == 1
+
+
+def test_admissions_outstanding_never_exceed_the_tickets_left() -> None:
+    assert admissible(due=10, unsold=100, outstanding=20) == 10
+    assert admissible(due=10, unsold=25, outstanding=20) == 5
+    assert admissible(due=10, unsold=20, outstanding=20) == 0
+    assert admissible(due=10, unsold=3, outstanding=20) == 0  # sold meanwhile: never negative
+    assert admissible(due=0, unsold=100, outstanding=0) == 0
 
 
 def test_auto_admits_a_fraction_of_the_measured_hold_rate_never_below_the_floor() -> None:

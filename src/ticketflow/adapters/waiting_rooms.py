@@ -19,7 +19,7 @@ from typing import Protocol
 from uuid import UUID, uuid4
 
 from ticketflow.domain.errors import RoomUnavailable
-from ticketflow.domain.waiting_room import Allowance, in_pre_queue, place_score
+from ticketflow.domain.waiting_room import Allowance, admissible, in_pre_queue, place_score
 
 LOST = "The waiting room's line was lost; it stays closed. Retry later."
 RETRY_LOST = 30  # seconds: until an organizer opens the room again, retrying can't help sooner
@@ -41,15 +41,19 @@ class Place:
 @dataclass(frozen=True)
 class Advance:
     """Admit `due` places from the head of the line (skipping those last seen before
-    `abandon_before`) and keep `earned` minus those admitted as the allowance at `at`; only if
-    the allowance is still the one read at `since` (None: none yet), else another request
-    already did this round."""
+    `abandon_before`), no more than `unsold` tickets leave room for beside the admissions
+    still outstanding (domain/waiting_room.py `admissible`; each outstanding until its session
+    ends at `session_ends` or it holds), and keep `earned` minus those admitted as the
+    allowance at `at`; only if the allowance is still the one read at `since` (None: none
+    yet), else another request already did this round."""
 
     since: datetime | None
     due: int
     earned: float
     at: datetime
     abandon_before: datetime
+    unsold: int
+    session_ends: datetime
 
 
 @dataclass(frozen=True)
@@ -98,7 +102,10 @@ class RoomStates(Protocol):
         ...
 
     async def spend(self, event_id: UUID, user_id: UUID) -> None: ...
-    async def is_spent(self, event_id: UUID, user_id: UUID) -> bool: ...
+    async def admits_hold(self, event_id: UUID, user_id: UUID) -> bool:
+        """Whether the user's admission may hold (it is not spent); if so it stops being
+        outstanding: the hold takes the ticket it stood for out of the unsold ones."""
+        ...
 
 
 def to_ms(moment: datetime) -> int:
@@ -121,6 +128,7 @@ class _Room:
     served: int = 0
     line_id: str = field(default_factory=lambda: str(uuid4()))
     spent: set[UUID] = field(default_factory=set)
+    outstanding: dict[UUID, datetime] = field(default_factory=dict)  # user: session end
     opening: tuple[datetime | None] | None = None  # as `open` last kept it (None: never)
 
 
@@ -186,7 +194,9 @@ class LocalRoomStates:
         waits: list[float] = []
         abandoned = 0
         if advance is not None and advance.since == (room.allowance and room.allowance.at):
-            while len(waits) < advance.due and room.line:
+            room.outstanding = {u: end for u, end in room.outstanding.items() if end > now}
+            due = admissible(advance.due, advance.unsold, len(room.outstanding))
+            while len(waits) < due and room.line:
                 _, head = room.line.pop(0)
                 turn = room.places[head]
                 if room.seen[head] < advance.abandon_before:
@@ -194,6 +204,7 @@ class LocalRoomStates:
                     abandoned += 1
                 else:
                     room.places[head] = replace(turn, admitted_at=now)
+                    room.outstanding[turn.user_id] = advance.session_ends
                     waits.append((now - turn.joined_at).total_seconds())
             room.allowance = Allowance(advance.earned - len(waits), advance.at)
             room.served += len(waits) + abandoned
@@ -208,6 +219,11 @@ class LocalRoomStates:
         if (room := self._rooms.get(event_id)) is not None:
             room.spent.add(user_id)
 
-    async def is_spent(self, event_id: UUID, user_id: UUID) -> bool:
+    async def admits_hold(self, event_id: UUID, user_id: UUID) -> bool:
         room = self._rooms.get(event_id)
-        return room is not None and user_id in room.spent
+        if room is None:
+            return True  # the token is signed, not stored: a lost line spends nothing
+        if user_id in room.spent:
+            return False
+        room.outstanding.pop(user_id, None)
+        return True

@@ -25,7 +25,19 @@ from ticketflow.adapters.waiting_rooms import (
 from ticketflow.domain.errors import RoomUnavailable
 from ticketflow.domain.waiting_room import PRE_QUEUE_DRAWS, Allowance
 
-PARTS = ("marker", "places", "users", "line", "seen", "seq", "allowance", "spent", "opening")
+# "outstanding": the admitted users not yet holding, by their session's end.
+PARTS = (
+    "marker",
+    "places",
+    "users",
+    "line",
+    "seen",
+    "seq",
+    "allowance",
+    "spent",
+    "opening",
+    "outstanding",
+)
 MAX_SKIPS = 10_000  # abandoned places one visit may skip: bounds a script's run
 
 # KEYS: marker places users line seen seq opening allowance. ARGV: user, ticket id, now, draw,
@@ -64,14 +76,16 @@ return {'ok', ticket, redis.call('HGET', KEYS[2], ticket), rank, served,
   redis.call('GET', KEYS[1]), redis.call('ZCARD', KEYS[4])}
 """
 
-# KEYS: marker places line seen allowance. ARGV: now, ticket id (""), advance? ("1"), since
-# ("" none), due, earned, at, abandon before, max skips, then pairs of (ticket id, seen at):
-# heartbeats heard by an instance since its last visit, written before anyone is skipped.
-# The allowance's `served` counts the places ever taken off the head of the line.
+# KEYS: marker places line seen allowance outstanding. ARGV: now, ticket id (""), advance?
+# ("1"), since ("" none), due, earned, at, abandon before, max skips, unsold, session end, then
+# pairs of (ticket id, seen at): heartbeats heard by an instance since its last visit, written
+# before anyone is skipped. The allowance's `served` counts the places ever taken off the head
+# of the line. `outstanding`: the admitted users not yet holding, by their session's end; the
+# admissions given are capped as domain/waiting_room.py's `admissible` says.
 _VISIT = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return {'lost'} end
 local now = tonumber(ARGV[1])
-for i = 10, #ARGV, 2 do
+for i = 12, #ARGV, 2 do
   local had = redis.call('HGET', KEYS[4], ARGV[i])
   if had and tonumber(had) < tonumber(ARGV[i + 1]) then
     redis.call('HSET', KEYS[4], ARGV[i], ARGV[i + 1])
@@ -80,6 +94,9 @@ end
 local waits, abandoned = {}, 0
 if ARGV[3] == '1' and (redis.call('HGET', KEYS[5], 'at') or '') == ARGV[4] then
   local due, before, skips = tonumber(ARGV[5]), tonumber(ARGV[8]), tonumber(ARGV[9])
+  redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now)
+  local room_for = tonumber(ARGV[10]) - redis.call('ZCARD', KEYS[6])
+  due = math.max(0, math.min(due, room_for))
   while #waits < due and abandoned < skips do
     local head = redis.call('ZRANGE', KEYS[3], 0, 0)[1]
     if not head then break end
@@ -90,6 +107,7 @@ if ARGV[3] == '1' and (redis.call('HGET', KEYS[5], 'at') or '') == ARGV[4] then
       abandoned = abandoned + 1
     else
       place.admitted = now
+      redis.call('ZADD', KEYS[6], ARGV[11], place.user)
       waits[#waits + 1] = now - place.joined
     end
     redis.call('HSET', KEYS[2], head, cjson.encode(place))
@@ -97,7 +115,10 @@ if ARGV[3] == '1' and (redis.call('HGET', KEYS[5], 'at') or '') == ARGV[4] then
   redis.call('HSET', KEYS[5], 'at', ARGV[7], 'earned', tostring(tonumber(ARGV[6]) - #waits))
   redis.call('HINCRBY', KEYS[5], 'served', #waits + abandoned)
   local ttl = redis.call('PTTL', KEYS[1])
-  if ttl > 0 then redis.call('PEXPIRE', KEYS[5], ttl) end
+  if ttl > 0 then
+    redis.call('PEXPIRE', KEYS[5], ttl)
+    redis.call('PEXPIRE', KEYS[6], ttl)
+  end
 end
 local raw, rank = false, false
 if ARGV[2] ~= '' then
@@ -118,6 +139,14 @@ local ttl = redis.call('PTTL', KEYS[1])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 """
 
+# KEYS: spent outstanding. ARGV: user. Whether their admission may hold (not spent); if so it
+# is no longer outstanding (RoomStates.admits_hold).
+_ADMITS_HOLD = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+"""
+
 
 def _keys(event_id: UUID) -> dict[str, str]:
     return {part: f"ticketflow:room:{{{event_id}}}:{part}" for part in PARTS}
@@ -129,6 +158,7 @@ class RedisRoomStates:
         self._join = redis.register_script(_JOIN)
         self._visit = redis.register_script(_VISIT)
         self._spend = redis.register_script(_SPEND)
+        self._admits_hold = redis.register_script(_ADMITS_HOLD)
 
     async def open(self, event_id: UUID, keep_for: timedelta, opening: datetime | None) -> None:
         """The room's marker, kept for `keep_for` from now (relative: Redis's clock need not be
@@ -176,14 +206,16 @@ class RedisRoomStates:
         heartbeats: Sequence[tuple[UUID, datetime]] = (),
     ) -> Visit:
         k = _keys(event_id)
-        keys = [k["marker"], k["places"], k["line"], k["seen"], k["allowance"]]
+        parts = ("marker", "places", "line", "seen", "allowance", "outstanding")
+        keys = [k[part] for part in parts]
         args: list[Any] = [to_ms(now), str(ticket_id) if ticket_id else ""]
         if advance is None:
-            args += ["0", "", 0, 0, 0, 0, 0]
+            args += ["0", "", 0, 0, 0, 0, 0, 0, 0]
         else:
             since = str(to_ms(advance.since)) if advance.since else ""
             at, before = to_ms(advance.at), to_ms(advance.abandon_before)
             args += ["1", since, advance.due, repr(advance.earned), at, before, MAX_SKIPS]
+            args += [advance.unsold, to_ms(advance.session_ends)]
         for heard, seen in heartbeats:
             args += [str(heard), to_ms(seen)]
         answer = _found(await self._call(self._visit(keys, args)))
@@ -196,9 +228,10 @@ class RedisRoomStates:
         k = _keys(event_id)
         await self._call(self._spend([k["marker"], k["spent"]], [str(user_id)]))
 
-    async def is_spent(self, event_id: UUID, user_id: UUID) -> bool:
-        key = _keys(event_id)["spent"]
-        return bool(await self._call(self._redis.sismember(key, str(user_id))))
+    async def admits_hold(self, event_id: UUID, user_id: UUID) -> bool:
+        k = _keys(event_id)
+        admits = self._admits_hold([k["spent"], k["outstanding"]], [str(user_id)])
+        return bool(await self._call(admits))
 
     @staticmethod
     async def _call(step: Any) -> Any:

@@ -35,6 +35,12 @@ class PlaceOut(BaseModel):
         "POST /bookings for this event, until your session ends",
     )
     price_range: PriceRangeOut | None = Field(description="What this event's tickets cost")
+    tickets_left: int | None = Field(
+        None,
+        description="Tickets of this event neither sold nor held, a moment ago. The room admits "
+        "no more buyers than there are tickets left for them: at 0 nobody more is admitted "
+        "until held tickets come back (holds that expire unpaid, cancellations)",
+    )
 
     @classmethod
     def of(cls, place: PlaceView) -> PlaceOut:

@@ -124,6 +124,15 @@ def admissions_due(allowance: Allowance) -> int:
     return math.floor(allowance.earned)
 
 
+def admissible(due: int, unsold: int, outstanding: int) -> int:
+    """How many of the `due` admissions to give now: never more admissions outstanding
+    (admitted, not yet holding, session not over) than tickets left to sell. A room that
+    admits past its inventory lets the admitted race each other for the last tickets, and who
+    looks and books fastest, not the line's order, decides who buys. One ticket is counted
+    per admission (a buyer of several leaves later admissions to find it sold out)."""
+    return max(0, min(due, unsold - outstanding))
+
+
 def admitted_per_minute(
     fixed: int | None, measured_holds_per_second: float | None, fraction: float, floor: float
 ) -> float:

@@ -7,7 +7,9 @@ empty. The room's configuration is the event's, changed through CreateEvent and 
 so the event store records every change of it. Nobody runs the line: whoever looks at a place
 first moves it on (admits those whose turn has come), atomically, on whichever instance; each
 process does so at most every 100 ms per room, and answers looks at waiting places from what it
-knows of the line meanwhile (services/room_lines.py)."""
+knows of the line meanwhile (services/room_lines.py). Each such refresh reads the event's unsold
+tickets too: the room never has more admissions outstanding than tickets left to sell
+(domain/waiting_room.py `admissible`), and shows its waiting buyers how many are left."""
 
 from __future__ import annotations
 
@@ -17,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow import metrics
 from ticketflow.adapters.admission_tokens import AdmissionTokens
@@ -41,6 +45,7 @@ from ticketflow.domain.waiting_room import (
     in_pre_queue,
     look_again_seconds,
 )
+from ticketflow.services import queries
 from ticketflow.services.hold_rates import HoldRates
 from ticketflow.services.room_lines import Heartbeats, LineCopy, RoomLines
 
@@ -70,12 +75,14 @@ class PlaceView:
     look_again_seconds: int
     admission_token: str | None
     price_range: PriceRange | None
+    tickets_left: int | None  # unsold and not held, as of this process's last refresh
 
 
 class WaitingRooms:
     def __init__(
         self,
         states: RoomStates,
+        engine: AsyncEngine,
         tokens: AdmissionTokens,
         clock: Clock,
         rates: HoldRates,
@@ -83,6 +90,8 @@ class WaitingRooms:
         draws: random.Random | None = None,
     ) -> None:
         self.states, self._tokens, self._clock, self._rates = states, tokens, clock, rates
+        self._engine = engine
+        self._tickets_left: dict[UUID, int] = {}  # per room, as its last refresh here read them
         self.lines = RoomLines(states, clock)
         self._fraction = settings.waiting_room_auto_fraction
         self._floor = settings.waiting_room_auto_floor_per_minute
@@ -139,7 +148,10 @@ class WaitingRooms:
         per_minute = self.per_minute(event.id, room)
 
         async def moved_on(heard: Heartbeats) -> Visit:
-            advance = await self._advance(event, per_minute, now)
+            async with self._engine.connect() as connection:
+                unsold = sum((await queries.availability(connection, event.id)).values())
+            self._tickets_left[event.id] = unsold
+            advance = await self._advance(event, room, per_minute, now, unsold)
             visit = await self.states.visit(event.id, None, now, advance, heard)
             _measure(event.id, visit)
             return visit
@@ -176,15 +188,20 @@ class WaitingRooms:
         paced = self._rates.pace(event_id, self._clock.now()) if auto else None
         return admitted_per_minute(room.admit_per_minute, paced, self._fraction, self._floor)
 
-    async def _advance(self, event: Event, per_minute: float, now: datetime) -> Advance | None:
-        """This visit's round of admissions: none before the sale opens."""
+    async def _advance(
+        self, event: Event, room: WaitingRoom, per_minute: float, now: datetime, unsold: int
+    ) -> Advance | None:
+        """This visit's round of admissions: none before the sale opens, none past `unsold`."""
         opening = event.sales_start
         if event.status is not EventStatus.PUBLISHED or (opening and now < opening):
             return None
         previous = await self.states.allowance(event.id)
         grown = allowance_at(previous, now, opening, per_minute)
         since = previous.at if previous else None
-        return Advance(since, admissions_due(grown), grown.earned, grown.at, abandon_before(now))
+        due = admissions_due(grown)
+        return Advance(
+            since, due, grown.earned, grown.at, abandon_before(now), unsold, now + room.session
+        )
 
     def _view(
         self,
@@ -232,6 +249,7 @@ class WaitingRooms:
             look_again,
             token,
             _price_range(snapshot),
+            self._tickets_left.get(event.id),
         )
 
     async def check_admission(self, event: Event, command: cmd.HoldTickets) -> None:
@@ -243,7 +261,7 @@ class WaitingRooms:
             return
         user_id = command.actor.user_id
         self._tokens.admission(command.admission, user_id, event.id)
-        if await self.states.is_spent(event.id, user_id):
+        if not await self.states.admits_hold(event.id, user_id):
             raise NotAdmitted("This admission is spent: a booking made with it was paid.")
 
     async def spend(self, event: Event | None, user_id: UUID) -> None:
