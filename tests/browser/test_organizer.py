@@ -1,9 +1,11 @@
 """The organizer's day in a real browser: create an event with a ticket type, publish it, see a
-sale on the dashboard, admit a ticket at the door (and be told when it is scanned again)."""
+sale on the dashboard, admit a ticket at the door (and be told when it is scanned again); turn
+an event's waiting room on."""
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from uuid import UUID
 
 from playwright.async_api import Page, expect
@@ -64,6 +66,36 @@ async def test_an_organizer_sells_and_admits_a_ticket(
     )
     await save_screenshot(page, "organizer-check-in")
     assert await serious_accessibility_violations(page) == []
+
+
+async def test_an_organizer_turns_the_waiting_room_on(
+    page: Page, shop_bus: MessageBus, tmp_path: Path
+) -> None:
+    await signed_in(page, shop_bus, Role.MANAGER)
+    await page.goto("/organizer/events/new")
+    await page.get_by_label("Title").fill("Midnight Ferry Sessions")
+    await page.get_by_label("Venue").fill("Pier 4")
+    await page.get_by_label("Starts (UTC)").fill("2031-09-20T20:00")
+    await page.get_by_label("Ends (UTC)").fill("2031-09-20T23:00")
+    await page.get_by_label("Sales open (UTC)").fill("2031-09-01T10:00")
+    await page.get_by_role("button", name="Create event").click()
+    await expect(page.locator("#room-state")).to_have_text("Waiting room off")
+
+    await page.get_by_role("link", name="Waiting room", exact=True).click()
+    await expect(page.get_by_role("heading", level=1)).to_have_text("Waiting room")
+    await page.get_by_label("Waiting room on").check()
+    await page.get_by_label("Pre-queue opens (UTC)").fill("2031-09-01T09:30")
+    await page.get_by_label("Admit per minute").fill("200")
+    await expect(page.get_by_label("Session minutes")).to_have_value("10")
+    await page.screenshot(path=tmp_path / "waiting-room.png", full_page=True)
+    assert await serious_accessibility_violations(page) == []
+    await page.get_by_role("button", name="Save waiting room").click()
+
+    await expect(page.get_by_role("heading", level=1)).to_contain_text("Midnight Ferry Sessions")
+    await expect(page.locator("#room-state")).to_have_text(
+        "Waiting room on: 200 a minute, session 10 min, pre-queue from Mon 1 Sep 2031, 09:30 UTC"
+    )
+    await page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
 
 
 async def _first_ticket_type(bus: MessageBus, event_id: str) -> str:

@@ -18,6 +18,8 @@ from ticketflow.web import (
     checkout,
     my_tickets,
     organizer,
+    organizer_rooms,
+    queue_pages,
     shop,
     static_files,
     ticket_types,
@@ -39,11 +41,12 @@ def install_web(app: FastAPI) -> None:
         static_files.router,
         accounts.router,
         shop.router,
+        queue_pages.router,
         checkout.router,
         my_tickets.router,
     ):
         app.include_router(router)
-    for module in (organizer, ticket_types, check_in, webhooks, admin, widget):
+    for module in (organizer, organizer_rooms, ticket_types, check_in, webhooks, admin, widget):
         app.include_router(module.router)
     app.add_middleware(QueuedCookies)
     answer_problem = app.exception_handlers[HTTPException]

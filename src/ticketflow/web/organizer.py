@@ -28,6 +28,7 @@ from ticketflow.web.forms import (
     whole_number,
 )
 from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.room_settings import configured_room
 from ticketflow.web.sales_chart import sales_chart
 from ticketflow.web.session import WebSession, require_role
 
@@ -170,5 +171,6 @@ async def sales_dashboard(request: Request, event_id: UUID, manager: Manager) ->
         event=event,
         sales=sales,
         chart=sales_chart(series, step),
+        room=configured_room(event),
         site=site,
     )

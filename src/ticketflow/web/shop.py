@@ -23,6 +23,7 @@ from ticketflow.services.pagination import DEFAULT_LIMIT
 from ticketflow.web.keyed_forms import Refused, run_once
 from ticketflow.web.order_forms import asked_lines, order_choices
 from ticketflow.web.pages import PageRoute, private_page, public_page, see_other
+from ticketflow.web.queue_pages import admission_of
 from ticketflow.web.session import SignedIn, current_session
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -104,6 +105,11 @@ async def _order_page(
         available = await queries.availability(db, event_id)
     choices = order_choices(event, available, held)
     fragment = bool(request.headers.get("hx-request"))
+    # With the event's waiting room on, a buyer orders once admitted from it (web/queue_pages.py);
+    # a refused admission (its session over, or spent) sends them to the room again.
+    room_on = (event.get("waiting_room") or {}).get("enabled", False)
+    refused = error is not None and error.status == 403
+    to_the_room = room_on and (admission_of(request, event_id) is None or refused)
     template = "_order_form.html" if fragment else "order.html"
     return await private_page(
         request,
@@ -115,6 +121,7 @@ async def _order_page(
         error=error,
         asked=asked or {},
         oob_nav=fragment,
+        to_the_room=to_the_room,
     )
 
 
@@ -135,7 +142,12 @@ async def hold(request: Request, event_id: UUID, session: SignedIn) -> Response:
         return await _order_page(request, event_id, invalid.status, invalid)
     limits: RateLimits = request.app.state.rate_limits
     await limits.check_booking(session.actor.user_id)
-    command = cmd.HoldTickets(actor=session.actor, event_id=event_id, lines=tuple(lines.items()))
+    command = cmd.HoldTickets(
+        actor=session.actor,
+        event_id=event_id,
+        lines=tuple(lines.items()),
+        admission=admission_of(request, event_id),
+    )
 
     async def hold_tickets(bus: MessageBus) -> str:
         booking: Booking = await bus.handle(command)

@@ -1,0 +1,139 @@
+"""The storefront's waiting room (issue 19) in-process: an event whose room is on sends its
+buyers to join it from the order form, shows their place (the pre-queue's random order said,
+tickets left and prices shown) and asks for it again when the room says, lets them order once
+admitted, and sends them back to the room when their admission is refused."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+import httpx
+
+from ticketflow.adapters.clock import ManualClock
+from ticketflow.services import queries
+
+from ..builders import EventOnSale, app_bus, event_on_sale
+from .conftest import csrf_token, sign_up
+
+ROOM = {"enabled": True, "admit_per_minute": 600, "session_minutes": 10}  # 10 a second
+_NONCE = re.compile(r'name="nonce" value="([^"]+)"')
+_PLACE = re.compile(r"^/events/[0-9a-f-]{36}/queue/([0-9a-f-]{36})$")
+
+
+async def room_sale(browser: httpx.AsyncClient, clock: ManualClock, sale_in: float) -> EventOnSale:
+    return await event_on_sale(
+        app_bus(browser),
+        totals=(20, 5),
+        sales_start=clock.now() + timedelta(seconds=sale_in),
+        waiting_room=ROOM,
+    )
+
+
+async def joined(browser: httpx.AsyncClient, event_id: UUID) -> str:
+    """Join from the order form, as its button does; the place page's path."""
+    form = await browser.get(f"/events/{event_id}/order")
+    assert "Join the waiting room" in form.text and 'name="nonce"' not in form.text
+    answer = await browser.post(
+        f"/events/{event_id}/queue", data={"csrf_token": csrf_token(form.text)}
+    )
+    assert answer.status_code == 303, answer.text
+    place = answer.headers["location"]
+    assert _PLACE.match(place), place
+    return str(place)
+
+
+async def hold(browser: httpx.AsyncClient, sale: EventOnSale, quantity: int) -> httpx.Response:
+    form = (await browser.get(f"/events/{sale.event.id}/order")).text
+    nonce = _NONCE.search(form)
+    assert nonce is not None, form
+    fields: dict[str, Any] = {
+        "csrf_token": csrf_token(form),
+        "nonce": nonce.group(1),
+        f"qty-{sale.ticket_types[0].id}": str(quantity),
+    }
+    return await browser.post(f"/events/{sale.event.id}/hold", data=fields)
+
+
+async def test_a_buyer_joins_from_the_order_form_waits_is_admitted_and_orders(
+    browser: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    sale = await room_sale(browser, clock, sale_in=0)
+    await sign_up(browser, "patient@example.com")
+    place = await joined(browser, sale.event.id)
+    waiting = await browser.get(place)
+    assert waiting.status_code == 200
+    assert "Your place in line: <strong>1</strong>" in waiting.text
+    assert 'hx-trigger="load delay:2s"' in waiting.text  # it asks for its place again
+    assert "25 tickets left" in waiting.text
+    clock.advance(1)  # ten admissions earned
+    admitted = await browser.get(place, headers={"HX-Request": "true"})  # the page's next look
+    assert "<html" not in admitted.text  # the place alone, swapped into the page
+    assert "It's your turn" in admitted.text and "hx-trigger" not in admitted.text
+    assert any(name.startswith("tf_admission_") for name in browser.cookies)
+    held = await hold(browser, sale, 2)
+    assert held.status_code == 303 and held.headers["location"].startswith("/checkout/")
+    async with app_bus(browser).engine.connect() as db:
+        left = await queries.availability(db, sale.event.id)
+    assert left[sale.ticket_types[0].id] == 18
+
+
+async def test_the_pre_queue_page_says_the_order_is_drawn_at_the_opening_with_the_prices(
+    browser: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    sale = await room_sale(browser, clock, sale_in=600)
+    await sign_up(browser, "early@example.com")
+    page = await browser.get(await joined(browser, sale.event.id))
+    assert "random order" in page.text and "Your place in line" not in page.text
+    assert "Tickets cost €10.00 to €20.00" in page.text
+    assert 'hx-trigger="load delay:30s"' in page.text  # ten minutes to go: looks seldom
+
+
+async def test_a_refused_admission_sends_the_buyer_back_to_the_room_with_the_reason(
+    browser: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    sale = await room_sale(browser, clock, sale_in=0)
+    await sign_up(browser, "slowpoke@example.com")
+    place = await joined(browser, sale.event.id)
+    clock.advance(1)
+    assert "It's your turn" in (await browser.get(place)).text
+    form = await browser.get(f"/events/{sale.event.id}/order")
+    clock.advance(11 * 60)  # the session ends while the order form is open
+    nonce = _NONCE.search(form.text)
+    assert nonce is not None
+    refused = await browser.post(
+        f"/events/{sale.event.id}/hold",
+        data={
+            "csrf_token": csrf_token(form.text),
+            "nonce": nonce.group(1),
+            f"qty-{sale.ticket_types[0].id}": "1",
+        },
+    )
+    assert refused.status_code == 403
+    assert "session has ended" in refused.text and "Join the waiting room" in refused.text
+    expired = await browser.get(place)
+    assert "Your turn has passed" in expired.text
+
+
+async def test_without_an_admission_no_form_holds_and_nobody_sees_anothers_place(
+    browser: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    sale = await room_sale(browser, clock, sale_in=0)
+    await sign_up(browser, "owner@example.com")
+    place = await joined(browser, sale.event.id)
+    browser.cookies.clear()
+    await sign_up(browser, "curious@example.com")
+    assert (await browser.get(place)).status_code == 404
+    form = (await browser.get(f"/events/{sale.event.id}/order")).text
+    sneaky = await browser.post(
+        f"/events/{sale.event.id}/hold",
+        data={
+            "csrf_token": csrf_token(form),
+            "nonce": uuid.uuid4().hex,
+            f"qty-{sale.ticket_types[0].id}": "1",
+        },
+    )
+    assert sneaky.status_code == 403 and "Join the waiting room" in sneaky.text
