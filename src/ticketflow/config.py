@@ -40,9 +40,10 @@ class Settings(BaseSettings):
     # 8 s at 5,000 users on the slower host; at 32 with 0.1 s patience, p95 258 ms, max 0.42 s).
     shed_requests_in_progress: int = Field(default=32, ge=0)
     shed_wait_seconds: float = Field(default=0.1, gt=0)
-    # Looks at waiting places are worked on in a line of their own, this share of the
-    # capacity above: on a busy process they give way first (api/load_shedding.py).
-    shed_room_share: float = Field(default=0.25, gt=0, le=1)
+    # Looks at waiting places and joins are worked on in lines of their own, this share of
+    # the capacity above while admitted buyers come to hold (the whole capacity otherwise):
+    # then they give way first (api/load_shedding.py).
+    shed_room_share: float = Field(default=0.0625, gt=0, le=1)
 
     # argon2id hashes (sign-up, login) at once per process, and how long the next one waits
     # for a turn before it is answered 503 + Retry-After (adapters/security.py Passwords).

@@ -64,6 +64,21 @@ async def test_who_comes_first_is_let_in_ahead_of_those_already_waiting() -> Non
     assert line.inside == 0
 
 
+async def test_a_narrowed_line_closes_the_places_given_up_past_its_new_capacity() -> None:
+    line = WaitingLine(capacity=2, patience=PATIENT)
+    assert await line.enter()
+    assert await line.enter()
+    waiting = asyncio.create_task(line.enter())
+    await asyncio.sleep(0)
+    line.capacity = 1
+    line.leave()  # two inside, one allowed: this place closes instead of going on
+    await asyncio.sleep(0)
+    assert not waiting.done() and line.inside == 1
+    line.leave()  # within the capacity again: handed to the one waiting
+    assert await waiting
+    assert line.inside == 1
+
+
 EVENT = "0190c5d2-0000-7000-8000-000000000000"
 PLACE = "0190c5d2-0000-7000-8000-000000000001"
 
@@ -136,7 +151,10 @@ async def _status(
     return int(sent[0]["status"])
 
 
-async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_on() -> None:
+ADMITTED = [(b"ticketflow-admission", b"a token")]
+
+
+async def test_looks_past_the_rooms_share_are_shed_while_admitted_buyers_hold() -> None:
     held = HeldRequests(expected=4)
     heard: list[tuple[UUID, UUID]] = []
     shedding = LoadSheddingMiddleware(
@@ -147,12 +165,12 @@ async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_
         refused_look=lambda scope, event_id, ticket_id: heard.append((event_id, ticket_id)),
     )
     look = f"{API}/events/{EVENT}/queue/{PLACE}"
-    looking = [asyncio.create_task(_status(shedding, "GET", look)) for _ in range(2)]
-    others = [
-        asyncio.create_task(_status(shedding, "POST", f"{API}/bookings")),
+    others = [  # an admitted buyer's hold narrows the room's lines to their share: 2 places
+        asyncio.create_task(_status(shedding, "POST", f"{API}/bookings", sending=ADMITTED)),
         asyncio.create_task(_status(shedding, "GET", f"{API}/events/{EVENT}")),
     ]
-    await held.all_inside.wait()  # the two looks, the booking and the ordinary read
+    looking = [asyncio.create_task(_status(shedding, "GET", look)) for _ in range(2)]
+    await held.all_inside.wait()  # the booking, the ordinary read and the two looks
     # The room's two places are taken: refused at once (let in, it would wait for the answer).
     told: dict[bytes, bytes] = {}
     shed = await asyncio.wait_for(_status(shedding, "GET", look, told), timeout=PATIENT)
@@ -166,6 +184,35 @@ async def test_looks_past_the_rooms_share_are_shed_while_bookings_and_others_go_
     assert len(heard) == 1
     held.answer.set()
     assert await asyncio.gather(*looking, *others) == [200] * 4
+
+
+async def test_the_rooms_lines_are_as_wide_as_the_ordinary_one_while_nobody_admitted_holds() -> (
+    None
+):
+    held = HeldRequests(expected=8)
+    shedding = LoadSheddingMiddleware(
+        held, capacity=4, patience=0.01, room_share=0.25, refused_look=lambda *_: None
+    )
+    look, join = f"{API}/events/{EVENT}/queue/{PLACE}", f"{API}/events/{EVENT}/queue"
+    # Before a sale opens nobody is admitted: the pre-queue's joins and looks get every place.
+    inside = [asyncio.create_task(_status(shedding, "GET", look)) for _ in range(4)]
+    inside += [asyncio.create_task(_status(shedding, "POST", join)) for _ in range(4)]
+    await held.all_inside.wait()
+    assert await asyncio.wait_for(_status(shedding, "POST", join), timeout=PATIENT) == 503
+    # An admitted buyer comes to hold: the lines narrow to one place, closing the ones freed.
+    holding = asyncio.create_task(_status(shedding, "POST", f"{API}/bookings", sending=ADMITTED))
+    await asyncio.sleep(0)
+    assert held.inside == 9
+    held.answer.set()
+    assert await asyncio.gather(*inside, holding) == [200] * 9
+    assert shedding.lines[Line.JOIN].inside == shedding.lines[Line.ROOM].inside == 0
+    held.answer.clear()
+    held.expected, held.all_inside = 10, asyncio.Event()
+    joining = asyncio.create_task(_status(shedding, "POST", join))
+    await held.all_inside.wait()  # the one place of the narrowed line
+    assert await asyncio.wait_for(_status(shedding, "POST", join), timeout=PATIENT) == 503
+    held.answer.set()
+    assert await joining == 200
 
 
 async def test_a_payment_waiting_behind_other_requests_is_let_in_first() -> None:
@@ -232,18 +279,19 @@ async def test_a_new_hold_gives_way_while_a_buyer_waits_to_pay() -> None:
     assert entered == [f"{API}/bookings", hold, hold, payment, hold]
 
 
-async def test_joins_past_their_share_are_shed_while_other_requests_go_on() -> None:
-    held = HeldRequests(expected=3)
+async def test_joins_past_their_share_are_shed_while_admitted_buyers_hold() -> None:
+    held = HeldRequests(expected=4)
     shedding = LoadSheddingMiddleware(
         held, capacity=8, patience=0.01, room_share=0.25, refused_look=lambda *_: None
     )
     join = f"{API}/events/{EVENT}/queue"
+    holding = asyncio.create_task(_status(shedding, "POST", f"{API}/bookings", sending=ADMITTED))
     joining = [asyncio.create_task(_status(shedding, "POST", join)) for _ in range(2)]
     browsing = asyncio.create_task(_status(shedding, "GET", f"{API}/events/{EVENT}"))
-    await held.all_inside.wait()  # the two joins the share allows, and the read
+    await held.all_inside.wait()  # the hold, the two joins the share allows, and the read
     told: dict[bytes, bytes] = {}
     assert await asyncio.wait_for(_status(shedding, "POST", join, told), timeout=PATIENT) == 503
     assert told[b"retry-after"] == b"1"  # nothing was done for it: ask again soon
-    assert held.inside == 3
+    assert held.inside == 4
     held.answer.set()
-    assert await asyncio.gather(*joining, browsing) == [200] * 3
+    assert await asyncio.gather(holding, *joining, browsing) == [200] * 4
