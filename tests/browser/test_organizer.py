@@ -25,13 +25,10 @@ async def test_an_organizer_sells_and_admits_a_ticket(
     await signed_in(page, shop_bus, Role.MANAGER)
     await page.goto("/organizer")
     await page.get_by_role("link", name="Create event").click()
-    await page.get_by_label("Title").fill("Harbour Lights Festival")
     await page.get_by_label("Description").fill("Three stages by the water.")
-    await page.get_by_label("Venue").fill("North Quay")
-    await page.get_by_label("Starts (UTC)").fill("2031-08-14T18:00")
-    await page.get_by_label("Ends (UTC)").fill("2031-08-14T23:30")
-    await page.get_by_role("button", name="Create event").click()
-    await expect(page.get_by_role("heading", level=1)).to_contain_text("Harbour Lights Festival")
+    await _create_event(
+        page, "Harbour Lights Festival", "North Quay", "2031-08-14T18:00", "2031-08-14T23:30"
+    )
 
     await page.get_by_role("link", name="Add ticket type").click()
     await page.get_by_label("Name").fill("Early bird")
@@ -73,12 +70,10 @@ async def test_an_organizer_turns_the_waiting_room_on(
 ) -> None:
     await signed_in(page, shop_bus, Role.MANAGER)
     await page.goto("/organizer/events/new")
-    await page.get_by_label("Title").fill("Midnight Ferry Sessions")
-    await page.get_by_label("Venue").fill("Pier 4")
-    await page.get_by_label("Starts (UTC)").fill("2031-09-20T20:00")
-    await page.get_by_label("Ends (UTC)").fill("2031-09-20T23:00")
     await page.get_by_label("Sales open (UTC)").fill("2031-09-01T10:00")
-    await page.get_by_role("button", name="Create event").click()
+    await _create_event(
+        page, "Midnight Ferry Sessions", "Pier 4", "2031-09-20T20:00", "2031-09-20T23:00"
+    )
     await expect(page.locator("#room-state")).to_have_text("Waiting room off")
 
     await page.get_by_role("link", name="Waiting room", exact=True).click()
@@ -96,6 +91,16 @@ async def test_an_organizer_turns_the_waiting_room_on(
         "Waiting room on: 200 a minute, session 10 min, pre-queue from Mon 1 Sep 2031, 09:30 UTC"
     )
     await page.screenshot(path=tmp_path / "dashboard.png", full_page=True)
+
+
+async def _create_event(page: Page, title: str, venue: str, starts_at: str, ends_at: str) -> None:
+    """Fill in the rest of the open event form and send it."""
+    await page.get_by_label("Title").fill(title)
+    await page.get_by_label("Venue").fill(venue)
+    await page.get_by_label("Starts (UTC)").fill(starts_at)
+    await page.get_by_label("Ends (UTC)").fill(ends_at)
+    await page.get_by_role("button", name="Create event").click()
+    await expect(page.get_by_role("heading", level=1)).to_contain_text(title)
 
 
 async def _first_ticket_type(bus: MessageBus, event_id: str) -> str:

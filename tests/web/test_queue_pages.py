@@ -46,13 +46,28 @@ async def joined(browser: httpx.AsyncClient, event_id: UUID) -> str:
     return str(place)
 
 
-async def hold(browser: httpx.AsyncClient, sale: EventOnSale, quantity: int) -> httpx.Response:
-    form = (await browser.get(f"/events/{sale.event.id}/order")).text
+async def admitted(
+    browser: httpx.AsyncClient, clock: ManualClock, sale: EventOnSale, email: str
+) -> str:
+    """A new buyer's place, joined and admitted (the first in line, a second after the
+    opening); its page's path."""
+    await sign_up(browser, email)
+    place = await joined(browser, sale.event.id)
+    clock.advance(1)
+    assert "It's your turn" in (await browser.get(place)).text
+    return place
+
+
+async def hold(
+    browser: httpx.AsyncClient, sale: EventOnSale, quantity: int, form: str | None = None
+) -> httpx.Response:
+    """Send the order form (`form`: as opened earlier; else opened now) for `quantity` of the
+    first ticket type; a form without quantities (the room's) sent as if it had them."""
+    form = form or (await browser.get(f"/events/{sale.event.id}/order")).text
     nonce = _NONCE.search(form)
-    assert nonce is not None, form
     fields: dict[str, Any] = {
         "csrf_token": csrf_token(form),
-        "nonce": nonce.group(1),
+        "nonce": nonce.group(1) if nonce else uuid.uuid4().hex,
         f"qty-{sale.ticket_types[0].id}": str(quantity),
     }
     return await browser.post(f"/events/{sale.event.id}/hold", data=fields)
@@ -64,7 +79,7 @@ async def test_a_buyer_joins_from_the_order_form_waits_is_admitted_and_orders(
     sale = await room_sale(browser, clock, sale_in=0)
     await sign_up(browser, "patient@example.com")
     place = await joined(browser, sale.event.id)
-    waiting = await browser.get(place)
+    waiting = await browser.get(place)  # the sale opened this instant: nobody admitted yet
     assert waiting.status_code == 200
     assert "Your place in line: <strong>1</strong>" in waiting.text
     assert 'hx-trigger="load delay:2s"' in waiting.text  # it asks for its place again
@@ -96,22 +111,11 @@ async def test_a_refused_admission_sends_the_buyer_back_to_the_room_with_the_rea
     browser: httpx.AsyncClient, clock: ManualClock
 ) -> None:
     sale = await room_sale(browser, clock, sale_in=0)
-    await sign_up(browser, "slowpoke@example.com")
-    place = await joined(browser, sale.event.id)
-    clock.advance(1)
-    assert "It's your turn" in (await browser.get(place)).text
+    place = await admitted(browser, clock, sale, "slowpoke@example.com")
     form = await browser.get(f"/events/{sale.event.id}/order")
+    assert 'name="nonce"' in form.text
     clock.advance(11 * 60)  # the session ends while the order form is open
-    nonce = _NONCE.search(form.text)
-    assert nonce is not None
-    refused = await browser.post(
-        f"/events/{sale.event.id}/hold",
-        data={
-            "csrf_token": csrf_token(form.text),
-            "nonce": nonce.group(1),
-            f"qty-{sale.ticket_types[0].id}": "1",
-        },
-    )
+    refused = await hold(browser, sale, 1, form.text)
     assert refused.status_code == 403
     assert "session has ended" in refused.text and "Join the waiting room" in refused.text
     expired = await browser.get(place)
@@ -127,13 +131,5 @@ async def test_without_an_admission_no_form_holds_and_nobody_sees_anothers_place
     browser.cookies.clear()
     await sign_up(browser, "curious@example.com")
     assert (await browser.get(place)).status_code == 404
-    form = (await browser.get(f"/events/{sale.event.id}/order")).text
-    sneaky = await browser.post(
-        f"/events/{sale.event.id}/hold",
-        data={
-            "csrf_token": csrf_token(form),
-            "nonce": uuid.uuid4().hex,
-            f"qty-{sale.ticket_types[0].id}": "1",
-        },
-    )
+    sneaky = await hold(browser, sale, 1)  # the room's form, sent with a quantity anyway
     assert sneaky.status_code == 403 and "Join the waiting room" in sneaky.text
