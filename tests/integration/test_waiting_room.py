@@ -6,7 +6,7 @@ that closes the room instead of admitting anyone twice."""
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -95,6 +95,8 @@ async def admitted(
     clock.advance(max(0.0, (sale.event.sales_start - clock.now()).total_seconds()) + 1)
     place = await look(client, buyer, sale.event.id, place)
     assert place["state"] == "admitted", place
+    ends = datetime.fromisoformat(place["admission_expires_at"])
+    assert ends - clock.now() == timedelta(minutes=ROOM["session_minutes"])  # admitted just now
     return place
 
 

@@ -88,6 +88,9 @@ async def test_a_buyer_joins_from_the_order_form_waits_is_admitted_and_orders(
     admitted = await browser.get(place, headers={"HX-Request": "true"})  # the page's next look
     assert "<html" not in admitted.text  # the place alone, swapped into the page
     assert "It's your turn" in admitted.text and "hx-trigger" not in admitted.text
+    assert "You can order tickets now, until" in admitted.text
+    cookie = admitted.headers["set-cookie"]
+    assert cookie.startswith("tf_admission_") and "Max-Age=600" in cookie  # the session left
     assert any(name.startswith("tf_admission_") for name in browser.cookies)
     held = await hold(browser, sale, 2)
     assert held.status_code == 303 and held.headers["location"].startswith("/checkout/")

@@ -3,6 +3,7 @@ event's)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel, Field
@@ -33,6 +34,9 @@ class PlaceOut(BaseModel):
         None,
         description="Once admitted: send it as the `TicketFlow-Admission` header of "
         "POST /bookings for this event, until your session ends",
+    )
+    admission_expires_at: datetime | None = Field(
+        None, description="Once admitted: when the session (and the admission token) ends"
     )
     price_range: PriceRangeOut | None = Field(description="What this event's tickets cost")
     tickets_left: int | None = Field(

@@ -74,6 +74,7 @@ class PlaceView:
     eta_seconds: int
     look_again_seconds: int
     admission_token: str | None
+    admission_expires_at: datetime | None  # when the admission's session ends
     price_range: PriceRange | None
     tickets_left: int | None  # unsold and not held, as of this process's last refresh
 
@@ -212,13 +213,14 @@ class WaitingRooms:
         per_minute: float,
         now: datetime,
     ) -> PlaceView:
-        token, position, eta, look_again = None, None, 0, 0
+        token, expires_at, position, eta, look_again = None, None, None, 0, 0
         if place.abandoned:
             state = PlaceState.EXPIRED
         elif place.admitted_at is not None:
             state = admission_state(place.admitted_at, room.session, now)
             if state is PlaceState.ADMITTED:
                 admitted_at = place.admitted_at
+                expires_at = admitted_at + room.session
                 token = self.lines.admission(
                     place.ticket_id,
                     room.session,
@@ -248,6 +250,7 @@ class WaitingRooms:
             eta,
             look_again,
             token,
+            expires_at,
             _price_range(snapshot),
             self._tickets_left.get(event.id),
         )

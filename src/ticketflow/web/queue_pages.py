@@ -56,10 +56,10 @@ async def place_page(
     place: PlaceView = await bus.handle(cmd.VisitPlace(session.actor, event_id, ticket_id))
     async with bus.engine.connect() as db:
         event = await queries.event_detail(db, event_id, session.actor)
-    if place.state is PlaceState.ADMITTED and place.admission_token:
-        # Kept no longer than a session lasts: the hold checks the token's own expiry anyway.
-        minutes = (event.get("waiting_room") or {}).get("session_minutes", 10)
-        set_cookie(request, admission_cookie(event_id), place.admission_token, minutes * 60)
+    if place.admission_token and place.admission_expires_at:
+        # Kept as long as the session lasts (the hold checks the token's own expiry anyway).
+        left = (place.admission_expires_at - bus.deps.clock.now()).total_seconds()
+        set_cookie(request, admission_cookie(event_id), place.admission_token, max(1, int(left)))
     fragment = bool(request.headers.get("hx-request"))  # the page asking for its place again
     return await private_page(
         request,
