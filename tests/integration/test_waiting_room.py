@@ -12,7 +12,7 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from ticketflow.adapters.clock import ManualClock
 from ticketflow.adapters.tables import domain_events
@@ -364,6 +364,31 @@ async def test_the_room_admits_no_more_buyers_than_tickets_are_left_for_them(
         assert in_state(seen, "expired") == first
         assert len(in_state(seen, "admitted")) == 2
         await assert_invariants(app.bus.engine)
+
+
+async def test_a_room_that_cant_read_its_tickets_left_admits_nobody_and_keeps_its_places(
+    stack: Stack, clock: ManualClock
+) -> None:
+    async with running_app(stack.settings(), clock) as app:
+        client = app.client()
+        sale = await room_sale(app.bus, clock, sale_in=0, admit_per_minute=60)
+        buyer = await account(app.bus)
+        place = await join(client, buyer, sale.event.id)
+        # The availability read model unreadable (a real error from the database, whatever
+        # the statement caches hold), for longer than a place may go unseen.
+        rename = "ALTER TABLE rm_availability RENAME COLUMN {} TO {}"
+        async with app.bus.engine.begin() as db:
+            await db.execute(text(rename.format("available", "available_away")))
+        try:
+            for _ in range(3):
+                clock.advance(30)
+                seen = await look(client, buyer, sale.event.id, place)
+                assert seen["state"] == "waiting" and seen["position"] == 1
+        finally:
+            async with app.bus.engine.begin() as db:
+                await db.execute(text(rename.format("available_away", "available")))
+        clock.advance(1)  # its looks were its heartbeats: its turn, now the tickets are known
+        assert (await look(client, buyer, sale.event.id, place))["state"] == "admitted"
 
 
 async def test_a_stream_of_an_admitted_place_sends_its_token_and_ends(

@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 from uuid import UUID
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ticketflow import metrics
@@ -149,15 +150,29 @@ class WaitingRooms:
         per_minute = self.per_minute(event.id, room)
 
         async def moved_on(heard: Heartbeats) -> Visit:
-            async with self._engine.connect() as connection:
-                unsold = sum((await queries.availability(connection, event.id)).values())
-            self._tickets_left[event.id] = unsold
-            advance = await self._advance(event, room, per_minute, now, unsold)
+            unsold = await self._unsold(event.id)
+            advance = None
+            if unsold is not None:
+                self._tickets_left[event.id] = unsold
+                advance = await self._advance(event, room, per_minute, now, unsold)
             visit = await self.states.visit(event.id, None, now, advance, heard)
             _measure(event.id, visit)
             return visit
 
         return per_minute, await self.lines.line(event.id, now, moved_on)
+
+    async def _unsold(self, event_id: UUID) -> int | None:
+        """The event's tickets neither sold nor held; None if the database can't say now:
+        then the room admits nobody this round, but still writes the heartbeats it heard and
+        answers looks (losing them would skip people who were there)."""
+        try:
+            async with self._engine.connect() as connection:
+                return sum((await queries.availability(connection, event_id)).values())
+        except SQLAlchemyError:
+            log.warning(
+                "waiting room of event %s admits nobody: its tickets left are unknown", event_id
+            )
+            return None
 
     def _seen(
         self,
