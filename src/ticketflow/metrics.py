@@ -29,12 +29,16 @@ from prometheus_client import (
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-# A fast API: most answers take a few milliseconds, so the low buckets are fine-grained.
+# A fast API: most answers take a few milliseconds, so the low buckets are fine-grained; and
+# between 100 and 250 ms, where latency targets sit (a p99 "under 100 ms" missed by how much).
 REQUEST_DURATION = Histogram(
     "ticketflow_http_request_duration_seconds",
     "HTTP requests answered, by method, route template and status, and how long they took",
     ["method", "route", "status"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+    buckets=(
+        *(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.25),
+        *(0.5, 1.0, 2.5, 5.0, 10.0),
+    ),
 )
 BOOKINGS = Counter(
     "ticketflow_bookings",
