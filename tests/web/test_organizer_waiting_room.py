@@ -1,7 +1,7 @@
 """The organizer's waiting room page in-process (issue 19): it shows the room as configured,
 saves it as the API takes it (and the API then shows the same room), turns it off keeping its
 settings, refuses bad values next to their field without changing anything, and is the event's
-organizer's alone."""
+organizer's alone; the event's dashboard shows the room's line as it stands."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
+from ticketflow.adapters.waiting_rooms import LocalRoomStates
+from ticketflow.domain import commands as cmd
 from ticketflow.domain.model import Role
 
-from ..builders import API, Account, EventOnSale, event_on_sale
+from ..builders import API, Account, EventOnSale, account, event_on_sale
 from .conftest import app_bus, csrf_token, form_post
 from .staff import sign_in_as
 
@@ -179,3 +181,20 @@ async def test_a_buyer_is_refused_the_room_page(browser: httpx.AsyncClient) -> N
     assert refused.status_code == 403
     assert "This form has expired" not in refused.text  # refused for the role, not the token
     assert await room_in_api(browser, sale.organizer, sale) is None
+
+
+async def test_the_dashboard_shows_the_rooms_line_and_says_when_it_was_lost(
+    browser: httpx.AsyncClient,
+) -> None:
+    _, sale, _ = await organizers_sale(browser, {**CONFIGURED, "opens_at": None})
+    bus = app_bus(browser)
+    for _ in range(2):
+        buyer = await account(bus)
+        await bus.handle(cmd.JoinWaitingRoom(buyer.actor, sale.event.id))
+    dashboard = f"/organizer/events/{sale.event.id}"
+    shown = (await browser.get(dashboard)).text
+    assert "2 waiting in line, 0 let through so far" in shown
+    states = bus.deps.rooms.states
+    assert isinstance(states, LocalRoomStates)  # this app's rooms live in its process
+    states.forget_all()  # as after a restart
+    assert "The room's line was lost" in (await browser.get(dashboard)).text

@@ -193,6 +193,14 @@ class WaitingRooms:
             raise NotFound("No such place in this waiting room.")
         return self._view(place, event, room, snapshot, per_minute, now)
 
+    async def line_now(self, event_id: UUID) -> Visit | None:
+        """The room's line as it stands (how many wait, how many were let through), changing
+        nothing; None if it was lost (the room is closed until configured again)."""
+        try:
+            return await self.states.visit(event_id, None, self._clock.now(), None)
+        except RoomUnavailable:
+            return None
+
     def still_there(self, event_id: UUID, ticket_id: UUID) -> None:
         """A look at a place that this process was too busy to answer (api/load_shedding.py):
         its heartbeat all the same. Written with the others; the line keeps it only for a place

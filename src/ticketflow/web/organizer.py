@@ -159,18 +159,22 @@ async def cancel_event(request: Request, event_id: UUID, manager: Manager) -> Re
 
 @router.get("/organizer/events/{event_id}")
 async def sales_dashboard(request: Request, event_id: UUID, manager: Manager) -> Response:
-    """Sales per ticket type and over time; five queries whatever the number of types."""
+    """Sales per ticket type and over time, five queries whatever the number of types; and
+    the waiting room's line as it stands, if the room is on."""
     async with bus_of(request).engine.connect() as db:
         event = await own_event(db, event_id, manager.actor)
         sales = await read_models.sales_summary(db, event_id, manager.actor)
         series, step = await sales_history.tickets_sold_over_time(db, event_id)
     site = str(request.base_url).rstrip("/")
+    room = configured_room(event)
+    line = await bus_of(request).deps.rooms.line_now(event_id) if room and room.enabled else None
     return await private_page(
         request,
         "organizer/dashboard.html",
         event=event,
         sales=sales,
         chart=sales_chart(series, step),
-        room=configured_room(event),
+        room=room,
+        line=line,
         site=site,
     )
