@@ -183,7 +183,7 @@ async def test_a_buyer_is_refused_the_room_page(browser: httpx.AsyncClient) -> N
     assert await room_in_api(browser, sale.organizer, sale) is None
 
 
-async def test_the_dashboard_shows_the_rooms_line_and_says_when_it_was_lost(
+async def test_the_dashboard_shows_the_rooms_line_and_when_it_was_lost_until_saved(
     browser: httpx.AsyncClient,
 ) -> None:
     _, sale, _ = await organizers_sale(browser, {**CONFIGURED, "opens_at": None})
@@ -198,3 +198,6 @@ async def test_the_dashboard_shows_the_rooms_line_and_says_when_it_was_lost(
     assert isinstance(states, LocalRoomStates)  # this app's rooms live in its process
     states.forget_all()  # as after a restart
     assert "The room's line was lost" in (await browser.get(dashboard)).text
+    page = f"/organizer/events/{sale.event.id}/waiting-room"
+    assert (await form_post(browser, page, page, **ROOM_FORM)).status_code == 303
+    assert "0 waiting in line, 0 let through so far" in (await browser.get(dashboard)).text
