@@ -14,9 +14,10 @@ from uuid import UUID
 import httpx
 
 from ticketflow.adapters.clock import ManualClock
+from ticketflow.domain import commands as cmd
 from ticketflow.services import queries
 
-from ..builders import EventOnSale, app_bus, event_on_sale
+from ..builders import EventOnSale, account, app_bus, event_on_sale
 from .conftest import csrf_token, sign_up
 
 ROOM = {"enabled": True, "admit_per_minute": 600, "session_minutes": 10}  # 10 a second
@@ -136,3 +137,17 @@ async def test_without_an_admission_no_form_holds_and_nobody_sees_anothers_place
     assert (await browser.get(place)).status_code == 404
     sneaky = await hold(browser, sale, 1)  # the room's form, sent with a quantity anyway
     assert sneaky.status_code == 403 and "Join the waiting room" in sneaky.text
+
+
+async def test_a_place_behind_more_people_than_tickets_left_is_told_so(
+    browser: httpx.AsyncClient, clock: ManualClock
+) -> None:
+    sale = await room_sale(browser, clock, sale_in=0)  # 25 tickets; first come, first served
+    bus = app_bus(browser)
+    for _ in range(25):
+        ahead = await account(bus)
+        await bus.handle(cmd.JoinWaitingRoom(ahead.actor, sale.event.id))
+    await sign_up(browser, "hopeful@example.com")
+    page = (await browser.get(await joined(browser, sale.event.id))).text
+    assert "Your place in line: <strong>26</strong>" in page
+    assert "25 people are ahead of you and 25 tickets are left: you may not get one" in page
