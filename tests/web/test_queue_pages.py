@@ -19,6 +19,7 @@ from ticketflow.services import queries
 
 from ..builders import EventOnSale, account, app_bus, event_on_sale
 from .conftest import csrf_token, sign_up
+from .test_storefront import statements_counted
 
 ROOM = {"enabled": True, "admit_per_minute": 600, "session_minutes": 10}  # 10 a second
 _NONCE = re.compile(r'name="nonce" value="([^"]+)"')
@@ -85,6 +86,12 @@ async def test_a_buyer_joins_from_the_order_form_waits_is_admitted_and_orders(
     assert "Your place in line: <strong>1</strong>" in waiting.text
     assert 'hx-trigger="load delay:2s"' in waiting.text  # it asks for its place again
     assert "25 tickets left" in waiting.text
+    with statements_counted(app_bus(browser).engine) as statements:
+        again = await browser.get(place, headers={"HX-Request": "true"})  # within a refresh
+    assert "Your place in line: <strong>1</strong>" in again.text
+    # The event and its tickets left come from the process's copies, as for the API's look
+    # (what is read is the browser session's own check).
+    assert not [sql for sql in statements if "events" in sql or "rm_availability" in sql]
     clock.advance(1)  # ten admissions earned
     admitted = await browser.get(place, headers={"HX-Request": "true"})  # the page's next look
     assert "<html" not in admitted.text  # the place alone, swapped into the page

@@ -12,9 +12,9 @@ shared counters (see `_allocate`). The inserts (bookings, their events and read-
 with the statement that claims the holds' keys, not with the one that locks the row: a row
 every batch of every process waits for is then locked for that statement, the decrement and
 the commit only (the twelfth session timed ~4.2 ms of an 8.6 ms batch under the lock with the
-inserts there). A batch allocates from the row as this process's previous
-batch left it, when that is recent and far from sold out, instead of reading it again: the
-check under the lock catches whatever changed meanwhile, as it does for a read (`_recalled`).
+inserts there). A batch allocates from the row as this process's previous batch left it,
+when that is recent and far from sold out, instead of reading it again: the check under the
+lock catches whatever changed meanwhile, as it does for a read (`_recalled`).
 
 A hold may bring its Idempotency-Key unclaimed (`KeyClaim`, from the booking hot path): the batch
 claims it in the hold's own transaction, already answered, instead of the request spending one

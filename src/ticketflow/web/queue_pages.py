@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from ticketflow.domain import commands as cmd
+from ticketflow.domain.errors import NotFound
 from ticketflow.domain.waiting_room import PlaceState
-from ticketflow.services import queries
 from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.waiting_rooms import PlaceView
 from ticketflow.web.cookies import set_cookie
@@ -54,8 +54,11 @@ async def place_page(
 ) -> Response:
     bus = _bus(request)
     place: PlaceView = await bus.handle(cmd.VisitPlace(session.actor, event_id, ticket_id))
-    async with bus.engine.connect() as db:
-        event = await queries.event_detail(db, event_id, session.actor)
+    # The event as the visit just read it (the process's copy): the page asks again every few
+    # seconds while its buyer waits, and must cost no more than the API's look, no query.
+    snapshot = await bus.deps.catalog.get(event_id)
+    if snapshot is None:
+        raise NotFound("No such event.")
     if place.admission_token and place.admission_expires_at:
         # Kept as long as the session lasts (the hold checks the token's own expiry anyway).
         left = (place.admission_expires_at - bus.deps.clock.now()).total_seconds()
@@ -64,7 +67,7 @@ async def place_page(
     return await private_page(
         request,
         "_queue_place.html" if fragment else "queue.html",
-        event=event,
+        event=snapshot[0],
         place=place,
         waiting=place.state is PlaceState.WAITING,
     )
