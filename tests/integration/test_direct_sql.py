@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, MultipleResultsFound
 
 from tests.conftest import wipe
 from ticketflow.adapters.db import create_engine
-from ticketflow.adapters.direct_sql import Direct, drop_later, send_later
+from ticketflow.adapters.direct_sql import Direct, carries_later, drop_later, send_later
 from ticketflow.adapters.tables import domain_events, rm_event_sales
 from ticketflow.config import Settings
 
@@ -334,3 +334,42 @@ async def test_writes_a_commit_left_unsent_are_never_lost_silently(engine) -> No
         else:  # SQLite runs a write at once: it was stored
             assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 1
             await connection.rollback()
+
+
+_CLOSE = Direct(  # goes first: RETURNING the row it changed, if any
+    update(rm_event_sales)
+    .where(rm_event_sales.c.event_id == bindparam("event"), rm_event_sales.c.status == "live")
+    .values(status="closed")
+    .returning(rm_event_sales.c.event_id)
+)
+
+
+async def test_queued_updates_go_behind_a_first_statement_only_if_it_wrote(engine) -> None:  # type: ignore[no-untyped-def]
+    """Direct.rows_first: a queued UPDATE waits for the statement's own write (a hold's
+    decrement before the counters), and is left undone if it wrote nothing; a queued INSERT
+    goes with it either way."""
+    first, other, organizer = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    sales = [
+        {"event_id": first, "organizer_id": uuid.uuid4(), "title": "t", "status": "live"},
+        {"event_id": other, "organizer_id": organizer, "title": "t", "status": "live"},
+    ]
+    async with engine.begin() as connection:
+        await _SALES.run_many(connection, sales)
+    titles = select(rm_event_sales.c.title).where(rm_event_sales.c.organizer_id == organizer)
+    for attempt, (wrote, title) in enumerate(((True, "renamed 0"), (False, "renamed 0"))):
+        stream = uuid.uuid4()
+        async with engine.connect() as connection:
+            await connection.begin()
+            if not carries_later(connection):  # SQLite runs queued writes at once: refused
+                with pytest.raises(RuntimeError):
+                    await _CLOSE.rows_first(connection, {"event": first})
+                return
+            await _APPEND.run_many(connection, later=True, many=[_event(stream, 1)])
+            rename = {"organizer": organizer, "new_title": f"renamed {attempt}"}
+            await _RENAME.run_many(connection, later=True, many=[rename])
+            rows = await _CLOSE.rows_first(connection, {"event": first})  # "closed" the 2nd time
+            assert [row.event_id for row in rows] == ([first] if wrote else [])
+            await connection.commit()
+        async with engine.connect() as connection:
+            assert await connection.scalar(titles) == title
+            assert (await _COUNT.one_or_none(connection, {"stream": stream})).n == 1

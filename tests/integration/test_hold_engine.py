@@ -289,7 +289,9 @@ async def test_a_batch_waits_for_the_ticket_types_row_with_its_writes_already_se
     """The row every batch of every process locks is locked for a batch's last statements
     only: its inserts (bookings, their events and read models) go with the keys' claim,
     before, so the statement that waits for the row carries none of them and a batch holding
-    the row makes the others wait for no insert of its own."""
+    the row makes the others wait for no insert of its own. That statement is the decrement
+    itself (no locked read first), and the shared counters it carries are not locked while it
+    waits: they are taken after the row, in the order every writer takes them."""
     bus = two_processes[0]
     sale = await event_on_sale(bus, totals=(5,))
     tier = sale.ticket_types[0].id
@@ -312,10 +314,17 @@ async def test_a_batch_waits_for_the_ticket_types_row_with_its_writes_already_se
         )
         holding = asyncio.create_task(_hold_claiming(bus, _claim(buyer, "waits"), buyer, sale))
         await eventually(a_statement_waits_for_the_row, within=10.0, what="the batch's lock wait")
+        async with bus.engine.connect() as third:  # the counters' rows: free meanwhile
+            for table in ("rm_ticket_type_sales", "rm_availability"):
+                locked = text(
+                    f"SELECT 1 FROM {table} WHERE ticket_type_id = :id FOR NO KEY UPDATE NOWAIT"
+                )
+                assert (await third.execute(locked, {"id": tier})).scalar() == 1
+            await third.rollback()
         await other_process.rollback()
     booking = await holding
-    [statement] = waiting  # its first kB (track_activity_query_size): the locked read's start
-    assert " ".join(statement.split()).startswith("WITH share_locked_event AS (SELECT"), statement
+    [statement] = waiting  # its first kB (track_activity_query_size): the decrement's start
+    assert " ".join(statement.split()).startswith("WITH first AS (UPDATE ticket_types"), statement
     assert "INSERT" not in statement.upper(), statement
     assert booking.lines[0].quantity == 1
     await assert_invariants(bus.engine)

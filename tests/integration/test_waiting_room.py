@@ -555,8 +555,10 @@ async def test_a_room_turned_on_behind_a_stale_copy_still_refuses_holds_without_
         buyer = await account(app.bus)
         assert (await book_admitted(client, buyer, sale, None)).status_code == 201  # copied
         async with app.bus.engine.begin() as connection:  # on, behind this process's back
-            await connection.execute(
-                update(events).where(events.c.id == sale.event.id).values(waiting_room=ROOM)
+            await connection.execute(  # as another process's save_event: a new version
+                update(events)
+                .where(events.c.id == sale.event.id)
+                .values(waiting_room=ROOM, version=events.c.version + 1)
             )
         for lines in ((sale.line(),), (sale.line(1, 0), sale.line(1, 1))):
             refused = await book_admitted(client, buyer, sale, None, *lines)

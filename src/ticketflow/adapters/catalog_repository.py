@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, exists, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ticketflow.adapters.direct_sql import Direct
+from ticketflow.adapters.direct_sql import Direct, carries_later
 from ticketflow.adapters.tables import events, ticket_types
 from ticketflow.domain.errors import Conflict
 from ticketflow.domain.model import Event, EventStatus, TicketType
@@ -97,6 +97,26 @@ _TAKE_TICKETS = Direct(
         ticket_types.c.available >= bindparam("quantity"),
     )
     .values(available=ticket_types.c.available - bindparam("quantity"))
+)
+
+# The decrement that checks as it takes (the hold batcher's, services/hold_batcher.py): the
+# event share-locked first, as in the locked read (its sub-select is evaluated before the type's
+# row is reached), and both as they were read (`version`: every other change bumps it).
+_UNCHANGED_EVENT = (
+    select(events.c.id)
+    .where(events.c.id == bindparam("event_id"), events.c.version == bindparam("event_version"))
+    .with_for_update(read=True)
+)
+_TAKE_UNCHANGED = Direct(
+    update(ticket_types)
+    .where(
+        ticket_types.c.id == bindparam("type_id"),
+        ticket_types.c.version == bindparam("type_version"),
+        ticket_types.c.available >= bindparam("quantity"),
+        exists(_UNCHANGED_EVENT),
+    )
+    .values(available=ticket_types.c.available - bindparam("quantity"))
+    .returning(ticket_types.c.available)
 )
 
 
@@ -193,6 +213,28 @@ class CatalogRepository:
             self._connection, {"type_id": ticket_type_id, "quantity": quantity}
         )
         return taken == 1
+
+    async def take_unchanged(self, read: tuple[Event, TicketType], quantity: int) -> int | None:
+        """Take `quantity` tickets if the event and the ticket type are still as `read` (but
+        for `available`) and enough are left; the tickets left after, else None. The writes
+        queued in the transaction go with it, its UPDATEs after it and only if it took
+        (Direct.rows_first): a hold batch's decrement and counters in one round trip, the
+        ticket type's row locked before the counters' rows, as everywhere."""
+        event, ticket_type = read
+        params = {
+            "event_id": event.id,
+            "event_version": event.version,
+            "type_id": ticket_type.id,
+            "type_version": ticket_type.version,
+            "quantity": quantity,
+        }
+        rows = await _TAKE_UNCHANGED.rows_first(self._connection, params)
+        return rows[0].available if rows else None
+
+    @property
+    def takes_unchanged(self) -> bool:
+        """Whether `take_unchanged` can run here (where queued writes are carried)."""
+        return carries_later(self._connection)
 
     async def return_tickets(self, quantities: Mapping[UUID, int]) -> None:
         """Put released tickets back on sale, in id order so concurrent releases can't deadlock."""

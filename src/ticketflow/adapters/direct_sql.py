@@ -176,17 +176,24 @@ class Direct:
         return tuple(params) if isinstance(self.statement, Insert) else None
 
     async def _driven(
-        self, connection: AsyncConnection, sql: str, arguments: list[list[Any]], fetch: bool
+        self,
+        connection: AsyncConnection,
+        sql: str,
+        arguments: list[list[Any]],
+        fetch: bool,
+        first: bool = False,
     ) -> Any:
         """Runs `sql` once per list of `arguments` (in one round trip), the queued writes in
-        front; its rows (`fetch`) or its status. Errors as SQLAlchemy raises them."""
+        front (`first`: gated behind it, see `rows_first`); its rows (`fetch`) or its status.
+        Errors as SQLAlchemy raises them."""
         driver = await _driver(connection)
         queued = _queued(connection)
         if queued:
             if len(arguments) > 1:  # run once per parameter set: the queued writes must go once
                 await send_later(connection)
             else:
-                sql, arguments[0] = _carrying(queued, (sql, arguments[0]))
+                carry = _gated_behind if first else _carrying
+                sql, arguments[0] = carry(queued, (sql, arguments[0]))
                 queued.clear()
         try:
             if len(arguments) > 1:
@@ -203,6 +210,23 @@ class Direct:
         compiled = self._for(connection.dialect, self._keys(params))
         return compiled.rows(
             await self._driven(connection, compiled.sql, [compiled.arguments(params)], True)
+        )
+
+    async def rows_first(
+        self, connection: AsyncConnection, params: Params | None = None
+    ) -> list[Any]:
+        """Runs it, a write RETURNING rows, ahead of the writes queued in the transaction:
+        each queued UPDATE goes with it only if it returned a row, and so after it, with the
+        locks it took already held (a hold's decrement, then the counters every writer of the
+        ticket type shares: PostgreSQL does not promise the order in which the members of one
+        WITH run, a member that reads another's rows runs after it). Only where queued writes
+        are carried (`carries_later`): elsewhere they ran when queued, before this."""
+        if not carries_later(connection):
+            raise RuntimeError("rows_first where queued writes are not carried")
+        compiled = self._for(connection.dialect, self._keys(params or {}))
+        arguments = [compiled.arguments(params or {})]
+        return compiled.rows(
+            await self._driven(connection, compiled.sql, arguments, True, first=True)
         )
 
     async def one_or_none(
@@ -314,6 +338,36 @@ def _carrying(writes: Sequence[_Write], main: _Write) -> _Write:
     return sql, [argument for _, arguments in (*writes, main) for argument in arguments]
 
 
+def _gated_behind(writes: Sequence[_Write], main: _Write) -> _Write:
+    """`main` (a write RETURNING rows) as the WITH member `first`, then `writes`, each UPDATE
+    among them run only if `first` returned a row; the statement returns `first`'s rows."""
+    sql = _gated_sql(
+        tuple((write, len(arguments)) for write, arguments in writes), main[0], len(main[1])
+    )
+    return sql, [argument for _, arguments in (main, *writes) for argument in arguments]
+
+
+@lru_cache(maxsize=256)
+def _gated_sql(writes: tuple[tuple[str, int], ...], main: str, offset: int) -> str:
+    if main.startswith("WITH "):
+        raise ValueError("a statement that goes first must not have a WITH of its own")
+    members = [f"first AS ({main})"]
+    for index, (sql, count) in enumerate(writes):
+        members.append(f"later_{index} AS ({_gate(_shifted(sql, offset))})")
+        offset += count
+    return f"WITH {', '.join(members)} SELECT * FROM first"
+
+
+def _gate(sql: str) -> str:
+    """An UPDATE made to run only once `first` returned a row (an INSERT as it is: it waits for
+    no row lock another writer holds)."""
+    if not sql.startswith("UPDATE "):
+        return sql
+    if sql.count("WHERE") != 1 or " RETURNING " in sql:
+        raise ValueError(f"cannot gate this UPDATE: {sql[:80]}")
+    return sql.replace(" WHERE ", " WHERE (", 1) + ") AND EXISTS (SELECT FROM first)"
+
+
 _PLACEHOLDER = re.compile(r"\$(\d+)")
 
 
@@ -354,6 +408,11 @@ def _unbounded(type_: TypeEngine[Any]) -> TypeEngine[Any]:
 def _adapted(connection: AsyncConnection) -> Any:
     """SQLAlchemy's adapter around the asyncpg connection."""
     return connection.sync_connection.connection.dbapi_connection  # type: ignore[union-attr]
+
+
+def carries_later(connection: AsyncConnection) -> bool:
+    """Whether writes queued `later` here go with the next statement (else they run at once)."""
+    return _direct(connection)
 
 
 def _direct(connection: AsyncConnection) -> bool:

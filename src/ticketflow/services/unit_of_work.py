@@ -189,7 +189,8 @@ class UnitOfWork:
         runs just before the shared counters are written, the transaction's final writes.
         `carrier` runs once they are queued: its first statement carries them (one round trip
         fewer), so it writes only rows whose locks the transaction holds already (`last`
-        took them), or the order in which the statement takes its locks would be unknown."""
+        took them), or runs the counters after its own write (Direct.rows_first): else the
+        order in which the statement takes its locks would be unknown."""
         assert self._connection is not None, "commit() outside `async with uow:`"
         if self._events or not self._staged:
             await self.stage()
