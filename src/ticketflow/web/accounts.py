@@ -11,18 +11,12 @@ from ticketflow.api.client_ip import client_ip
 from ticketflow.api.rate_limits import RateLimits
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import DomainError
-from ticketflow.services.messagebus import MessageBus
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 from ticketflow.web.session import SignedIn, current_session, end_session, start_session
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Text = Annotated[str, Form(max_length=320)]
 Password = Annotated[str, Form(max_length=128)]
-
-
-def _bus(request: Request) -> MessageBus:
-    bus: MessageBus = request.app.state.bus
-    return bus
 
 
 def _limits(request: Request) -> tuple[RateLimits, str]:
@@ -56,7 +50,7 @@ async def sign_in(
     limits, ip = _limits(request)
     try:
         async with limits.login_attempt(ip, email):
-            pair = await _bus(request).handle(cmd.LogIn(email=email, password=password))
+            pair = await bus_of(request).handle(cmd.LogIn(email=email, password=password))
     except DomainError as refusal:
         return await private_page(
             request, "sign_in.html", refusal.status, error=refusal, email=email, next=next
@@ -74,7 +68,7 @@ async def sign_up_form(request: Request) -> Response:
 @router.post("/sign-up")
 async def sign_up(request: Request, email: Text, password: Password) -> Response:
     limits, ip = _limits(request)
-    bus = _bus(request)
+    bus = bus_of(request)
     try:
         await limits.check_password_hashing(ip)
         await bus.handle(cmd.RegisterUser(email=email, password=password))
@@ -89,7 +83,7 @@ async def sign_up(request: Request, email: Text, password: Password) -> Response
 
 @router.post("/sign-out")
 async def sign_out(request: Request, session: SignedIn) -> Response:
-    await _bus(request).handle(cmd.LogOut(refresh_token=session.refresh_token))
+    await bus_of(request).handle(cmd.LogOut(refresh_token=session.refresh_token))
     end_session(request)
     return see_other("/?notice=signed-out")
 
@@ -104,7 +98,7 @@ async def request_password_reset(request: Request, email: Text) -> Response:
     limits, ip = _limits(request)
     try:
         await limits.check_password_reset(ip, email)
-        await _bus(request).handle(cmd.RequestPasswordReset(email))
+        await bus_of(request).handle(cmd.RequestPasswordReset(email))
     except DomainError as refusal:
         return await private_page(
             request, "password_reset.html", refusal.status, error=refusal, email=email
@@ -122,7 +116,7 @@ async def set_new_password(
     request: Request, token: Annotated[str, Form(max_length=2048)], new_password: Password
 ) -> Response:
     try:
-        await _bus(request).handle(cmd.ResetPassword(token, new_password))
+        await bus_of(request).handle(cmd.ResetPassword(token, new_password))
     except DomainError as refusal:
         return await private_page(
             request, "new_password.html", refusal.status, error=refusal, token=token

@@ -15,8 +15,7 @@ from ticketflow.services import queries
 from ticketflow.services.audit import AuditFilter, audit_events
 from ticketflow.services.pagination import DEFAULT_LIMIT
 from ticketflow.web.forms import FieldErrors
-from ticketflow.web.organizer import bus_of
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 from ticketflow.web.session import WebSession, require_role
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)

@@ -13,8 +13,8 @@ from starlette.responses import Response
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.check_in import CheckIn
 from ticketflow.domain.errors import AlreadyCheckedIn, Conflict, DomainError, NotFound, TicketVoid
-from ticketflow.web.organizer import Manager, bus_of, own_event
-from ticketflow.web.pages import PageRoute, private_page
+from ticketflow.web.organizer import Manager, own_event
+from ticketflow.web.pages import PageRoute, bus_of, private_page
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 

@@ -13,8 +13,7 @@ from ticketflow.domain.errors import DomainError
 from ticketflow.domain.model import BookingStatus
 from ticketflow.payment_provider.ledger import DECLINE_REASONS
 from ticketflow.services import queries
-from ticketflow.services.messagebus import MessageBus
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 from ticketflow.web.session import SignedIn
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -29,11 +28,6 @@ SANDBOX_CARDS = [
 ]
 
 
-def _bus(request: Request) -> MessageBus:
-    bus: MessageBus = request.app.state.bus
-    return bus
-
-
 async def _checkout_page(
     request: Request,
     session: SignedIn,
@@ -41,7 +35,7 @@ async def _checkout_page(
     status: int = 200,
     error: DomainError | None = None,
 ) -> Response:
-    bus = _bus(request)
+    bus = bus_of(request)
     async with bus.engine.connect() as db:
         booking = await queries.booking_detail(db, booking_id, session.actor)
         event = await queries.event_row(db, booking["event_id"])
@@ -75,7 +69,7 @@ async def pay(
     """Paying twice charges once: a payment in flight for the booking is resumed, and a paid
     booking is not paid again (services/payments.py)."""
     try:
-        await _bus(request).handle(cmd.PayForBooking(session.actor, booking_id, payment_method))
+        await bus_of(request).handle(cmd.PayForBooking(session.actor, booking_id, payment_method))
     except DomainError as refusal:  # declined: the hold stays, the buyer may try another card
         return await _checkout_page(request, session, booking_id, refusal.status, refusal)
     return see_other(f"/my/bookings?notice=paid#booking-{booking_id}")

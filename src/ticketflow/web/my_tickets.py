@@ -15,17 +15,11 @@ from ticketflow.domain.errors import NotFound
 from ticketflow.domain.model import BookingStatus
 from ticketflow.domain.refund_policy import buyer_refunds_closed
 from ticketflow.services import queries, read_models, storefront
-from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.pagination import DEFAULT_LIMIT
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 from ticketflow.web.session import SignedIn
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-
-def _bus(request: Request) -> MessageBus:
-    bus: MessageBus = request.app.state.bus
-    return bus
 
 
 def qr_svg(code: str, scale: int = 4) -> Markup:
@@ -43,12 +37,12 @@ async def my_bookings(
     session: SignedIn,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
-    async with _bus(request).engine.connect() as db:
+    async with bus_of(request).engine.connect() as db:
         page = await read_models.my_bookings(db, session.actor, cursor=cursor, limit=DEFAULT_LIMIT)
         paid = [b for b in page.items if b["status"] == BookingStatus.CONFIRMED.value]
         tickets = await storefront.tickets_of_bookings(db, [b["id"] for b in paid])
         terms = await storefront.refund_terms(db, paid)
-    now = _bus(request).deps.clock.now()
+    now = bus_of(request).deps.clock.now()
     return await private_page(
         request,
         "my_bookings.html",
@@ -65,7 +59,7 @@ async def my_bookings(
 
 @router.get("/my/bookings/{booking_id}/print")
 async def printable_tickets(request: Request, booking_id: UUID, session: SignedIn) -> Response:
-    async with _bus(request).engine.connect() as db:
+    async with bus_of(request).engine.connect() as db:
         booking = await queries.booking_detail(db, booking_id, session.actor)
         if booking["user_id"] != session.actor.user_id:  # an organizer's view is elsewhere
             raise NotFound("No such booking.")
@@ -78,11 +72,11 @@ async def printable_tickets(request: Request, booking_id: UUID, session: SignedI
 
 @router.post("/my/bookings/{booking_id}/cancel")
 async def cancel(request: Request, booking_id: UUID, session: SignedIn) -> Response:
-    await _bus(request).handle(cmd.CancelBooking(actor=session.actor, booking_id=booking_id))
+    await bus_of(request).handle(cmd.CancelBooking(actor=session.actor, booking_id=booking_id))
     return see_other("/my/bookings?notice=cancelled")
 
 
 @router.post("/my/bookings/{booking_id}/refund")
 async def refund(request: Request, booking_id: UUID, session: SignedIn) -> Response:
-    await _bus(request).handle(cmd.RefundBooking(session.actor, booking_id))
+    await bus_of(request).handle(cmd.RefundBooking(session.actor, booking_id))
     return see_other("/my/bookings?notice=refunded")

@@ -15,7 +15,6 @@ from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import Conflict, InvalidInput, NotFound
 from ticketflow.domain.model import Actor, Role
 from ticketflow.services import queries, read_models, sales_history
-from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.pagination import DEFAULT_LIMIT
 from ticketflow.web.forms import (
     FieldErrors,
@@ -27,7 +26,7 @@ from ticketflow.web.forms import (
     utc_instant,
     whole_number,
 )
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 from ticketflow.web.room_settings import configured_room
 from ticketflow.web.sales_chart import sales_chart
 from ticketflow.web.session import WebSession, require_role
@@ -39,11 +38,6 @@ EVENT_FIELDS = (
     *("sales_start", "sales_end", "max_tickets_per_buyer", "refund_deadline"),
 )
 INSTANTS = ("starts_at", "ends_at", "sales_start", "sales_end", "refund_deadline")
-
-
-def bus_of(request: Request) -> MessageBus:
-    bus: MessageBus = request.app.state.bus
-    return bus
 
 
 async def own_event(db: AsyncConnection, event_id: UUID, actor: Actor) -> dict[str, Any]:

@@ -13,8 +13,8 @@ from ticketflow.api.schemas import WaitingRoomIn
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import Conflict, InvalidInput
 from ticketflow.web.forms import FieldErrors, checked, form_fields, refusal_errors
-from ticketflow.web.organizer import Manager, bus_of, own_event
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.organizer import Manager, own_event
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 from ticketflow.web.room_settings import (
     ROOM_FIELDS,
     by_form_field,

@@ -18,6 +18,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from ticketflow.api.http_caching import PRIVATE, PUBLIC, etag_matches
 from ticketflow.domain.errors import DomainError
+from ticketflow.services.messagebus import MessageBus
 from ticketflow.web import csrf, formatting
 from ticketflow.web.rendered_pages import RenderedPages, strong_etag
 from ticketflow.web.session import SignInRequired, current_session
@@ -112,6 +113,12 @@ def public_page(
     if if_none_match is not None and etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
     return HTMLResponse(body, headers=headers)
+
+
+def bus_of(request: Request) -> MessageBus:
+    """The app's message bus, which every page's use case goes through."""
+    bus: MessageBus = request.app.state.bus
+    return bus
 
 
 def see_other(url: str) -> RedirectResponse:

@@ -16,10 +16,9 @@ from starlette.responses import Response
 from ticketflow.domain import commands as cmd
 from ticketflow.domain.errors import NotFound
 from ticketflow.domain.waiting_room import PlaceState
-from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.waiting_rooms import PlaceView
 from ticketflow.web.cookies import set_cookie
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 from ticketflow.web.session import SignedIn
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
@@ -36,15 +35,10 @@ def admission_of(request: Request, event_id: UUID) -> str | None:
     return request.cookies.get(admission_cookie(event_id)) or None
 
 
-def _bus(request: Request) -> MessageBus:
-    bus: MessageBus = request.app.state.bus
-    return bus
-
-
 @router.post("/events/{event_id}/queue")
 async def join(request: Request, event_id: UUID, session: SignedIn) -> Response:
     """Join (or find again: one place per account) and go to the place's page."""
-    place = await _bus(request).handle(cmd.JoinWaitingRoom(session.actor, event_id))
+    place = await bus_of(request).handle(cmd.JoinWaitingRoom(session.actor, event_id))
     return see_other(f"/events/{event_id}/queue/{place.ticket_id}")
 
 
@@ -52,7 +46,7 @@ async def join(request: Request, event_id: UUID, session: SignedIn) -> Response:
 async def place_page(
     request: Request, event_id: UUID, ticket_id: UUID, session: SignedIn
 ) -> Response:
-    bus = _bus(request)
+    bus = bus_of(request)
     place: PlaceView = await bus.handle(cmd.VisitPlace(session.actor, event_id, ticket_id))
     # The event as the visit just read it (the process's copy): the page asks again every few
     # seconds while its buyer waits, and must cost no more than the API's look, no query.

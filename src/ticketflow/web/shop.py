@@ -22,16 +22,11 @@ from ticketflow.services.messagebus import MessageBus
 from ticketflow.services.pagination import DEFAULT_LIMIT
 from ticketflow.web.keyed_forms import Refused, run_once
 from ticketflow.web.order_forms import asked_lines, order_choices
-from ticketflow.web.pages import PageRoute, private_page, public_page, see_other
+from ticketflow.web.pages import PageRoute, bus_of, private_page, public_page, see_other
 from ticketflow.web.queue_pages import admission_of
 from ticketflow.web.session import SignedIn, current_session
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
-
-
-def _bus(request: Request) -> MessageBus:
-    bus: MessageBus = request.app.state.bus
-    return bus
 
 
 def _day(text: str) -> date | None:
@@ -49,7 +44,7 @@ async def home(
     on: Annotated[str, Query(max_length=10)] = "",
     cursor: Annotated[str | None, Query(max_length=512)] = None,
 ) -> Response:
-    bus = _bus(request)
+    bus = bus_of(request)
     on_date = _day(on)
     async with bus.engine.connect() as db:
         page = await storefront.upcoming_events(
@@ -68,7 +63,7 @@ async def event_page(request: Request, event_id: UUID) -> Response:
     """Public and cached (its availability is live: web/static/live.js follows the feed): read
     from the process's copies as the API's GET /events/{id} is, and kept rendered while they
     stand (web/rendered_pages.py)."""
-    event, availability, hit = await _bus(request).deps.views.event(event_id, None)
+    event, availability, hit = await bus_of(request).deps.views.event(event_id, None)
     if not queries.visible(event, None):
         raise NotFound("No such event.")
     return public_page(
@@ -97,7 +92,7 @@ async def _order_page(
     asked: Mapping[UUID, int] | None = None,
 ) -> Response:
     """The order form: a fragment for the event page's htmx, a page of its own otherwise."""
-    bus = _bus(request)
+    bus = bus_of(request)
     session = await current_session(request)
     async with bus.engine.connect() as db:
         event = await queries.event_detail(db, event_id, None)

@@ -21,8 +21,8 @@ from ticketflow.web.forms import (
     refusal_errors,
     whole_number,
 )
-from ticketflow.web.organizer import Manager, bus_of, own_event
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.organizer import Manager, own_event
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 FIELDS = ("name", "price", "currency", "total", "max_per_booking", "max_per_buyer")

@@ -16,8 +16,8 @@ from ticketflow.services import webhook_queries
 from ticketflow.services.pagination import DEFAULT_LIMIT
 from ticketflow.services.webhook_fanout import webhook_event_types
 from ticketflow.web.forms import FieldErrors, checked, refusal_errors
-from ticketflow.web.organizer import Manager, bus_of
-from ticketflow.web.pages import PageRoute, private_page, see_other
+from ticketflow.web.organizer import Manager
+from ticketflow.web.pages import PageRoute, bus_of, private_page, see_other
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 Cursor = Annotated[str | None, Query(max_length=512)]

@@ -13,19 +13,13 @@ from starlette.responses import Response
 from ticketflow.api.http_caching import etag_matches
 from ticketflow.domain.errors import NotFound
 from ticketflow.services import queries
-from ticketflow.services.messagebus import MessageBus
-from ticketflow.web.pages import PageRoute, public_page
+from ticketflow.web.pages import PageRoute, bus_of, public_page
 from ticketflow.web.static_files import STATIC_DIR
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 # Its URL is fixed (sites paste it), so unlike our hashed static files it can't be kept for a
 # year: an hour, then revalidated with its ETag.
 SCRIPT_CACHE = "public, max-age=3600"
-
-
-def _bus(request: Request) -> MessageBus:
-    bus: MessageBus = request.app.state.bus
-    return bus
 
 
 @cache  # read once per process: it changes only with a release
@@ -46,7 +40,7 @@ async def widget_script(request: Request) -> Response:
 @router.get("/widget/events/{event_id}")
 async def widget_event(request: Request, event_id: UUID) -> Response:
     """The event's ticket types, prices and what is left; buying happens on our event page."""
-    event, availability, _ = await _bus(request).deps.views.event(event_id, None)
+    event, availability, _ = await bus_of(request).deps.views.event(event_id, None)
     if not queries.visible(event, None):
         raise NotFound("No such event.")
     return public_page(request, "widget/event.html", event=event, availability=availability)
