@@ -126,8 +126,8 @@ class HoldBatcher:
     ) -> list[Booking | Exception]:
         """The batch's outcomes, committed.
 
-        Allocated first from an unlocked read, the ticket type's row locked only for the
-        transaction's last statements: the other processes' batches wait for it that long, not
+        Allocated first from an unlocked read, the ticket type's row locked only by the
+        transaction's last statement: the other processes' batches wait for it that long, not
         for all of this one's writes. If the row changed meanwhile in a way that matters, the
         batch is allocated again, locked from the start. A key found in use takes its hold out
         of the batch and the rest is allocated again (rare: a retry racing its first attempt).
