@@ -27,8 +27,10 @@ lint: install
 typecheck: install
 	$(UV) run mypy src
 
+# Two test processes (pytest-xdist), each with its own throwaway database and redis-server: on
+# this 2-core machine the suite took 9.5 minutes instead of 15.6 in one.
 test: install lint typecheck nginx chromium
-	$(UV) run pytest
+	$(UV) run pytest -n 2
 
 # The flash-sale benchmark (bench/README.md): starts its own database, redis-server and app, and
 # writes bench/results/latest.{json,md}. Options: make bench BENCH_ARGS="--phases burst --buyers 2000"

@@ -17,6 +17,8 @@ from ticketflow.services.messagebus import MessageBus
 
 API = "/api/v1"
 PASSWORD = "correct-horse-battery"
+# An id no row has: fixed, so that every test process (pytest-xdist) collects the same tests.
+NOBODYS_ID = "5e1d0b7a-2c4f-4e8a-9b3d-000000000404"
 Id = UUID | str
 
 

@@ -16,6 +16,7 @@ from ticketflow.services.sweeper import sweep_once
 
 from ..builders import (
     API,
+    NOBODYS_ID,
     Id,
     account,
     book,
@@ -310,7 +311,7 @@ async def test_an_expired_hold_cannot_be_cancelled(
     await assert_invariants(bus.engine)
 
 
-@pytest.mark.parametrize("missing", [str(uuid.uuid4()), "not-a-uuid", "42"])
+@pytest.mark.parametrize("missing", [NOBODYS_ID, "not-a-uuid", "42"])
 @pytest.mark.parametrize(
     ("method", "path"), [("GET", "/bookings/{}"), ("POST", "/bookings/{}/cancel")]
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +15,7 @@ from ticketflow.services.messagebus import MessageBus
 
 from ..builders import (
     API,
+    NOBODYS_ID,
     Account,
     Id,
     account,
@@ -452,7 +452,7 @@ async def test_ticket_type_patch_changes_price_and_refuses_nulls(
 # Ids that name nothing
 
 
-@pytest.mark.parametrize("missing", [str(uuid.uuid4()), "not-a-uuid", "42"])
+@pytest.mark.parametrize("missing", [NOBODYS_ID, "not-a-uuid", "42"])
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
