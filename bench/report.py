@@ -326,7 +326,13 @@ def write_results(directory: Path, document: dict[str, Any]) -> list[Path]:
 
 
 def _batches(step: dict[str, Any]) -> str:
-    """How the hold batches went in a sustained step, when the app said (its /metrics)."""
-    if "holds_per_batch" not in step:
-        return ""
-    return f", {step['holds_per_batch']} holds per batch, {step['batch_ms']} ms per batch"
+    """How the hold batches went in a sustained step, and how the app timed its holds, when
+    the app said (its /metrics)."""
+    figures = ""
+    if "holds_per_batch" in step:
+        figures = f", {step['holds_per_batch']} holds per batch, {step['batch_ms']} ms per batch"
+    if "app_within_100ms" in step:
+        within, p99 = step["app_within_100ms"], step["app_p99_at_most_ms"]
+        bound = f"p99 at most {p99:g} ms" if p99 is not None else "p99 past the last bucket"
+        figures += f", app: {within:.1%} within 100 ms, {bound}"
+    return figures

@@ -69,6 +69,7 @@ async def test_bench_runs_every_phase_checks_invariants_and_writes_results(
     assert phases["baseline-lock"]["summary"]["stored_held"] == 50
     for step in phases["sustained"]["details"]["steps"]:  # the app's own batch counters
         assert step["holds_per_batch"] >= 1 and step["batch_ms"] > 0, step
+        assert 0 < step["app_within_100ms"] <= 1, step  # and its own timing of the holds
     pages = phases["pages"]["summary"]  # the web page, compared with browse's API read
     assert pages["req_per_s"] > 0 and isinstance(pages["of_browse"], float)
     assert pages["cache_hit_rate"] != "n/a"  # the page says X-Cache as the API's read does
