@@ -359,10 +359,12 @@ def _gated_sql(writes: tuple[tuple[str, int], ...], main: str, offset: int) -> s
 
 
 def _gate(sql: str) -> str:
-    """An UPDATE made to run only once `first` returned a row (an INSERT as it is: it waits for
-    no row lock another writer holds)."""
-    if not sql.startswith("UPDATE "):
+    """An UPDATE made to run only once `first` returned a row; a plain INSERT as it is (new
+    rows: no row lock another writer holds is waited for, whenever it runs)."""
+    if sql.startswith("INSERT ") and " ON CONFLICT " not in sql:
         return sql
+    if not sql.startswith("UPDATE "):
+        raise ValueError(f"cannot go behind a statement that goes first: {sql[:80]}")
     if sql.count("WHERE") != 1 or " RETURNING " in sql:
         raise ValueError(f"cannot gate this UPDATE: {sql[:80]}")
     return sql.replace(" WHERE ", " WHERE (", 1) + ") AND EXISTS (SELECT FROM first)"
