@@ -13,14 +13,14 @@ from bench.app_metrics import ServerLatency, answered_within, batch_figures, hol
 from bench.context import Context, PhaseResult
 from bench.invariants import check_sale
 from bench.phases.common import finish, measured, open_loop_bookings
-from bench.requests import Outcome
+from bench.requests import API, Outcome
 from bench.stats import latency_summary
 
 # If the generator itself sends this late (p99), the step measured the client, not the server.
 GENERATOR_LAG_LIMIT_MS = 10.0
 LOWEST_RATE = 50
 RATE_GRAIN = 50  # refined rates are multiples of this
-BOOKINGS = "/api/v1/bookings"
+BOOKINGS = f"{API}/bookings"
 
 
 def refined_rate(passed: int, failed: int | None, grain: int = RATE_GRAIN) -> int | None:

@@ -229,8 +229,6 @@ class HoldBatcher:
 
             async def check_under_lock() -> None:
                 nonlocal left, truth
-                if checks_as_it_takes:
-                    return
                 if not locked_first and (held or allocation.refused_for_too_few):
                     fresh = await uow.catalog.for_holds(event_id, ticket_type_id, lock=True)
                     if not allocation_stands(read, fresh, allocation, uow.clock.now()):
@@ -244,9 +242,11 @@ class HoldBatcher:
                     return
                 if checks_as_it_takes:
                     assert read is not None
-                    taken = None  # still on sale now, on the row as read; the rest, in SQL
-                    if allocation_stands(read, read, allocation, uow.clock.now()):
-                        taken = await uow.catalog.take_unchanged(read, allocation.wanted)
+                    try:  # still on sale now; the rest is the decrement's to check, in SQL
+                        read[0].check_on_sale(uow.clock.now())
+                    except DomainError:
+                        raise _Changed from None  # allocated again, locked, and refused there
+                    taken = await uow.catalog.take_unchanged(read, allocation.wanted)
                     if taken is None:
                         raise _Changed  # rolls this transaction back
                     left, truth = taken, read
@@ -254,7 +254,8 @@ class HoldBatcher:
                     raise RuntimeError("the locked row changed under its lock")
 
             if held or answered:
-                await uow.commit(last=check_under_lock, carrier=take_tickets)
+                check = None if checks_as_it_takes else check_under_lock
+                await uow.commit(last=check, carrier=take_tickets)
                 if truth is not None and left is not None:
                     event, ticket_type = truth
                     left_as = (event, replace(ticket_type, available=left))
