@@ -25,7 +25,7 @@ from ticketflow.api.hardening import (
     security_headers,
     with_headers,
 )
-from ticketflow.logging_setup import access_log
+from ticketflow.logging_setup import access_line
 from ticketflow.request_context import Caller, current_caller, current_request_id
 from ticketflow.services.requests_in_flight import RequestsInFlight
 
@@ -179,15 +179,8 @@ class ObservabilityMiddleware:
         observe(seconds)
         if route == BOOKINGS and method == "POST" and (outcome := _booking_outcome(status)):
             self._bookings[outcome].inc()
-        # request_id and user_id are added to every line written during a request.
-        access_log().info(
-            "request",
-            method=method,
-            route=route,
-            path=scope["path"],
-            status=status,
-            duration_ms=round(seconds * 1000, 2),
-        )
+        # The line names the request and its caller, as every line written during it does.
+        access_line()(method, route, scope["path"], status, round(seconds * 1000, 2))
 
 
 def install_observability(app: FastAPI) -> None:
