@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 
 import aiosmtplib
@@ -18,7 +18,7 @@ class Undeliverable(Exception):
 
 
 class Mailer(Protocol):
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         """Hand `message` over for delivery; raise Undeliverable on a permanent refusal, any
         other error when a retry may succeed (server down, timeout, 4xx)."""
         ...
@@ -29,7 +29,7 @@ class SmtpMailer:
         assert settings.smtp_host is not None
         self._settings = settings
 
-    async def send(self, message: EmailMessage) -> None:
+    async def send(self, message: Message) -> None:
         settings = self._settings
         try:
             await aiosmtplib.send(
@@ -54,14 +54,23 @@ class LoggingMailer:
     def __init__(self, with_text: bool) -> None:
         self._with_text = with_text
 
-    async def send(self, message: EmailMessage) -> None:
-        text = message.get_body(("plain",)) if self._with_text else None
+    async def send(self, message: Message) -> None:
         log.info(
             "e-mail not sent (TICKETFLOW_SMTP_HOST unset) to=%s subject=%r\n%s",
             message["To"],
-            message["Subject"],
-            text.get_content() if text is not None else "",
+            str(message["Subject"]),  # a Header, if it is not ASCII
+            _plain_text(message) if self._with_text else "",
         )
+
+
+def _plain_text(message: Message) -> str:
+    """The message's plain text part, decoded ("" if it has none)."""
+    for part in message.walk():
+        if part.get_content_type() == "text/plain":
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            return payload.decode(part.get_content_charset() or "utf-8", "replace")
+    return ""
 
 
 def mailer_for(settings: Settings) -> Mailer:

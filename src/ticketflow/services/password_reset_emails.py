@@ -5,8 +5,7 @@ token (recomputed from the reset's id, never stored), and how long it works. Sen
 from __future__ import annotations
 
 from datetime import datetime
-from email.message import EmailMessage
-from email.utils import format_datetime
+from email.message import Message
 from urllib.parse import urlencode
 from uuid import UUID
 
@@ -16,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ticketflow.adapters.event_store import StoredEvent
 from ticketflow.adapters.security import Tokens
 from ticketflow.adapters.tables import users
-from ticketflow.services.ticket_email_messages import Envelope
+from ticketflow.services.ticket_email_messages import Envelope, addressed, text_part
 
 
 async def password_reset_message(
@@ -25,7 +24,7 @@ async def password_reset_message(
     tokens: Tokens,
     envelope: Envelope,
     public_url: str,
-) -> EmailMessage | None:
+) -> Message | None:
     """The mail for a `PasswordResetRequested` event; None if its user is gone. Its link opens
     web/accounts.py's page on `public_url` (the setting), the token filled in."""
     recipient = await connection.scalar(
@@ -36,13 +35,7 @@ async def password_reset_message(
     token = tokens.password_reset_token(event.stream_id)
     link = f"{public_url.rstrip('/')}/password-reset/confirm?{urlencode({'token': token})}"
     expires_at = datetime.fromisoformat(event.data["expires_at"])
-    message = EmailMessage()
-    message["From"] = envelope.sender
-    message["To"] = recipient
-    message["Subject"] = "Reset your TicketFlow password"
-    message["Date"] = format_datetime(envelope.sent_at)
-    message["Message-ID"] = envelope.message_id
-    message.set_content(
+    text = (
         "Someone, hopefully you, asked to reset the password of your TicketFlow account.\n\n"
         f"Choose a new password here (the link works once, until "
         f"{expires_at:%d %B %Y, %H:%M UTC}):\n\n"
@@ -52,4 +45,6 @@ async def password_reset_message(
         f"{token}\n\n"
         "If you did not ask, ignore this mail: your password stays as it is.\n"
     )
-    return message
+    return addressed(
+        text_part(text, "plain"), recipient, envelope, "Reset your TicketFlow password"
+    )

@@ -10,7 +10,7 @@ lost ticket. A recipient the server refuses for good is logged and skipped, not 
 from __future__ import annotations
 
 import logging
-from email.message import EmailMessage
+from email.message import Message
 from email.utils import parseaddr
 from uuid import UUID
 
@@ -97,7 +97,7 @@ class TicketEmails:
 
 async def _booking_message(
     connection: AsyncConnection, event: StoredEvent, envelope: Envelope
-) -> EmailMessage | None:
+) -> Message | None:
     booking = await _booking_facts(connection, event.stream_id)
     if booking is None:
         return None
