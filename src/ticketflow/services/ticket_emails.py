@@ -14,7 +14,7 @@ from email.message import Message
 from email.utils import parseaddr
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ticketflow.adapters.clock import Clock
@@ -110,32 +110,36 @@ async def _booking_message(
     return refunded_message(booking, envelope)
 
 
+# Built once: building a statement costs about as much CPU as running it (bench/README.md),
+# and every paid booking's mail runs both.
+_BOOKING_FACTS = (
+    select(
+        bookings.c.id.label("booking_id"),
+        users.c.email.label("recipient"),
+        events.c.title.label("event_title"),
+        events.c.venue,
+        events.c.starts_at,
+        bookings.c.currency,
+        bookings.c.total_minor,
+    )
+    .join(users, users.c.id == bookings.c.user_id)
+    .join(events, events.c.id == bookings.c.event_id)
+    .where(bookings.c.id == bindparam("booking_id"))
+)
+_TICKETS = (  # in a stable order: by type, then id
+    select(tickets.c.code, ticket_types.c.name.label("ticket_type_name"))
+    .join(ticket_types, ticket_types.c.id == tickets.c.ticket_type_id)
+    .where(tickets.c.id.in_(bindparam("ticket_ids", expanding=True)))
+    .order_by(ticket_types.c.name, tickets.c.id)
+)
+
+
 async def _booking_facts(connection: AsyncConnection, booking_id: UUID) -> BookingFacts | None:
-    row = (
-        await connection.execute(
-            select(
-                bookings.c.id.label("booking_id"),
-                users.c.email.label("recipient"),
-                events.c.title.label("event_title"),
-                events.c.venue,
-                events.c.starts_at,
-                bookings.c.currency,
-                bookings.c.total_minor,
-            )
-            .join(users, users.c.id == bookings.c.user_id)
-            .join(events, events.c.id == bookings.c.event_id)
-            .where(bookings.c.id == booking_id)
-        )
-    ).one_or_none()
+    row = (await connection.execute(_BOOKING_FACTS, {"booking_id": booking_id})).one_or_none()
     return BookingFacts(**row._mapping) if row else None
 
 
 async def _tickets(connection: AsyncConnection, ticket_ids: list[UUID]) -> list[TicketFacts]:
-    """The tickets the confirmation issued, in a stable order (by type, then id)."""
-    rows = await connection.execute(
-        select(tickets.c.code, ticket_types.c.name.label("ticket_type_name"))
-        .join(ticket_types, ticket_types.c.id == tickets.c.ticket_type_id)
-        .where(tickets.c.id.in_(ticket_ids))
-        .order_by(ticket_types.c.name, tickets.c.id)
-    )
+    """The tickets the confirmation issued."""
+    rows = await connection.execute(_TICKETS, {"ticket_ids": ticket_ids})
     return [TicketFacts(**row._mapping) for row in rows]
