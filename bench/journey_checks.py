@@ -40,6 +40,16 @@ LEFT_ON_TYPES = text("SELECT MIN(available) FROM ticket_types WHERE id IN :types
     bindparam("types", expanding=True)
 )
 SUCCEEDED_PAYMENTS = text("SELECT COUNT(*) FROM payments WHERE status = 'succeeded'")
+# The journey's confirmed bookings, and how many of them the e-mail consumer has applied (its
+# inbox): what the run left for the consumers to do after it.
+CONFIRMED_AND_MAILED = text("""
+SELECT COUNT(*) AS confirmed, COUNT(i.stream_id) AS mailed
+FROM domain_events d
+LEFT JOIN consumer_inbox i ON i.consumer = 'email' AND i.stream_type = d.stream_type
+     AND i.stream_id = d.stream_id AND i.version = d.version
+WHERE d.type = 'booking.confirmed' AND d.stream_id IN (
+    SELECT booking_id FROM booking_lines WHERE ticket_type_id IN :types)
+""").bindparams(bindparam("types", expanding=True))
 # An access-log line of a callback the app accepted (a callback that repeats a charge the pay
 # request settled writes nothing to the database, so the log is where it is counted).
 WEBHOOK_ROUTE = "/api/v1/payments/webhook"
@@ -121,6 +131,14 @@ async def webhooks_back(engine: AsyncEngine, app_log: Path) -> tuple[int, int]:
         if callbacks >= payments or asyncio.get_running_loop().time() > deadline:
             return payments, callbacks
         await asyncio.sleep(POLL)  # poll interval while the provider's callbacks land
+
+
+async def mails_sent(engine: AsyncEngine, ticket_type_ids: Sequence[str]) -> tuple[int, int]:
+    """(the journey's confirmed bookings, of them mailed so far): under a saturating load the
+    consumers wait for lulls and fall behind, and the run does not count what it left them."""
+    async with engine.connect() as connection:
+        row = (await connection.execute(CONFIRMED_AND_MAILED, {"types": ticket_type_ids})).one()
+    return int(row.confirmed), int(row.mailed)
 
 
 def callbacks_accepted(app_log: Path) -> int:

@@ -15,7 +15,7 @@ import httpx
 
 from bench.config import CORES, BenchConfig
 from bench.context import Context, PhaseResult
-from bench.journey_checks import check_journey, webhooks_back
+from bench.journey_checks import check_journey, mails_sent, webhooks_back
 from bench.journey_requests import QUANTITIES, JourneyPlan, Route
 from bench.journey_stats import JourneyMeasurement
 from bench.phases.common import finish
@@ -64,6 +64,7 @@ async def journey(context: Context) -> PhaseResult:
     job = context.job(mode="journey", requests=plan, connections=plan.users, duration=plan.duration)
     label = f"journey: {plan.users:,} users, {plan.duration:g} s"
     m = JourneyMeasurement.of(await context.drive_raw(job, label))
+    confirmed, mailed = await mails_sent(context.bus.engine, plan.ticket_type_ids)
     payments, callbacks = await webhooks_back(context.bus.engine, context.app.running.log_path)
     checks = await check_journey(
         context.bus.engine,
@@ -82,6 +83,7 @@ async def journey(context: Context) -> PhaseResult:
         details=_details(plan, m, total),
     )
     result.details["webhooks"] = {"succeeded_payments": payments, "callbacks_received": callbacks}
+    result.details["mails_at_end"] = {"confirmed": confirmed, "mailed": mailed}
     _add_notes(context, result, plan, m)
     return await finish(context, result)
 
@@ -181,6 +183,13 @@ def _add_notes(
         result.notes.append(f"{m.users_lost} users dropped out (no new connection)")
     if len(context.tokens) < plan.users:
         result.notes.append(f"{plan.users:,} users share {len(context.tokens):,} buyers' tokens")
+    mails = result.details["mails_at_end"]
+    if mails["mailed"] < mails["confirmed"]:
+        result.notes.append(
+            f"when the load stopped, {mails['mailed']:,} of {mails['confirmed']:,} paid "
+            "bookings had been mailed their tickets: the consumers wait for lulls, so the rest "
+            "of their work comes after the measured window"
+        )
     webhooks = result.details["webhooks"]
     lost = webhooks["succeeded_payments"] - webhooks["callbacks_received"]
     if lost > 0:

@@ -78,6 +78,9 @@ async def test_bench_runs_every_phase_checks_invariants_and_writes_results(
     assert journey["summary"]["paid"] > 0 and journey["summary"]["tickets_shown"] > 0
     assert journey["details"]["statuses"]["tickets"].get("200", 0) > 0
     assert any(name.startswith("journey: every 201 payment") for name in journey["checks"])
+    mails = journey["details"]["mails_at_end"]  # what the consumers still owed when it stopped
+    assert 0 <= mails["mailed"] <= mails["confirmed"]
+    assert mails["confirmed"] >= journey["summary"]["paid"]  # + any whose answer was lost
     assert document["machine"]["postgresql"]
     assert any(target["name"].startswith("burst: exactly T held") for target in document["targets"])
     # Ours, by name: another bench on this server may start or finish meanwhile.
